@@ -6,3 +6,10 @@ mod id;
 mod random;
 
 pub use id::{ParseSessionIdError, SessionId};
+mod key;
+mod xaes;
+pub use key::{Key, KeyError, KeyId, KeyRing};
+mod claims;
+pub use claims::{Claims, DecodeError};
+mod seal;
+pub use seal::{Mode, OpenError, Opened, SealError, Sealer, MAX_COOKIE_LEN, VERSION};

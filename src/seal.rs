@@ -1,0 +1,367 @@
+//! The cookie envelope, version 1: how [`Claims`] become a cookie value and back.
+//!
+//! ```text
+//! value  = base64url_nopad(header || body)
+//! header = version (1 byte, = 1) || mode (1 byte) || key id (4 bytes)
+//! aad    = "sealed-sessions/v1" || header || u16_be(len(cookie name)) || cookie name
+//!
+//! mode 1, private: body = nonce (24) || XAES-256-GCM(key, nonce, aad, claims) || tag (16)
+//! mode 2, signed:  body = claims || HMAC-SHA256(mac key, aad || claims)        (tag: 32)
+//! ```
+//!
+//! The associated data binds the format version, the mode, the key id and the cookie's name, so
+//! a cookie moved to another name, relabelled with another mode or key id, or replayed into a
+//! future format version fails to open.
+//!
+//! The design draft put the bare cookie name at the end of the AAD. That is unambiguous for the
+//! AEAD, which length-delimits its AAD, but in signed mode the MAC input is `aad || claims`, and
+//! without a length a cookie named `ab` with claims `P` would carry the same MAC as a cookie
+//! named `a` with claims `bP`. The two-byte length prefix removes that ambiguity in both modes.
+//!
+//! [`Sealer::open`] picks the key by the id in the header (one comparison per key in the ring,
+//! never a trial decryption), verifies the tag in constant time (inside `aes-gcm`, or
+//! `hmac`'s `verify_slice`), decodes the claims, and checks their absolute and idle expiry.
+//! A cookie opened with an old key reports [`Opened::needs_reseal`], so that the caller re-seals
+//! it with the primary key on its way out.
+//!
+//! A browser drops a cookie whose name and value exceed 4096 bytes together (RFC 6265bis,
+//! section 5.6), and does so silently. [`Sealer::seal`] therefore refuses to produce such a cookie
+//! with [`SealError::CookieTooLarge`], counting the bytes reserved for attributes with
+//! [`Sealer::reserve_for_attributes`] so that the whole `Set-Cookie` line fits as well.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::claims::{Claims, DecodeError};
+use crate::key::{DerivedKeys, KeyId, KeyRing};
+use crate::xaes::{NONCE_LEN, TAG_LEN};
+
+/// The envelope format version written by this crate.
+pub const VERSION: u8 = 1;
+/// The most bytes a whole `Set-Cookie` line may have.
+pub const MAX_COOKIE_LEN: usize = 4096;
+
+const AAD_LABEL: &[u8] = b"sealed-sessions/v1";
+const HEADER_LEN: usize = 6;
+const MAC_LEN: usize = 32;
+
+/// How the claims are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Encrypted and authenticated with XAES-256-GCM: the browser can neither read nor change
+    /// the session. The default.
+    #[default]
+    Private,
+    /// Authenticated with HMAC-SHA256 but readable by anyone who has the cookie: for data that is
+    /// not secret, when a client script or a debugging human should be able to read it.
+    Signed,
+}
+
+impl Mode {
+    const fn byte(self) -> u8 {
+        match self {
+            Mode::Private => 1,
+            Mode::Signed => 2,
+        }
+    }
+
+    const fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Mode::Private),
+            2 => Some(Mode::Signed),
+            _ => None,
+        }
+    }
+}
+
+/// Why a cookie value did not open. For logs: callers treat every case as "no session".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Not unpadded base64url, or too short to hold a header and a tag.
+    #[error("the cookie is not a sealed session (bad encoding or length)")]
+    Malformed,
+    /// A format version this crate does not read.
+    #[error("the cookie has envelope version {0}, which this version cannot read")]
+    UnsupportedVersion(u8),
+    /// A mode byte that names no mode, or the mode this sealer does not use.
+    #[error("the cookie's mode byte {found} does not match this sealer's mode {expected:?}")]
+    WrongMode {
+        /// The mode this sealer seals and opens.
+        expected: Mode,
+        /// The mode byte in the cookie.
+        found: u8,
+    },
+    /// The cookie was sealed with a key that is not in the ring (retired, or foreign).
+    #[error("the cookie was sealed with unknown key {0}")]
+    UnknownKey(KeyId),
+    /// The tag does not verify: the cookie was changed, renamed, or forged.
+    #[error("the cookie failed authentication")]
+    Tampered,
+    /// The tag verified but the claims do not decode: a bug or a newer writer, never an attacker
+    /// without the key.
+    #[error("the cookie's claims do not decode: {0}")]
+    BadClaims(#[from] DecodeError),
+    /// The session is past its absolute expiry or its idle deadline.
+    #[error("the session has expired")]
+    Expired,
+}
+
+/// Why a cookie could not be sealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The `Set-Cookie` line would be longer than browsers keep; store less in the session.
+    #[error("the session cookie would be {size} bytes, over the {limit}-byte limit")]
+    CookieTooLarge {
+        /// The bytes the line would have.
+        size: usize,
+        /// The most it may have.
+        limit: usize,
+    },
+}
+
+/// A cookie that opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Opened {
+    /// The session inside it.
+    pub claims: Claims,
+    /// It was sealed with an old key of the ring: seal it again, with the primary key, on the
+    /// way out.
+    pub needs_reseal: bool,
+}
+
+/// Seals claims into cookie values and opens them again, with one [`KeyRing`] and one [`Mode`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sealed_sessions::{Claims, Key, KeyRing, Mode, Sealer};
+///
+/// let sealer = Sealer::new(KeyRing::new(Key::generate()), Mode::Private);
+/// let now = SystemTime::now();
+/// let mut claims = Claims::new(now, Duration::from_secs(3600), Duration::from_secs(900));
+/// claims.insert("visits", &1)?;
+///
+/// let value = sealer.seal("id", &claims)?;
+/// let opened = sealer.open("id", &value, now)?;
+/// assert_eq!(opened.claims.get::<u32>("visits")?, Some(1));
+///
+/// // The same value under another cookie name does not open.
+/// assert!(sealer.open("other", &value, now).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Sealer {
+    keys: KeyRing,
+    mode: Mode,
+    attribute_reserve: usize,
+}
+
+impl Sealer {
+    /// A sealer with these keys and mode, reserving no room for cookie attributes.
+    pub fn new(keys: KeyRing, mode: Mode) -> Self {
+        Sealer {
+            keys,
+            mode,
+            attribute_reserve: 0,
+        }
+    }
+
+    /// Counts `bytes` of attributes (`; Path=/; HttpOnly; …`) against the 4096-byte limit, so
+    /// that [`Self::seal`] refuses a cookie whose whole `Set-Cookie` line would not fit.
+    #[must_use]
+    pub fn reserve_for_attributes(mut self, bytes: usize) -> Self {
+        self.attribute_reserve = bytes;
+        self
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Seals `claims` for the cookie `name` with the primary key and a fresh random nonce.
+    pub fn seal(&self, name: &str, claims: &Claims) -> Result<String, SealError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        if self.mode == Mode::Private {
+            crate::random::fill(&mut nonce);
+        }
+        self.seal_with_nonce(name, claims, &nonce)
+    }
+
+    /// [`Self::seal`] with a given nonce (ignored in signed mode); the golden tests pin one.
+    fn seal_with_nonce(
+        &self,
+        name: &str,
+        claims: &Claims,
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<String, SealError> {
+        let keys = self.keys.primary();
+        let tag_len = match self.mode {
+            Mode::Private => NONCE_LEN + TAG_LEN,
+            Mode::Signed => MAC_LEN,
+        };
+        let raw_len = HEADER_LEN + tag_len + claims.encoded_len();
+        let size = name.len() + 1 + base64_len(raw_len) + self.attribute_reserve;
+        if size > MAX_COOKIE_LEN {
+            return Err(SealError::CookieTooLarge {
+                size,
+                limit: MAX_COOKIE_LEN,
+            });
+        }
+
+        let mut raw = Vec::with_capacity(raw_len);
+        raw.extend_from_slice(&header(self.mode, keys.id));
+        match self.mode {
+            Mode::Private => {
+                raw.extend_from_slice(nonce);
+                claims.encode_into(&mut raw);
+                let (head, body) = raw.split_at_mut(HEADER_LEN);
+                let tag = with_aad(head, name, |aad| {
+                    keys.aead
+                        .encrypt_in_place(nonce, aad, &mut body[NONCE_LEN..])
+                });
+                raw.extend_from_slice(&tag);
+            }
+            Mode::Signed => {
+                claims.encode_into(&mut raw);
+                let (head, body) = raw.split_at(HEADER_LEN);
+                let tag = mac(keys, head, name, body).finalize().into_bytes();
+                raw.extend_from_slice(&tag);
+            }
+        }
+        debug_assert_eq!(raw.len(), raw_len);
+        Ok(URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.
+    pub fn open(&self, name: &str, value: &str, now: SystemTime) -> Result<Opened, OpenError> {
+        // Anything longer than a browser would keep was not written by `seal`.
+        if value.len() > MAX_COOKIE_LEN || name.len() > MAX_COOKIE_LEN {
+            return Err(OpenError::Malformed);
+        }
+        let mut raw = URL_SAFE_NO_PAD
+            .decode(value)
+            .map_err(|_| OpenError::Malformed)?;
+        if raw.len() < HEADER_LEN {
+            return Err(OpenError::Malformed);
+        }
+        let version = raw[0];
+        if version != VERSION {
+            return Err(OpenError::UnsupportedVersion(version));
+        }
+        if Mode::from_byte(raw[1]) != Some(self.mode) {
+            return Err(OpenError::WrongMode {
+                expected: self.mode,
+                found: raw[1],
+            });
+        }
+        let key_id = KeyId([raw[2], raw[3], raw[4], raw[5]]);
+        let keys = self.keys.get(key_id).ok_or(OpenError::UnknownKey(key_id))?;
+
+        let (head, body) = raw.split_at_mut(HEADER_LEN);
+        let plaintext = match self.mode {
+            Mode::Private => {
+                if body.len() < NONCE_LEN + TAG_LEN {
+                    return Err(OpenError::Malformed);
+                }
+                let (nonce, rest) = body.split_at_mut(NONCE_LEN);
+                let (ciphertext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+                let nonce: &[u8; NONCE_LEN] =
+                    (&*nonce).try_into().map_err(|_| OpenError::Malformed)?;
+                let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| OpenError::Malformed)?;
+                with_aad(head, name, |aad| {
+                    keys.aead.decrypt_in_place(nonce, aad, ciphertext, tag)
+                })
+                .map_err(|_| OpenError::Tampered)?;
+                &*ciphertext
+            }
+            Mode::Signed => {
+                if body.len() < MAC_LEN {
+                    return Err(OpenError::Malformed);
+                }
+                let (plaintext, tag) = body.split_at(body.len() - MAC_LEN);
+                mac(keys, head, name, plaintext)
+                    .verify_slice(tag)
+                    .map_err(|_| OpenError::Tampered)?;
+                plaintext
+            }
+        };
+        let claims = Claims::from_bytes(plaintext)?;
+        if claims.is_expired(now) {
+            return Err(OpenError::Expired);
+        }
+        Ok(Opened {
+            claims,
+            needs_reseal: key_id != self.keys.primary_id(),
+        })
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("keys", &self.keys)
+            .field("mode", &self.mode)
+            .field("attribute_reserve", &self.attribute_reserve)
+            .finish()
+    }
+}
+
+fn header(mode: Mode, id: KeyId) -> [u8; HEADER_LEN] {
+    let [a, b, c, d] = id.to_bytes();
+    [VERSION, mode.byte(), a, b, c, d]
+}
+
+/// Length of unpadded base64 for `n` bytes.
+const fn base64_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+/// Runs `f` with the associated data, built on the stack for the usual short cookie names.
+fn with_aad<R>(header: &[u8], name: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    const FIXED: usize = AAD_LABEL.len() + HEADER_LEN + 2;
+    let mut stack = [0u8; FIXED + 64];
+    let mut heap = Vec::new();
+    let aad: &mut [u8] = if name.len() <= 64 {
+        &mut stack[..FIXED + name.len()]
+    } else {
+        heap.resize(FIXED + name.len(), 0);
+        &mut heap
+    };
+    let (label, rest) = aad.split_at_mut(AAD_LABEL.len());
+    label.copy_from_slice(AAD_LABEL);
+    let (head, rest) = rest.split_at_mut(HEADER_LEN);
+    head.copy_from_slice(header);
+    let (len, tail) = rest.split_at_mut(2);
+    // `seal` and `open` cap names at 4096 bytes, so the length always fits in two bytes.
+    len.copy_from_slice(&(name.len() as u16).to_be_bytes());
+    tail.copy_from_slice(name.as_bytes());
+    f(aad)
+}
+
+/// The HMAC over `aad || plaintext`, ready to finalize or verify.
+fn mac(keys: &DerivedKeys, header: &[u8], name: &str, plaintext: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(keys.mac.as_ref())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(AAD_LABEL);
+    mac.update(header);
+    mac.update(&(name.len() as u16).to_be_bytes());
+    mac.update(name.as_bytes());
+    mac.update(plaintext);
+    mac
+}
+
+#[cfg(test)]
+mod tests;
