@@ -87,7 +87,7 @@ impl Key {
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate() -> Self {
         let mut master = Zeroizing::new([0u8; Self::LEN]);
-        crate::random::fill(master.as_mut());
+        crate::random::fill_direct(master.as_mut());
         Self::from_array(master)
     }
 

@@ -10,6 +10,8 @@ mod key;
 mod xaes;
 pub use key::{Key, KeyError, KeyId, KeyRing};
 mod claims;
+mod data;
+mod wire;
 pub use claims::{Claims, DecodeError};
 mod seal;
 pub use seal::{Mode, OpenError, Opened, SealError, Sealer, MAX_COOKIE_LEN, VERSION};

@@ -270,6 +270,7 @@ impl Sealer {
         let key_id = KeyId([raw[2], raw[3], raw[4], raw[5]]);
         let keys = self.keys.get(key_id).ok_or(OpenError::UnknownKey(key_id))?;
 
+        let total = raw.len();
         let (head, body) = raw.split_at_mut(HEADER_LEN);
         let plaintext = match self.mode {
             Mode::Private => {
@@ -285,7 +286,7 @@ impl Sealer {
                     keys.aead.decrypt_in_place(nonce, aad, ciphertext, tag)
                 })
                 .map_err(|_| OpenError::Tampered)?;
-                &*ciphertext
+                HEADER_LEN + NONCE_LEN..total - TAG_LEN
             }
             Mode::Signed => {
                 if body.len() < MAC_LEN {
@@ -295,10 +296,11 @@ impl Sealer {
                 mac(keys, head, name, plaintext)
                     .verify_slice(tag)
                     .map_err(|_| OpenError::Tampered)?;
-                plaintext
+                HEADER_LEN..total - MAC_LEN
             }
         };
-        let claims = Claims::from_bytes(plaintext)?;
+        // The claims keep the decrypted buffer and read their data entries from it in place.
+        let claims = Claims::decode(raw, plaintext)?;
         if claims.is_expired(now) {
             return Err(OpenError::Expired);
         }
