@@ -1,17 +1,55 @@
-//! sealed-sessions: web sessions sealed in a cookie, with an optional registry for revocation.
+//! Web sessions sealed in a cookie, with an optional registry for listing and revoking them.
+//!
+//! The session lives in the cookie, encrypted with XAES-256-GCM ([`Mode::Private`], the default)
+//! or authenticated with HMAC-SHA256 ([`Mode::Signed`]), so a service needs no session store on
+//! its hot path. Keys rotate without logging anyone out: a [`KeyRing`] seals with its primary key
+//! and still opens cookies sealed with older ones.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use sealed_sessions::{Claims, Key, KeyRing, Mode, Sealer};
+//!
+//! // At start-up: load the key (here a fresh one) and build the sealer once.
+//! let key = Key::generate(); // in production: Key::from_base64(&std::env::var("SESSION_KEY")?)?
+//! let sealer = Sealer::new(KeyRing::new(key), Mode::Private);
+//!
+//! // A request writes to the session; the response carries the sealed value.
+//! let now = SystemTime::now();
+//! let mut session = Claims::new(now, Duration::from_secs(8 * 3600), Duration::from_secs(1800));
+//! session.insert("cart", &["apple", "pear"])?;
+//! let cookie_value = sealer.seal("session", &session)?;
+//!
+//! // The next request opens it: tampered, foreign, renamed or expired cookies are errors.
+//! let opened = sealer.open("session", &cookie_value, now)?;
+//! assert_eq!(opened.claims.get::<Vec<String>>("cart")?.unwrap(), ["apple", "pear"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules and layering
+//!
+//! `key` (master secrets, HKDF, rotation) → `xaes` (the AEAD) → `seal` (the envelope) →
+//! `claims` (what is sealed). None of them knows about HTTP. The cookie format is specified in
+//! the README and in [`Sealer`]'s module, and frozen by golden tests.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod id;
-mod random;
-
-pub use id::{ParseSessionIdError, SessionId};
-mod key;
-mod xaes;
-pub use key::{Key, KeyError, KeyId, KeyRing};
 mod claims;
 mod data;
-mod wire;
-pub use claims::{Claims, DecodeError};
+mod id;
+mod key;
+mod random;
 mod seal;
+mod wire;
+mod xaes;
+
+pub use claims::{Claims, DecodeError};
+pub use id::{ParseSessionIdError, SessionId};
+pub use key::{Key, KeyError, KeyId, KeyRing};
 pub use seal::{Mode, OpenError, Opened, SealError, Sealer, MAX_COOKIE_LEN, VERSION};
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
