@@ -100,7 +100,13 @@ mod tests {
         let id = SessionId::from_bytes([0xfb; 16]);
         assert_eq!(id.to_string(), "-_v7-_v7-_v7-_v7-_v7-w");
         assert_eq!("-_v7-_v7-_v7-_v7-_v7-w".parse::<SessionId>(), Ok(id));
-        for bad in ["", "short", "-_v7-_v7-_v7-_v7-_v7-x", "+/v7-_v7-_v7-_v7-_v7-w", "é_v7-_v7-_v7-_v7-_v7"] {
+        for bad in [
+            "",
+            "short",
+            "-_v7-_v7-_v7-_v7-_v7-x",
+            "+/v7-_v7-_v7-_v7-_v7-w",
+            "é_v7-_v7-_v7-_v7-_v7",
+        ] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad:?} parsed");
         }
     }

@@ -6,3 +6,4 @@ mod id;
 mod random;
 
 pub use id::{ParseSessionIdError, SessionId};
+pub mod registry;
