@@ -72,6 +72,19 @@ pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection,
             return Err(RegistryError::MissingDirectory(dir.to_path_buf()));
         }
     }
+    // SQLite would fall back to read-only (or fail with a vague code) on a file it may not write;
+    // asking the OS first names the problem.
+    if path.is_file() {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(RegistryError::ReadOnly(path.to_path_buf()));
+            }
+        }
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
