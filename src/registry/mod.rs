@@ -114,6 +114,31 @@ impl NewSession {
 /// One active session of a user, as [`Registry::list_for_user`] returns it.
 ///
 /// Times are stored with millisecond precision.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # {
+/// use std::time::{Duration, SystemTime};
+/// use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+/// use sealed_sessions::SessionId;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let registry = SqliteRegistry::open(dir.path().join("s.db"))?;
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let id = SessionId::generate();
+/// let session = NewSession::new(id, "alice", now, now + Duration::from_secs(60)).user_agent("curl/8");
+/// registry.register(session).await?;
+/// registry.touch(id, now + Duration::from_secs(90));
+/// for device in registry.list_for_user("alice", now).await? {
+///     assert_eq!(device.id, id);
+///     assert_eq!(device.user_agent.as_deref(), Some("curl/8"));
+///     assert_eq!(device.last_seen_at, now + Duration::from_secs(90));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The session id.
@@ -135,6 +160,22 @@ pub struct SessionInfo {
 ///
 /// Opening a registry reports a missing directory, a file that is not a database, a corrupt or
 /// read-only database and a schema from a newer version as distinct variants, at open time.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # {
+/// use sealed_sessions::registry::{RegistryError, SqliteRegistry};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("notes.txt");
+/// std::fs::write(&path, "not a database, just some notes\n".repeat(100))?;
+/// match SqliteRegistry::open(&path) {
+///     Err(RegistryError::NotADatabase(p)) => assert_eq!(p, path),
+///     other => panic!("expected NotADatabase, got {other:?}"),
+/// }
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
