@@ -40,6 +40,7 @@ mod data;
 mod id;
 mod key;
 mod random;
+pub mod registry;
 mod seal;
 mod wire;
 mod xaes;

@@ -1,0 +1,287 @@
+//! Revocations reach the validation cache: from this registry at once, from another registry or
+//! another OS process on the same file within the poll interval (at once in strict mode), and
+//! never a "valid" for a revoked session under concurrent load.
+#![cfg(feature = "sqlite")]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+use sealed_sessions::SessionId;
+
+const HOUR: Duration = Duration::from_secs(3600);
+/// Generous: the documented bound is the poll interval (20 ms by default) plus one small read;
+/// a loaded CI machine may be much slower, and a timing threshold would only make tests flaky.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn registry(path: &Path, poll: Duration, strict: bool) -> SqliteRegistry {
+    SqliteRegistry::builder(path)
+        .poll_interval(poll)
+        .strict(strict)
+        .cleanup_interval(Duration::ZERO)
+        .open()
+        .unwrap()
+}
+
+async fn cached_session(reg: &SqliteRegistry, user: &str, now: SystemTime) -> SessionId {
+    let id = SessionId::generate();
+    reg.register(NewSession::new(id, user, now, now + HOUR))
+        .await
+        .unwrap();
+    assert!(reg.validate(id, user, now).await.unwrap());
+    assert_eq!(
+        reg.validate_cached(id, user, now),
+        Some(true),
+        "the session is cached"
+    );
+    id
+}
+
+/// Polls until the cache stops vouching for `id`, then checks the table refuses it. Returns how
+/// long it took.
+async fn refused_within_deadline(
+    reg: &SqliteRegistry,
+    id: SessionId,
+    user: &str,
+    now: SystemTime,
+) -> Duration {
+    let start = Instant::now();
+    while reg.validate_cached(id, user, now) == Some(true) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the foreign revocation never reached the cache"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = start.elapsed();
+    assert!(!reg.validate(id, user, now).await.unwrap());
+    took
+}
+
+#[tokio::test]
+async fn another_registry_on_the_file_revokes_and_the_poller_evicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let first = registry(&path, Duration::from_millis(20), false);
+    let second = registry(&path, Duration::from_millis(20), false);
+    let now = SystemTime::now();
+    let id = cached_session(&first, "alice", now).await;
+    let kept = cached_session(&first, "alice", now).await;
+
+    assert!(second.revoke("alice", id).await.unwrap());
+    let took = refused_within_deadline(&first, id, "alice", now).await;
+    eprintln!("propagated to the other registry in {took:?}");
+    assert_eq!(
+        first.validate_cached(kept, "alice", now),
+        Some(true),
+        "only the revoked id left"
+    );
+
+    assert_eq!(second.revoke_user("alice", None).await.unwrap(), 1);
+    refused_within_deadline(&first, kept, "alice", now).await;
+}
+
+#[tokio::test]
+async fn without_polling_a_foreign_revocation_waits_for_a_sync() {
+    // The control for the test above: it is the poller, not luck, that evicts.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let first = registry(&path, Duration::ZERO, false);
+    let second = registry(&path, Duration::ZERO, false);
+    let now = SystemTime::now();
+    let id = cached_session(&first, "alice", now).await;
+    assert!(second.revoke("alice", id).await.unwrap());
+    assert_eq!(
+        first.validate_cached(id, "alice", now),
+        Some(true),
+        "stale until synced"
+    );
+    first.sync_revocations().unwrap();
+    assert_eq!(first.validate_cached(id, "alice", now), None);
+    assert!(!first.validate(id, "alice", now).await.unwrap());
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_a_foreign_revocation_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    // No poller at all: only the strict check can notice.
+    let first = registry(&path, Duration::ZERO, true);
+    let second = registry(&path, Duration::ZERO, false);
+    let now = SystemTime::now();
+    let id = cached_session(&first, "alice", now).await;
+    let other = cached_session(&first, "alice", now).await;
+
+    assert!(second.revoke_id(id).await.unwrap());
+    assert_eq!(first.validate_cached(id, "alice", now), None);
+    assert!(!first.validate(id, "alice", now).await.unwrap());
+    assert_eq!(first.validate_cached(other, "alice", now), Some(true));
+}
+
+/// The child half of `another_process_revokes`: runs only when re-invoked with these variables.
+#[test]
+fn child_process_revoker() {
+    let (Ok(path), Ok(id)) = (
+        std::env::var("SEALED_SESSIONS_TEST_DB"),
+        std::env::var("SEALED_SESSIONS_TEST_REVOKE"),
+    ) else {
+        return;
+    };
+    let id: SessionId = id.parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reg = registry(Path::new(&path), Duration::ZERO, false);
+    assert!(rt.block_on(reg.revoke("alice", id)).unwrap());
+    println!("child revoked {id}");
+}
+
+#[tokio::test]
+async fn another_process_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let first = registry(&path, Duration::from_millis(20), false);
+    let now = SystemTime::now();
+    let id = cached_session(&first, "alice", now).await;
+
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_revoker",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SEALED_SESSIONS_TEST_DB", &path)
+        .env("SEALED_SESSIONS_TEST_REVOKE", id.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("child revoked {id}")),
+        "the child did not run: {stdout}"
+    );
+
+    let took = refused_within_deadline(&first, id, "alice", now).await;
+    eprintln!("propagated to this process in {took:?} after the child exited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_validates_never_see_a_returned_revocation() {
+    const USERS: usize = 20;
+    const PER_USER: usize = 10;
+    const VALIDATORS: usize = 16;
+    const VALIDATES: usize = 10_000;
+
+    let dir = tempfile::tempdir().unwrap();
+    // A cache smaller than the working set, so cache misses race with revocations too.
+    let reg = Arc::new(
+        SqliteRegistry::builder(dir.path().join("s.db"))
+            .cache_capacity(64)
+            .cleanup_interval(Duration::ZERO)
+            .open()
+            .unwrap(),
+    );
+    let now = SystemTime::now();
+    let mut sessions = Vec::new();
+    for user in 0..USERS {
+        for _ in 0..PER_USER {
+            let id = SessionId::generate();
+            let user = format!("user{user}");
+            reg.register(NewSession::new(id, &user, now, now + HOUR))
+                .await
+                .unwrap();
+            sessions.push((id, user));
+        }
+    }
+    let sessions = Arc::new(sessions);
+    let revoked: Arc<Vec<AtomicBool>> = Arc::new(
+        (0..sessions.len())
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+    );
+    let done = Arc::new(AtomicUsize::new(0));
+    let (valid_answers, violations) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+
+    let revoker = tokio::spawn({
+        let (reg, sessions, revoked, done) =
+            (reg.clone(), sessions.clone(), revoked.clone(), done.clone());
+        async move {
+            // Interleave single revocations with sign-out-everywhere, until the validators finish.
+            for user in 0..USERS {
+                if done.load(Ordering::SeqCst) == VALIDATORS {
+                    break;
+                }
+                let base = user * PER_USER;
+                for i in base..base + PER_USER / 2 {
+                    let (id, name) = &sessions[i];
+                    assert!(reg.revoke(name, *id).await.unwrap());
+                    revoked[i].store(true, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+                let name = &sessions[base].1;
+                let count = reg.revoke_user(name, None).await.unwrap();
+                assert_eq!(count as usize, PER_USER - PER_USER / 2);
+                for flag in &revoked[base..base + PER_USER] {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+
+    let mut validators = Vec::new();
+    for v in 0..VALIDATORS {
+        let (reg, sessions, revoked, done) =
+            (reg.clone(), sessions.clone(), revoked.clone(), done.clone());
+        let (valid_answers, violations) = (valid_answers.clone(), violations.clone());
+        validators.push(tokio::spawn(async move {
+            let mut x = 0x9e37_79b9_u32.wrapping_mul(v as u32 + 1);
+            for _ in 0..VALIDATES / VALIDATORS {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let i = x as usize % sessions.len();
+                let (id, user) = &sessions[i];
+                // Read the flag first: if its revoke had returned, the answer must be "no".
+                let was_revoked = revoked[i].load(Ordering::SeqCst);
+                let answer = match reg.validate_cached(*id, user, now) {
+                    Some(answer) => answer,
+                    None => reg.validate(*id, user, now).await.unwrap(),
+                };
+                if answer {
+                    valid_answers.fetch_add(1, Ordering::Relaxed);
+                    if was_revoked {
+                        violations.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    for validator in validators {
+        validator.await.unwrap();
+    }
+    revoker.await.unwrap();
+
+    assert_eq!(
+        violations.load(Ordering::SeqCst),
+        0,
+        "a revoked session was reported valid"
+    );
+    let valid_answers = valid_answers.load(Ordering::Relaxed);
+    assert!(
+        valid_answers > 0 && valid_answers < VALIDATES,
+        "the race was exercised: {valid_answers}"
+    );
+    for (i, (id, user)) in sessions.iter().enumerate() {
+        if revoked[i].load(Ordering::SeqCst) {
+            assert!(!reg.validate(*id, user, now).await.unwrap());
+        }
+    }
+}
