@@ -13,3 +13,4 @@ mod claims;
 pub use claims::{Claims, DecodeError};
 mod seal;
 pub use seal::{Mode, OpenError, Opened, SealError, Sealer, MAX_COOKIE_LEN, VERSION};
+pub mod registry;

@@ -1,0 +1,295 @@
+//! The validation cache: a bounded, in-memory map of sessions known to be active.
+//!
+//! A cache hit is the hot path of every registry-checked request, so it is a hash lookup under a
+//! sharded mutex: no table read, no system call, no allocation.
+//!
+//! **Never "valid" after a revocation returned.** A revocation evicts its ids after it committed
+//! and before it returns. The hard case is a concurrent cache *miss*: it may read the row before
+//! the revocation commits and insert it after the eviction, resurrecting the session. Every
+//! eviction therefore bumps an epoch (inside the shard lock), and a miss reads the epoch *before*
+//! its database read and inserts only if the epoch is unchanged (checked inside the same lock).
+//! An insert that loses that race is simply skipped; the next validate reads the table again.
+//!
+//! **Bounded.** The capacity is split over [`SHARDS`] shards; a full shard evicts with CLOCK
+//! (second chance): expired entries and entries not hit since the hand last passed go first.
+//! Capacity zero disables the cache.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::SessionId;
+
+/// The number of shards; a power of two so that the shard is a mask of an id byte.
+pub(crate) const SHARDS: usize = 16;
+
+/// What the cache knows of one active session.
+#[derive(Debug)]
+struct Slot {
+    id: SessionId,
+    user_id: Box<str>,
+    expires_at: SystemTime,
+    /// The last-seen time as last written (or queued to be written), for touch throttling.
+    last_seen: SystemTime,
+    /// CLOCK's reference bit: set by a hit, cleared when the hand passes.
+    referenced: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    index: HashMap<SessionId, usize>,
+    slots: Vec<Slot>,
+    hand: usize,
+}
+
+impl Shard {
+    fn remove(&mut self, id: &SessionId) {
+        if let Some(at) = self.index.remove(id) {
+            self.slots.swap_remove(at);
+            if let Some(moved) = self.slots.get(at) {
+                self.index.insert(moved.id, at);
+            }
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+        }
+    }
+
+    /// The slot CLOCK gives up: an expired one, or the first not referenced since the hand's
+    /// last pass. Ends within two turns because each pass clears the bits it skips.
+    fn victim(&mut self, now: SystemTime) -> usize {
+        loop {
+            let at = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            let slot = &mut self.slots[at];
+            if slot.expires_at <= now || !slot.referenced {
+                return at;
+            }
+            slot.referenced = false;
+        }
+    }
+}
+
+/// The bounded map of active sessions plus the eviction epoch.
+#[derive(Debug)]
+pub(crate) struct ValidationCache {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+    epoch: AtomicU64,
+}
+
+impl ValidationCache {
+    /// A cache of about `capacity` sessions (rounded up to a multiple of [`SHARDS`]); zero disables.
+    pub(crate) fn new(capacity: usize) -> Self {
+        ValidationCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            per_shard: capacity.div_ceil(SHARDS),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, id: &SessionId) -> MutexGuard<'_, Shard> {
+        let at = usize::from(id.as_bytes()[0]) & (SHARDS - 1);
+        // A panic while holding a shard lock cannot leave a shard inconsistent in a way that
+        // matters more than losing it, so a poisoned lock is taken over rather than propagated.
+        self.shards[at]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Some(true)` if `id` is cached as an active session of `user_id` at `now`; `Some(false)`
+    /// if cached as another user's or as expired; `None` if not cached.
+    pub(crate) fn lookup(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        let mut shard = self.shard(&id);
+        let at = *shard.index.get(&id)?;
+        let slot = &mut shard.slots[at];
+        slot.referenced = true;
+        Some(&*slot.user_id == user_id && now < slot.expires_at)
+    }
+
+    /// The current eviction epoch; read it before the database read that a later
+    /// [`insert_if_current`](Self::insert_if_current) is based on.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches an active session unless some eviction happened since `epoch` was read.
+    /// Returns whether it was inserted.
+    pub(crate) fn insert_if_current(
+        &self,
+        epoch: u64,
+        id: SessionId,
+        user_id: &str,
+        expires_at: SystemTime,
+        last_seen: SystemTime,
+        now: SystemTime,
+    ) -> bool {
+        if self.per_shard == 0 || expires_at <= now {
+            return false;
+        }
+        let mut shard = self.shard(&id);
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return false;
+        }
+        let slot = Slot {
+            id,
+            user_id: user_id.into(),
+            expires_at,
+            last_seen,
+            referenced: false,
+        };
+        if let Some(&at) = shard.index.get(&id) {
+            shard.slots[at] = slot;
+        } else if shard.slots.len() < self.per_shard {
+            let at = shard.slots.len();
+            shard.slots.push(slot);
+            shard.index.insert(id, at);
+        } else {
+            let at = shard.victim(now);
+            let old = std::mem::replace(&mut shard.slots[at], slot);
+            shard.index.remove(&old.id);
+            shard.index.insert(id, at);
+        }
+        true
+    }
+
+    /// Removes `ids` and bumps the epoch, so that no read begun before now can re-insert them.
+    pub(crate) fn evict(&self, ids: impl IntoIterator<Item = SessionId>) {
+        for id in ids {
+            let mut shard = self.shard(&id);
+            shard.remove(&id);
+            // Bumped while the shard is locked: an insert of this id either ran before (and is
+            // removed above) or runs after and sees the new epoch.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a touch of `id` at `now` should be written: true unless the cache knows it was
+    /// written less than `throttle` ago. Records `now` as written when it answers true.
+    pub(crate) fn should_touch(&self, id: SessionId, now: SystemTime, throttle: Duration) -> bool {
+        if self.per_shard == 0 {
+            return true;
+        }
+        let mut shard = self.shard(&id);
+        let Some(&at) = shard.index.get(&id) else {
+            return true;
+        };
+        let slot = &mut shard.slots[at];
+        let due = now
+            .duration_since(slot.last_seen)
+            .is_ok_and(|elapsed| elapsed >= throttle);
+        if due {
+            slot.last_seen = now;
+        }
+        due
+    }
+
+    /// The number of cached sessions.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.slots.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> SessionId {
+        // The first byte picks the shard: use the same shard for all to exercise eviction.
+        SessionId::from_bytes([0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn hit_checks_user_and_expiry() {
+        let cache = ValidationCache::new(64);
+        assert!(cache.insert_if_current(cache.epoch(), id(1), "alice", t(100), t(0), t(10)));
+        assert_eq!(cache.lookup(id(1), "alice", t(10)), Some(true));
+        assert_eq!(cache.lookup(id(1), "bob", t(10)), Some(false));
+        assert_eq!(cache.lookup(id(1), "alice", t(100)), Some(false));
+        assert_eq!(cache.lookup(id(2), "alice", t(10)), None);
+    }
+
+    #[test]
+    fn insert_after_an_eviction_is_refused() {
+        let cache = ValidationCache::new(64);
+        let before = cache.epoch();
+        cache.evict([id(1)]);
+        assert!(!cache.insert_if_current(before, id(1), "alice", t(100), t(0), t(10)));
+        assert_eq!(cache.lookup(id(1), "alice", t(10)), None);
+        assert!(cache.insert_if_current(cache.epoch(), id(1), "alice", t(100), t(0), t(10)));
+        cache.evict([id(1)]);
+        assert_eq!(cache.lookup(id(1), "alice", t(10)), None);
+    }
+
+    #[test]
+    fn bounded_and_clock_keeps_referenced_entries() {
+        let cache = ValidationCache::new(SHARDS * 4); // four per shard; all ids share one shard
+        for n in 0..4 {
+            assert!(cache.insert_if_current(cache.epoch(), id(n), "u", t(100), t(0), t(1)));
+        }
+        assert_eq!(cache.lookup(id(2), "u", t(1)), Some(true));
+        for n in 10..13 {
+            assert!(cache.insert_if_current(cache.epoch(), id(n), "u", t(100), t(0), t(1)));
+        }
+        assert_eq!(cache.len(), 4);
+        assert_eq!(
+            cache.lookup(id(2), "u", t(1)),
+            Some(true),
+            "the hit entry survived"
+        );
+        for n in [0, 1, 3] {
+            assert_eq!(
+                cache.lookup(id(n), "u", t(1)),
+                None,
+                "{n} should be evicted"
+            );
+        }
+    }
+
+    #[test]
+    fn expired_entries_go_first_and_are_never_inserted() {
+        let cache = ValidationCache::new(SHARDS * 2);
+        assert!(cache.insert_if_current(cache.epoch(), id(1), "u", t(100), t(0), t(1)));
+        assert!(cache.insert_if_current(cache.epoch(), id(2), "u", t(5), t(0), t(1)));
+        cache.lookup(id(1), "u", t(1));
+        cache.lookup(id(2), "u", t(1));
+        assert!(cache.insert_if_current(cache.epoch(), id(3), "u", t(100), t(0), t(6)));
+        assert_eq!(cache.lookup(id(1), "u", t(6)), Some(true));
+        assert_eq!(cache.lookup(id(2), "u", t(6)), None);
+        assert!(!cache.insert_if_current(cache.epoch(), id(4), "u", t(5), t(0), t(6)));
+    }
+
+    #[test]
+    fn zero_capacity_disables() {
+        let cache = ValidationCache::new(0);
+        assert!(!cache.insert_if_current(cache.epoch(), id(1), "u", t(100), t(0), t(1)));
+        assert_eq!(cache.lookup(id(1), "u", t(1)), None);
+        assert!(cache.should_touch(id(1), t(1), Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn touch_is_throttled_per_session() {
+        let cache = ValidationCache::new(64);
+        let minute = Duration::from_secs(60);
+        cache.insert_if_current(cache.epoch(), id(1), "u", t(1000), t(0), t(0));
+        assert!(!cache.should_touch(id(1), t(30), minute));
+        assert!(cache.should_touch(id(1), t(60), minute));
+        assert!(!cache.should_touch(id(1), t(100), minute));
+        assert!(
+            cache.should_touch(id(9), t(100), minute),
+            "unknown ids are always written"
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! The session registry: which sessions belong to which user, so they can be listed and revoked.
+//!
+//! A sealed cookie is valid on its own; the registry adds what a cookie cannot do alone: a
+//! "your devices" list and instant revocation ("sign out this device", "sign out everywhere").
+//! It has **allow-list** semantics: a user-bound session is valid only while its row exists, is
+//! not revoked and has not expired. A lost or emptied registry therefore signs users out (fails
+//! closed) instead of resurrecting revoked sessions. Anonymous sessions never touch it.
+//!
+//! # The trait
+//!
+//! [`Registry`] is object safe and meant to be shared as `Arc<dyn Registry>`. Its asynchronous
+//! methods return a [`BoxFuture`] (a pinned, boxed, `Send` future) rather than using `async fn`:
+//! `async fn` in traits is not object safe, and the `async-trait` crate generates exactly this
+//! boxing anyway, so spelling it out costs nothing and adds no dependency. The one allocation per
+//! call does not touch the hot path: [`Registry::validate_cached`] is a plain synchronous method
+//! that answers from memory when it can, and the middleware calls it first, falling back to
+//! [`Registry::validate`] only on a cache miss.
+//!
+//! Times are [`SystemTime`]s passed in by the caller (`now`) wherever the answer depends on the
+//! clock, so that tests and the middleware can inject a clock. No database, HTTP, cookie or crypto
+//! type appears in the trait, so other backends (PostgreSQL, Redis) can implement it.
+//!
+//! The SQLite implementation, behind the `sqlite` feature, is `SqliteRegistry`; see
+//! `docs/registry.md` for the decisions behind it and its measured costs.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use crate::SessionId;
+
+#[cfg(feature = "sqlite")]
+mod cache;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_builder;
+#[cfg(feature = "sqlite")]
+mod sqlite_schema;
+#[cfg(feature = "sqlite")]
+mod sqlite_threads;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteRegistry;
+#[cfg(feature = "sqlite")]
+pub use sqlite_builder::SqliteRegistryBuilder;
+
+/// A pinned, boxed, `Send` future: what the [`Registry`] methods return so that the trait stays
+/// object safe (`Arc<dyn Registry>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A session to record with [`Registry::register`], typically at login.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sealed_sessions::registry::NewSession;
+/// use sealed_sessions::SessionId;
+///
+/// let now = SystemTime::now();
+/// let session = NewSession::new(SessionId::generate(), "alice", now, now + Duration::from_secs(3600))
+///     .user_agent("Mozilla/5.0")
+///     .ip("192.0.2.7".parse().unwrap());
+/// assert_eq!(session.user_id, "alice");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// The session id (the one sealed in the cookie).
+    pub id: SessionId,
+    /// The user the session belongs to.
+    pub user_id: String,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// The absolute expiry; the session is invalid from this instant on.
+    pub expires_at: SystemTime,
+    /// The `User-Agent` the session was created from, to show on a "your devices" page.
+    pub user_agent: Option<String>,
+    /// The client address the session was created from.
+    pub ip: Option<IpAddr>,
+}
+
+impl NewSession {
+    /// A session of `user_id` without user agent or address.
+    pub fn new(
+        id: SessionId,
+        user_id: impl Into<String>,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        NewSession {
+            id,
+            user_id: user_id.into(),
+            created_at,
+            expires_at,
+            user_agent: None,
+            ip: None,
+        }
+    }
+
+    /// Sets the user agent.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Sets the client address.
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+}
+
+/// One active session of a user, as [`Registry::list_for_user`] returns it.
+///
+/// Times are stored with millisecond precision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id.
+    pub id: SessionId,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When the session was last seen, as reported by [`Registry::touch`] (write-behind, so it
+    /// may lag by the backend's flush interval).
+    pub last_seen_at: SystemTime,
+    /// The absolute expiry.
+    pub expires_at: SystemTime,
+    /// The user agent recorded at registration.
+    pub user_agent: Option<String>,
+    /// The client address recorded at registration.
+    pub ip: Option<IpAddr>,
+}
+
+/// What can go wrong in a registry.
+///
+/// Opening a registry reports a missing directory, a file that is not a database, a corrupt or
+/// read-only database and a schema from a newer version as distinct variants, at open time.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The directory that should hold the database file does not exist.
+    #[error("the directory of the registry database {0} does not exist")]
+    MissingDirectory(PathBuf),
+    /// The file exists but is not a database.
+    #[error("{0} is not an SQLite database")]
+    NotADatabase(PathBuf),
+    /// The database file is damaged.
+    #[error("the registry database {0} is corrupt")]
+    Corrupt(PathBuf),
+    /// The database cannot be written (permissions, read-only file system).
+    #[error("the registry database {0} is read-only")]
+    ReadOnly(PathBuf),
+    /// The database file cannot be opened at all (for example, the path is a directory).
+    #[error("cannot open the registry database {0}")]
+    CannotOpen(PathBuf),
+    /// The database has a schema version but lacks one of the registry's tables.
+    #[error("the registry database {path} has no `{table}` table")]
+    MissingTable {
+        /// The database file.
+        path: PathBuf,
+        /// The missing table.
+        table: &'static str,
+    },
+    /// The database was created by a newer version of this library.
+    #[error(
+        "the registry schema version {found} is newer than this library supports ({supported})"
+    )]
+    SchemaTooNew {
+        /// The schema version found in the file.
+        found: i64,
+        /// The newest schema version this library knows.
+        supported: i64,
+    },
+    /// [`Registry::register`] was given an id that is already registered.
+    #[error("session {0} is already registered")]
+    DuplicateId(SessionId),
+    /// The database stayed locked by another connection for longer than the busy timeout.
+    #[error("the registry database is busy")]
+    Busy,
+    /// The storage is full.
+    #[error("the registry database's storage is full")]
+    Full,
+    /// The registry was stopped; no more operations are accepted.
+    #[error("the registry has been stopped")]
+    Stopped,
+    /// Any other backend failure.
+    #[error("registry backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A store of user-bound sessions: register, validate, list, revoke, touch and clean up.
+///
+/// Object safe: share it as `Arc<dyn Registry>`. A request handler validates with the cache
+/// first, then the backend:
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # {
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime};
+/// use sealed_sessions::registry::{NewSession, Registry, RegistryError, SqliteRegistry};
+/// use sealed_sessions::SessionId;
+///
+/// async fn is_valid(
+///     registry: &dyn Registry,
+///     id: SessionId,
+///     user: &str,
+///     now: SystemTime,
+/// ) -> Result<bool, RegistryError> {
+///     match registry.validate_cached(id, user, now) {
+///         Some(answer) => Ok(answer),
+///         None => registry.validate(id, user, now).await,
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let registry: Arc<dyn Registry> = Arc::new(SqliteRegistry::open(dir.path().join("s.db"))?);
+/// let now = SystemTime::now();
+/// let id = SessionId::generate();
+/// registry.register(NewSession::new(id, "alice", now, now + Duration::from_secs(60))).await?;
+/// assert!(is_valid(&*registry, id, "alice", now).await?);
+/// assert!(!is_valid(&*registry, id, "mallory", now).await?);
+/// assert!(registry.revoke("alice", id).await?);
+/// assert!(!is_valid(&*registry, id, "alice", now).await?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// # }
+/// ```
+pub trait Registry: Send + Sync {
+    /// Records a new session (at login), before its cookie is sent.
+    ///
+    /// Fails with [`RegistryError::DuplicateId`] if the id is already known.
+    fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>>;
+
+    /// Answers from memory alone, if it can: `Some(true)` for a session known active, `Some(false)`
+    /// for one known to be another user's or expired, `None` when the backend must be asked with
+    /// [`validate`](Registry::validate).
+    ///
+    /// This is the hot path: it must not do I/O (except in an opt-in strict mode) nor allocate.
+    /// It never answers `Some(true)` for a session whose revocation has returned through this
+    /// registry. The default knows nothing and returns `None`.
+    fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
+        let _ = (id, user_id, now);
+        None
+    }
+
+    /// Whether `id` is an active session of `user_id` at `now`: its row exists, belongs to that
+    /// user, is not revoked and has not expired. Anything else is `false` (fail closed).
+    fn validate<'a>(
+        &'a self,
+        id: SessionId,
+        user_id: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>>;
+
+    /// The active (not revoked, not expired at `now`) sessions of `user_id`, newest first.
+    fn list_for_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, RegistryError>>;
+
+    /// Revokes the session `id` of `user_id`, durably, before returning.
+    ///
+    /// Returns `true` if a not-yet-revoked session of that user was revoked; `false` if there is no
+    /// such session, it was already revoked, or it belongs to another user (which is left
+    /// untouched, so a user can never revoke someone else's session).
+    fn revoke<'a>(
+        &'a self,
+        user_id: &'a str,
+        id: SessionId,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>>;
+
+    /// Revokes the session `id` whoever it belongs to (an operator's action), durably.
+    ///
+    /// Returns `true` if a not-yet-revoked session was revoked.
+    fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>>;
+
+    /// Revokes every session of `user_id` except `except` (the current one, for "sign out other
+    /// devices"; `None` for "sign out everywhere"), durably. Returns how many were revoked.
+    fn revoke_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        except: Option<SessionId>,
+    ) -> BoxFuture<'a, Result<u64, RegistryError>>;
+
+    /// Notes that `id` was seen at `now`, for the "last seen" column.
+    ///
+    /// Never blocks and never fails: updates are throttled per session and written behind in
+    /// batches, so the stored value may lag.
+    fn touch(&self, id: SessionId, now: SystemTime);
+
+    /// Deletes sessions that expired at or before `now` (and revocation records of expired
+    /// sessions). Returns the number of sessions deleted.
+    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>>;
+}

@@ -1,0 +1,402 @@
+//! [`SqliteRegistry`]: the registry in one SQLite file, shared safely by several processes.
+//!
+//! - **Writes** go to one writer thread that group-commits everything queued in one transaction
+//!   (`synchronous=FULL`, so a revocation is on disk before `revoke*` returns) and updates the
+//!   validation cache before it replies.
+//! - **Reads** (cache misses, listings) run on a small pool of reader threads, each with its own
+//!   connection; callers await a reply, so the async runtime is never blocked.
+//! - **Cache hits** ([`Registry::validate_cached`]) are a sharded-map lookup: no table read, no
+//!   system call, no allocation.
+//! - **Other processes' revocations** are picked up by a poller thread that checks
+//!   `PRAGMA data_version` every [`poll_interval`](SqliteRegistryBuilder::poll_interval) and,
+//!   when it changed, evicts the ids appended to the `revocations` log since its last look. In
+//!   [strict](SqliteRegistryBuilder::strict) mode every `validate_cached` does that check first.
+//! - **Cleanup**: the writer deletes expired sessions every
+//!   [`cleanup_interval`](SqliteRegistryBuilder::cleanup_interval) (5 minutes by default).
+//!
+//! All threads stop on [`SqliteRegistry::stop`] or when the registry is dropped.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::cache::ValidationCache;
+use super::sqlite_builder::SqliteRegistryBuilder;
+use super::sqlite_schema::{connect, from_ms, map_err, migrate, to_ms};
+use super::sqlite_threads::{
+    id_of, poller_loop, reader_loop, writer_loop, Outcome, ReadMsg, Shared, SyncState, WriteMsg,
+    WriteOp, MAX_PENDING_TOUCHES,
+};
+use super::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::SessionId;
+
+/// A [`Registry`] stored in an SQLite file (WAL mode), with a validation cache.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+/// use sealed_sessions::SessionId;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let registry = SqliteRegistry::open(dir.path().join("sessions.db"))?;
+/// let now = SystemTime::now();
+/// let (phone, laptop) = (SessionId::generate(), SessionId::generate());
+/// for id in [phone, laptop] {
+///     registry.register(NewSession::new(id, "alice", now, now + Duration::from_secs(3600))).await?;
+/// }
+/// assert_eq!(registry.list_for_user("alice", now).await?.len(), 2);
+///
+/// // "Sign out other devices" from the laptop:
+/// assert_eq!(registry.revoke_user("alice", Some(laptop)).await?, 1);
+/// assert_eq!(registry.validate_cached(phone, "alice", now), None); // evicted
+/// assert!(!registry.validate(phone, "alice", now).await?);
+/// assert!(registry.validate(laptop, "alice", now).await?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct SqliteRegistry {
+    shared: Arc<Shared>,
+    writer: Sender<WriteMsg>,
+    readers: Sender<ReadMsg>,
+    reader_count: usize,
+    threads: Mutex<Threads>,
+}
+
+#[derive(Debug, Default)]
+struct Threads {
+    poller_stop: Option<Sender<()>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl SqliteRegistry {
+    /// Opens the registry at `path` with the default configuration; see [`builder`](Self::builder).
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, RegistryError> {
+        Self::builder(path).open()
+    }
+
+    /// A builder to configure the registry at `path` before opening it.
+    pub fn builder(path: impl Into<PathBuf>) -> SqliteRegistryBuilder {
+        SqliteRegistryBuilder::new(path.into())
+    }
+
+    pub(crate) fn start(config: SqliteRegistryBuilder) -> Result<Self, RegistryError> {
+        let path = config.path;
+        let mut writer_conn = connect(&path, config.busy_timeout)?;
+        migrate(&mut writer_conn, &path)?;
+        let sync = SyncState::new(connect(&path, config.busy_timeout)?, &path)?;
+        let reader_conns = (0..config.readers)
+            .map(|_| connect(&path, config.busy_timeout))
+            .collect::<Result<Vec<Connection>, _>>()?;
+
+        let shared = Arc::new(Shared {
+            path,
+            cache: ValidationCache::new(config.cache_capacity),
+            pending_touches: Mutex::new(HashMap::new()),
+            touch_throttle: config.touch_throttle,
+            sync: Mutex::new(sync),
+            strict: config.strict,
+            stopped: AtomicBool::new(false),
+        });
+        let mut threads = Threads::default();
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("sealed-sessions-{name}"))
+                .spawn(body)
+                .map_err(|e| RegistryError::Backend(Box::new(e)))
+        };
+
+        let (writer, writer_rx) = mpsc::channel();
+        let cleanup = Some(config.cleanup_interval).filter(|every| !every.is_zero());
+        let for_writer = Arc::clone(&shared);
+        threads.handles.push(spawn(
+            "writer",
+            Box::new(move || writer_loop(writer_conn, for_writer, writer_rx, cleanup)),
+        )?);
+
+        let (readers, readers_rx) = mpsc::channel();
+        let readers_rx = Arc::new(Mutex::new(readers_rx));
+        let reader_count = reader_conns.len();
+        for conn in reader_conns {
+            let rx = Arc::clone(&readers_rx);
+            threads
+                .handles
+                .push(spawn("reader", Box::new(move || reader_loop(conn, rx)))?);
+        }
+
+        if !config.poll_interval.is_zero() {
+            let (stop, stop_rx) = mpsc::channel();
+            threads.poller_stop = Some(stop);
+            let for_poller = Arc::clone(&shared);
+            let every = config.poll_interval;
+            threads.handles.push(spawn(
+                "poller",
+                Box::new(move || poller_loop(for_poller, stop_rx, every)),
+            )?);
+        }
+
+        Ok(SqliteRegistry {
+            shared,
+            writer,
+            readers,
+            reader_count,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Stops the registry's threads after they finish the work already queued (queued
+    /// last-seen updates are written), and waits for them. Later operations fail with
+    /// [`RegistryError::Stopped`]. Called on drop; calling it twice is harmless.
+    pub fn stop(&self) {
+        if self.shared.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        threads.poller_stop = None;
+        let _ = self.writer.send(WriteMsg::Stop);
+        for _ in 0..self.reader_count {
+            let _ = self.readers.send(ReadMsg::Stop);
+        }
+        for handle in threads.handles.drain(..) {
+            // A thread that panicked has nothing left to clean up.
+            let _ = handle.join();
+        }
+    }
+
+    /// Checks now, instead of at the next poll, for revocations committed by other processes.
+    ///
+    /// ```
+    /// # use sealed_sessions::registry::SqliteRegistry;
+    /// let dir = tempfile::tempdir()?;
+    /// let registry = SqliteRegistry::open(dir.path().join("s.db"))?;
+    /// registry.sync_revocations()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sync_revocations(&self) -> Result<(), RegistryError> {
+        self.shared.sync_revocations()
+    }
+
+    fn write(&self, op: WriteOp) -> BoxFuture<'static, Result<Outcome, RegistryError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = !self.shared.stopped.load(Ordering::SeqCst)
+            && self.writer.send(WriteMsg::Op(op, reply)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(RegistryError::Stopped);
+            }
+            answer.await.map_err(|_| RegistryError::Stopped)?
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection, &Shared) -> Result<T, RegistryError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, RegistryError>> {
+        let (reply, answer) = oneshot::channel();
+        let shared = Arc::clone(&self.shared);
+        let job = Box::new(move |conn: &Connection| {
+            let _ = reply.send(job(conn, &shared));
+        });
+        let sent = !self.shared.stopped.load(Ordering::SeqCst)
+            && self.readers.send(ReadMsg::Job(job)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(RegistryError::Stopped);
+            }
+            answer.await.map_err(|_| RegistryError::Stopped)?
+        })
+    }
+
+    fn revoked(&self, op: WriteOp) -> BoxFuture<'static, Result<Vec<SessionId>, RegistryError>> {
+        let done = self.write(op);
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Revoked(ids) => Ok(ids),
+                _ => Err(RegistryError::Backend("unexpected write outcome".into())),
+            }
+        })
+    }
+}
+
+impl Drop for SqliteRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One row of `sessions` as validate needs it.
+fn validate_row(
+    conn: &Connection,
+    shared: &Shared,
+    id: SessionId,
+) -> Result<Option<(String, i64, bool, i64)>, RegistryError> {
+    conn.prepare_cached(
+        "SELECT user_id, expires_at, revoked_at IS NOT NULL, last_seen_at \
+         FROM sessions WHERE id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row([id.as_bytes()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()
+    })
+    .map_err(|e| map_err(&shared.path, &e))
+}
+
+impl Registry for SqliteRegistry {
+    fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
+        // Read before the write is queued: an eviction racing with this registration (a
+        // revoke_user of the same user) then keeps the new session out of the cache.
+        let epoch = self.shared.cache.epoch();
+        let done = self.write(WriteOp::Register { session, epoch });
+        Box::pin(async move { done.await.map(drop) })
+    }
+
+    fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
+        if self.shared.strict && self.shared.sync_revocations().is_err() {
+            return None;
+        }
+        self.shared.cache.lookup(id, user_id, now)
+    }
+
+    fn validate<'a>(
+        &'a self,
+        id: SessionId,
+        user_id: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        if let Some(answer) = self.validate_cached(id, user_id, now) {
+            return Box::pin(std::future::ready(Ok(answer)));
+        }
+        // Read before the table is: see the cache's module docs.
+        let epoch = self.shared.cache.epoch();
+        let user = user_id.to_owned();
+        self.read(move |conn, shared| {
+            let Some((owner, expires, revoked, last_seen)) = validate_row(conn, shared, id)? else {
+                return Ok(false);
+            };
+            let valid = owner == user && !revoked && to_ms(now) < expires;
+            if valid {
+                let (expires, last_seen) = (from_ms(expires), from_ms(last_seen));
+                shared
+                    .cache
+                    .insert_if_current(epoch, id, &owner, expires, last_seen, now);
+            }
+            Ok(valid)
+        })
+    }
+
+    fn list_for_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, RegistryError>> {
+        let user = user_id.to_owned();
+        let rows = self.read(move |conn, shared| {
+            let err = |e: rusqlite::Error| map_err(&shared.path, &e);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip \
+                     FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL \
+                     AND expires_at > ?2 ORDER BY created_at DESC, id",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(rusqlite::params![user, to_ms(now)], |row| {
+                    let Some(id) = id_of(row.get_ref(0)?.as_blob().ok()) else {
+                        return Ok(None);
+                    };
+                    Ok(Some(SessionInfo {
+                        id,
+                        created_at: from_ms(row.get(1)?),
+                        last_seen_at: from_ms(row.get(2)?),
+                        expires_at: from_ms(row.get(3)?),
+                        user_agent: row.get(4)?,
+                        ip: row
+                            .get::<_, Option<String>>(5)?
+                            .and_then(|ip| ip.parse().ok()),
+                    }))
+                })
+                .map_err(err)?;
+            let mut list = Vec::new();
+            for row in rows {
+                list.extend(row.map_err(err)?);
+            }
+            // Last-seen updates not yet flushed are newer than the table.
+            let pending = shared
+                .pending_touches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for info in &mut list {
+                if let Some(&seen) = pending.get(&info.id) {
+                    info.last_seen_at = info.last_seen_at.max(from_ms(to_ms(seen)));
+                }
+            }
+            Ok(list)
+        });
+        Box::pin(rows)
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        user_id: &'a str,
+        id: SessionId,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        let user_id = Some(user_id.to_owned());
+        let done = self.revoked(WriteOp::Revoke { user_id, id });
+        Box::pin(async move { Ok(!done.await?.is_empty()) })
+    }
+
+    fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
+        let done = self.revoked(WriteOp::Revoke { user_id: None, id });
+        Box::pin(async move { Ok(!done.await?.is_empty()) })
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        except: Option<SessionId>,
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        let user_id = user_id.to_owned();
+        let done = self.revoked(WriteOp::RevokeUser { user_id, except });
+        Box::pin(async move { Ok(done.await?.len() as u64) })
+    }
+
+    fn touch(&self, id: SessionId, now: SystemTime) {
+        if self.shared.stopped.load(Ordering::Relaxed)
+            || !self
+                .shared
+                .cache
+                .should_touch(id, now, self.shared.touch_throttle)
+        {
+            return;
+        }
+        let mut pending = self
+            .shared
+            .pending_touches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pending.len() < MAX_PENDING_TOUCHES || pending.contains_key(&id) {
+            let seen = pending.entry(id).or_insert(now);
+            *seen = (*seen).max(now);
+        }
+    }
+
+    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        let done = self.write(WriteOp::DeleteExpired { now });
+        Box::pin(async move {
+            match done.await? {
+                Outcome::Deleted(count) => Ok(count),
+                _ => Err(RegistryError::Backend("unexpected write outcome".into())),
+            }
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! The SQLite side of the registry: opening connections, the schema and its migrations, error
+//! mapping and the time representation.
+//!
+//! Schema version 1 (`PRAGMA user_version = 1`):
+//!
+//! ```sql
+//! CREATE TABLE sessions (id BLOB PRIMARY KEY NOT NULL, user_id TEXT NOT NULL,
+//!     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL,
+//!     revoked_at INTEGER, user_agent TEXT, ip TEXT) WITHOUT ROWID;
+//! CREATE INDEX sessions_user_id ON sessions (user_id);
+//! CREATE INDEX sessions_expires_at ON sessions (expires_at);
+//! CREATE TABLE revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL,
+//!     expires_at INTEGER NOT NULL);
+//! ```
+//!
+//! Times are integer milliseconds since the Unix epoch. `revocations.seq` is `AUTOINCREMENT` so
+//! that pruning the newest entries can never make a sequence number be handed out twice, which
+//! would hide a revocation from other processes' pollers.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use super::RegistryError;
+
+/// The newest schema version this library creates and understands.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations from version `i` to `i + 1`, applied in one transaction at open.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = ["
+    CREATE TABLE sessions (
+        id BLOB PRIMARY KEY NOT NULL,
+        user_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        user_agent TEXT,
+        ip TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_user_id ON sessions (user_id);
+    CREATE INDEX sessions_expires_at ON sessions (expires_at);
+    CREATE TABLE revocations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+"];
+
+/// Maps an SQLite error to the registry's error, by its code; `path` names the database.
+pub(crate) fn map_err(path: &Path, err: &rusqlite::Error) -> RegistryError {
+    let path = || path.to_path_buf();
+    match err.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => RegistryError::NotADatabase(path()),
+        Some(ErrorCode::DatabaseCorrupt) => RegistryError::Corrupt(path()),
+        Some(ErrorCode::ReadOnly) => RegistryError::ReadOnly(path()),
+        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+            RegistryError::CannotOpen(path())
+        }
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => RegistryError::Busy,
+        Some(ErrorCode::DiskFull) => RegistryError::Full,
+        _ => RegistryError::Backend(err.to_string().into()),
+    }
+}
+
+/// Opens one connection to the registry file with the registry's pragmas (WAL, busy timeout,
+/// synchronous=FULL). Errors are typed: a missing directory, a read-only file, not a database.
+pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, RegistryError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(RegistryError::MissingDirectory(dir.to_path_buf()));
+        }
+    }
+    // SQLite would fall back to read-only (or fail with a vague code) on a file it may not write;
+    // asking the OS first names the problem.
+    if path.is_file() {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(RegistryError::ReadOnly(path.to_path_buf()));
+            }
+        }
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let err = |e: rusqlite::Error| map_err(path, &e);
+    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+    // SQLite silently falls back to read-only when the file cannot be opened for writing; the
+    // registry must write, so that is an error now rather than at the first revocation.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
+        return Err(RegistryError::ReadOnly(path.to_path_buf()));
+    }
+    conn.busy_timeout(busy_timeout).map_err(err)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(RegistryError::Backend(
+            format!("cannot switch {} to WAL mode (got {mode})", path.display()).into(),
+        ));
+    }
+    // FULL: a revocation's commit reaches the disk before revoke returns.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    Ok(conn)
+}
+
+/// Creates or migrates the schema to [`SCHEMA_VERSION`], in one immediate transaction so that two
+/// processes opening a fresh file at once cannot both create it, then checks the tables exist.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RegistryError> {
+    let err = |e: rusqlite::Error| map_err(path, &e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(RegistryError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for migration in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(migration).map_err(err)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(err)?;
+    for table in ["sessions", "revocations"] {
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+                [table],
+                |row| row.get(0),
+            )
+            .map_err(err)?;
+        if !exists {
+            return Err(RegistryError::MissingTable {
+                path: path.to_path_buf(),
+                table,
+            });
+        }
+    }
+    tx.commit().map_err(err)
+}
+
+/// A time as stored: milliseconds since the Unix epoch (negative before it), saturating.
+pub(crate) fn to_ms(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// The inverse of [`to_ms`].
+pub(crate) fn from_ms(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_at_millisecond_precision() {
+        for ms in [0, 1, 1_700_000_000_123, -5_000] {
+            assert_eq!(to_ms(from_ms(ms)), ms);
+        }
+        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_234_567_891);
+        assert_eq!(to_ms(t), 1234);
+    }
+}

@@ -1,0 +1,427 @@
+//! The threads behind [`SqliteRegistry`](super::SqliteRegistry): one writer that group-commits,
+//! a small pool of readers, and the poller that picks up other processes' revocations.
+//!
+//! Why dedicated threads rather than `tokio::task::spawn_blocking`: each thread keeps its own
+//! connection and prepared statements (no per-call open or prepare), the registry works under any
+//! executor, and the number of connections is fixed. Callers await a `tokio::sync::oneshot`
+//! reply, which does not need a tokio runtime.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::cache::ValidationCache;
+use super::sqlite_schema::{from_ms, map_err, to_ms};
+use super::{NewSession, RegistryError};
+use crate::SessionId;
+
+/// The most operations committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// How often queued last-seen updates are written.
+pub(crate) const TOUCH_FLUSH: Duration = Duration::from_secs(1);
+/// The most distinct sessions with a queued last-seen update; more are dropped until the flush.
+pub(crate) const MAX_PENDING_TOUCHES: usize = 100_000;
+
+/// State shared by the registry handle and its threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
+    pub(crate) cache: ValidationCache,
+    pub(crate) pending_touches: Mutex<HashMap<SessionId, SystemTime>>,
+    pub(crate) touch_throttle: Duration,
+    pub(crate) sync: Mutex<SyncState>,
+    pub(crate) strict: bool,
+    pub(crate) stopped: AtomicBool,
+}
+
+/// The connection that watches `PRAGMA data_version` and the revocation log.
+#[derive(Debug)]
+pub(crate) struct SyncState {
+    pub(crate) conn: Connection,
+    pub(crate) data_version: i64,
+    pub(crate) last_seq: i64,
+}
+
+impl SyncState {
+    /// Starts watching from the current end of the log.
+    pub(crate) fn new(conn: Connection, path: &Path) -> Result<Self, RegistryError> {
+        let err = |e: rusqlite::Error| map_err(path, &e);
+        let data_version = conn
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .map_err(err)?;
+        let last_seq = conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM revocations", [], |row| {
+                row.get(0)
+            })
+            .map_err(err)?;
+        Ok(SyncState {
+            conn,
+            data_version,
+            last_seq,
+        })
+    }
+}
+
+impl Shared {
+    /// If any other connection committed since the last check, evicts the ids revoked since.
+    pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
+        let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let err = |e: rusqlite::Error| map_err(&self.path, &e);
+        let version: i64 = state
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(err)?;
+        if version == state.data_version {
+            return Ok(());
+        }
+        let mut revoked = Vec::new();
+        let mut last_seq = state.last_seq;
+        {
+            let mut stmt = state
+                .conn
+                .prepare_cached("SELECT seq, id FROM revocations WHERE seq > ?1 ORDER BY seq")
+                .map_err(err)?;
+            let mut rows = stmt.query([state.last_seq]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                last_seq = row.get(0).map_err(err)?;
+                if let Some(id) = id_of(row.get_ref(1).map_err(err)?.as_blob().ok()) {
+                    revoked.push(id);
+                }
+            }
+        }
+        self.cache.evict(revoked);
+        state.last_seq = last_seq;
+        state.data_version = version;
+        Ok(())
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> RegistryError + '_ {
+        move |e| map_err(&self.path, &e)
+    }
+}
+
+/// Reads a stored id; a blob of the wrong length (never written by us) is no id.
+pub(crate) fn id_of(blob: Option<&[u8]>) -> Option<SessionId> {
+    Some(SessionId::from_bytes(blob?.try_into().ok()?))
+}
+
+/// A write the writer thread applies in its next group commit.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    Register {
+        session: NewSession,
+        epoch: u64,
+    },
+    Revoke {
+        user_id: Option<String>,
+        id: SessionId,
+    },
+    RevokeUser {
+        user_id: String,
+        except: Option<SessionId>,
+    },
+    DeleteExpired {
+        now: SystemTime,
+    },
+}
+
+/// What a committed write did.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Registered,
+    Revoked(Vec<SessionId>),
+    Deleted(u64),
+}
+
+type Reply = oneshot::Sender<Result<Outcome, RegistryError>>;
+
+/// A message to the writer thread.
+#[derive(Debug)]
+pub(crate) enum WriteMsg {
+    Op(WriteOp, Reply),
+    Stop,
+}
+
+/// A message to a reader thread.
+pub(crate) enum ReadMsg {
+    Job(Box<dyn FnOnce(&Connection) + Send>),
+    Stop,
+}
+
+/// The writer: waits for work, takes everything queued (up to [`MAX_BATCH`]), commits it in one
+/// transaction, updates the cache, and only then replies. Also flushes last-seen updates and runs
+/// the periodic cleanup.
+pub(crate) fn writer_loop(
+    mut conn: Connection,
+    shared: Arc<Shared>,
+    rx: Receiver<WriteMsg>,
+    cleanup_interval: Option<Duration>,
+) {
+    let mut next_flush = Instant::now() + TOUCH_FLUSH;
+    let mut next_cleanup = cleanup_interval.map(|every| Instant::now() + every);
+    loop {
+        let deadline = next_cleanup.map_or(next_flush, |c| c.min(next_flush));
+        let mut batch: Vec<(WriteOp, Option<Reply>)> = Vec::new();
+        let mut stop = false;
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(WriteMsg::Op(op, reply)) => batch.push((op, Some(reply))),
+            Ok(WriteMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        while !stop && !batch.is_empty() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(WriteMsg::Op(op, reply)) => batch.push((op, Some(reply))),
+                Ok(WriteMsg::Stop) | Err(TryRecvError::Disconnected) => stop = true,
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        let now = Instant::now();
+        if let (Some(due), Some(every)) = (next_cleanup, cleanup_interval) {
+            if now >= due {
+                let now = SystemTime::now();
+                batch.push((WriteOp::DeleteExpired { now }, None));
+                next_cleanup = Some(Instant::now() + every);
+            }
+        }
+        let touches = if stop || now >= next_flush {
+            next_flush = now + TOUCH_FLUSH;
+            std::mem::take(
+                &mut *shared
+                    .pending_touches
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            )
+        } else {
+            HashMap::new()
+        };
+        if !batch.is_empty() || !touches.is_empty() {
+            commit_batch(&mut conn, &shared, batch, touches);
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+fn commit_batch(
+    conn: &mut Connection,
+    shared: &Shared,
+    batch: Vec<(WriteOp, Option<Reply>)>,
+    touches: HashMap<SessionId, SystemTime>,
+) {
+    let mut results = Vec::with_capacity(batch.len());
+    let committed = (|| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (op, _) in &batch {
+            // A savepoint per operation: one failing write (a duplicate id) fails alone.
+            let sp = tx.savepoint()?;
+            let result = apply(&sp, op, shared);
+            if result.is_ok() {
+                sp.commit()?;
+            }
+            results.push(result);
+        }
+        write_touches(&tx, touches)?;
+        tx.commit()
+    })();
+    let failure = committed.err().map(|e| map_err(&shared.path, &e));
+    for ((op, reply), result) in batch.into_iter().zip(
+        results
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::repeat_with(|| None)),
+    ) {
+        let result = match (&failure, result) {
+            (Some(e), _) => Err(same_error(e)),
+            (None, Some(result)) => result,
+            (None, None) => Err(RegistryError::Backend("the write was not applied".into())),
+        };
+        if let Ok(outcome) = &result {
+            after_commit(shared, &op, outcome);
+        }
+        if let Some(reply) = reply {
+            // The caller may have given up waiting; the write stands either way.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Updates the cache for a committed write, before its caller is told: revoked ids leave the
+/// cache, so the next validate through this registry refuses them.
+fn after_commit(shared: &Shared, op: &WriteOp, outcome: &Outcome) {
+    match (op, outcome) {
+        (WriteOp::Register { session, epoch }, Outcome::Registered) => {
+            let created = from_ms(to_ms(session.created_at));
+            shared.cache.insert_if_current(
+                *epoch,
+                session.id,
+                &session.user_id,
+                from_ms(to_ms(session.expires_at)),
+                created,
+                created,
+            );
+        }
+        (WriteOp::Revoke { id, .. }, Outcome::Revoked(ids)) => {
+            shared.cache.evict(ids.iter().copied().chain([*id]));
+        }
+        (_, Outcome::Revoked(ids)) => shared.cache.evict(ids.iter().copied()),
+        _ => {}
+    }
+}
+
+/// A copy of an error for every operation of a failed group commit.
+fn same_error(e: &RegistryError) -> RegistryError {
+    match e {
+        RegistryError::NotADatabase(p) => RegistryError::NotADatabase(p.clone()),
+        RegistryError::Corrupt(p) => RegistryError::Corrupt(p.clone()),
+        RegistryError::ReadOnly(p) => RegistryError::ReadOnly(p.clone()),
+        RegistryError::CannotOpen(p) => RegistryError::CannotOpen(p.clone()),
+        RegistryError::Busy => RegistryError::Busy,
+        RegistryError::Full => RegistryError::Full,
+        other => RegistryError::Backend(other.to_string().into()),
+    }
+}
+
+fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, RegistryError> {
+    let err = shared.err();
+    match op {
+        WriteOp::Register { session, .. } => {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, \
+                     user_agent, ip) VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        session.id.as_bytes(),
+                        session.user_id,
+                        to_ms(session.created_at),
+                        to_ms(session.expires_at),
+                        session.user_agent,
+                        session.ip.map(|ip| ip.to_string()),
+                    ])
+                });
+            match inserted {
+                Ok(_) => Ok(Outcome::Registered),
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    Err(RegistryError::DuplicateId(session.id))
+                }
+                Err(e) => Err(err(e)),
+            }
+        }
+        WriteOp::Revoke { user_id, id } => {
+            let expires: Option<i64> = tx
+                .prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?3 WHERE id = ?1 AND revoked_at IS NULL \
+                     AND (?2 IS NULL OR user_id = ?2) RETURNING expires_at",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(
+                        params![id.as_bytes(), user_id, to_ms(SystemTime::now())],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                })
+                .map_err(&err)?;
+            let Some(expires) = expires else {
+                return Ok(Outcome::Revoked(Vec::new()));
+            };
+            log_revocation(tx, *id, expires).map_err(&err)?;
+            Ok(Outcome::Revoked(vec![*id]))
+        }
+        WriteOp::RevokeUser { user_id, except } => {
+            let revoked: Vec<(SessionId, i64)> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 \
+                         AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) \
+                         RETURNING id, expires_at",
+                    )
+                    .map_err(&err)?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            user_id,
+                            except.as_ref().map(|id| id.as_bytes().to_vec()),
+                            to_ms(SystemTime::now())
+                        ],
+                        |row| Ok((id_of(row.get_ref(0)?.as_blob().ok()), row.get(1)?)),
+                    )
+                    .map_err(&err)?;
+                let mut revoked = Vec::new();
+                for row in rows {
+                    if let (Some(id), expires) = row.map_err(&err)? {
+                        revoked.push((id, expires));
+                    }
+                }
+                revoked
+            };
+            for &(id, expires) in &revoked {
+                log_revocation(tx, id, expires).map_err(&err)?;
+            }
+            Ok(Outcome::Revoked(
+                revoked.into_iter().map(|(id, _)| id).collect(),
+            ))
+        }
+        WriteOp::DeleteExpired { now } => {
+            let now = to_ms(*now);
+            let deleted = tx
+                .prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([now]))
+                .map_err(&err)?;
+            // Entries of expired sessions can go: every cache refuses an expired session anyway.
+            tx.prepare_cached("DELETE FROM revocations WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([now]))
+                .map_err(&err)?;
+            Ok(Outcome::Deleted(deleted as u64))
+        }
+    }
+}
+
+fn log_revocation(tx: &Connection, id: SessionId, expires: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO revocations (id, expires_at) VALUES (?1, ?2)")?
+        .execute(params![id.as_bytes(), expires])
+        .map(drop)
+}
+
+fn write_touches(tx: &Connection, touches: HashMap<SessionId, SystemTime>) -> rusqlite::Result<()> {
+    if touches.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx
+        .prepare_cached("UPDATE sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1")?;
+    for (id, seen) in touches {
+        stmt.execute(params![id.as_bytes(), to_ms(seen)])?;
+    }
+    Ok(())
+}
+
+/// A reader: runs read jobs on its own connection until told to stop.
+pub(crate) fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadMsg>>>) {
+    loop {
+        let msg = {
+            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+            rx.recv()
+        };
+        match msg {
+            Ok(ReadMsg::Job(job)) => job(&conn),
+            Ok(ReadMsg::Stop) | Err(_) => return,
+        }
+    }
+}
+
+/// The poller: every `interval`, picks up revocations committed by other connections.
+pub(crate) fn poller_loop(shared: Arc<Shared>, stop: Receiver<()>, interval: Duration) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        // A failed poll (the file is briefly locked) is retried at the next tick; validate's
+        // database reads are unaffected.
+        let _ = shared.sync_revocations();
+    }
+}
