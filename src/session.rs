@@ -11,7 +11,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
@@ -452,9 +452,11 @@ impl Session {
             registry.touch(c.id(), now);
         }
         let value = s.sealer.seal(&s.cookie.name, c).map_err(SaveError::Seal)?;
-        let max_age = c
-            .is_persistent()
-            .then(|| c.idle_deadline().duration_since(now).unwrap_or_default());
+        // Sealed times are whole seconds; count Max-Age the same way.
+        let max_age = c.is_persistent().then(|| {
+            let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Duration::from_secs(secs(c.idle_deadline()).saturating_sub(secs(now)))
+        });
         s.cookie
             .render(&value, max_age)
             .map(Some)
