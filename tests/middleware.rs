@@ -292,3 +292,16 @@ async fn too_large_a_session_is_a_500_not_a_dropped_cookie() {
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.set_cookies(NAME).is_empty());
 }
+
+#[tokio::test]
+async fn signed_mode_round_trips_and_refuses_private_cookies() {
+    let key = Key::generate();
+    let signed = server(builder(&key).mode(sealed_sessions::Mode::Signed)).await;
+    let jar = get(signed, "/set/a/visible", None).await.cookie_pair(NAME);
+    assert_eq!(get(signed, "/get/a", Some(&jar)).await.body, "visible");
+    // The same key in private mode does not accept a signed cookie, nor the reverse.
+    let private = server(builder(&key)).await;
+    assert_eq!(get(private, "/get/a", Some(&jar)).await.body, "none");
+    let jar = get(private, "/set/a/hidden", None).await.cookie_pair(NAME);
+    assert_eq!(get(signed, "/get/a", Some(&jar)).await.body, "none");
+}

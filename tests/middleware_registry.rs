@@ -258,3 +258,26 @@ async fn a_revoked_duplicate_does_not_hide_a_valid_cookie() {
     let both = format!("{revoked}; {valid}");
     assert_eq!(get(addr, "/user", Some(&both)).await.body, "gina");
 }
+
+#[tokio::test]
+async fn forwarded_for_is_recorded_only_from_trusted_proxies() {
+    let (_dir, reg) = sqlite();
+    let loopback = "127.0.0.1".parse().unwrap();
+    let trusting = server(builder(reg.clone()).trust_forwarded_for([loopback])).await;
+    let xff = [("x-forwarded-for", "198.51.100.7, 127.0.0.1")];
+    assert!(get_with(trusting, "/login/hank", &[], &xff)
+        .await
+        .status
+        .is_success());
+    let listed = reg.list_for_user("hank", SystemTime::now()).await.unwrap();
+    assert_eq!(listed[0].ip, Some("198.51.100.7".parse().unwrap()));
+
+    // By default the header is ignored: the peer address is recorded.
+    let default = server(builder(reg.clone())).await;
+    assert!(get_with(default, "/login/ivy", &[], &xff)
+        .await
+        .status
+        .is_success());
+    let listed = reg.list_for_user("ivy", SystemTime::now()).await.unwrap();
+    assert_eq!(listed[0].ip, Some(loopback));
+}
