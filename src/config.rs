@@ -1,0 +1,487 @@
+//! [`SessionConfig`]: everything the middleware needs, checked once at start-up.
+//!
+//! The defaults are the safe ones: an `HttpOnly; Secure; SameSite=Lax; Path=/` browser-session
+//! cookie, XAES-256-GCM sealing, a 24-hour absolute lifetime, a 2-hour idle timeout refreshed
+//! at most every 30 minutes, and HTTP 503 when the registry cannot answer. Mistakes that would
+//! otherwise show up as a browser silently ignoring the cookie (a `__Host-` cookie with a
+//! `Domain`, `SameSite=None` without `Secure`) are [`ConfigError`]s from
+//! [`SessionConfigBuilder::build`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::client_ip::ClientIpSource;
+use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, SameSite};
+use crate::registry::Registry;
+use crate::{KeyRing, Mode, Sealer};
+
+/// The cookie name used unless [`SessionConfigBuilder::cookie_name`] says otherwise.
+pub const DEFAULT_COOKIE_NAME: &str = "session";
+
+const HOST_PREFIX: &str = "__Host-";
+const SECURE_PREFIX: &str = "__Secure-";
+
+/// What the middleware does when the registry fails (is down, busy, or full) while validating a
+/// user-bound session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryErrorPolicy {
+    /// Answer HTTP 503 with `Retry-After` without calling the handler, and leave the cookie as
+    /// it is, so that the user is still signed in once the registry is back. The default.
+    ServiceUnavailable {
+        /// The `Retry-After` value.
+        retry_after: Duration,
+    },
+    /// Serve the request with a fresh, empty session, as if the user were signed out; the
+    /// cookie is left as it is unless the handler writes a new session.
+    SignedOut,
+}
+
+impl Default for RegistryErrorPolicy {
+    fn default() -> Self {
+        RegistryErrorPolicy::ServiceUnavailable {
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a [`SessionConfigBuilder`] did not build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is empty or has characters a cookie name cannot have.
+    #[error("{0:?} is not a valid cookie name")]
+    InvalidCookieName(String),
+    /// The `Domain` or `Path` has characters an attribute value cannot have, or the path does
+    /// not start with `/`.
+    #[error("{0:?} is not a valid cookie Domain or Path")]
+    InvalidAttribute(String),
+    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`; browsers drop it
+    /// otherwise.
+    #[error("a __Host- cookie needs Secure, Path=/ and no Domain")]
+    HostPrefixConflict,
+    /// A `__Secure-` cookie must be `Secure`.
+    #[error("a __Secure- cookie needs Secure")]
+    SecurePrefixInsecure,
+    /// Browsers drop `SameSite=None` cookies that are not `Secure`.
+    #[error("SameSite=None needs Secure")]
+    SameSiteNoneInsecure,
+    /// A lifetime, idle timeout or `Retry-After` of zero.
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// The idle timeout is longer than the absolute lifetime.
+    #[error("the idle timeout {idle:?} is longer than the lifetime {lifetime:?}")]
+    IdleExceedsLifetime {
+        /// The idle timeout.
+        idle: Duration,
+        /// The absolute lifetime.
+        lifetime: Duration,
+    },
+    /// The refresh throttle is not shorter than the idle timeout, so sessions would expire
+    /// before they are refreshed.
+    #[error("the refresh throttle {refresh:?} is not shorter than the idle timeout {idle:?}")]
+    RefreshNotBelowIdle {
+        /// The refresh throttle.
+        refresh: Duration,
+        /// The idle timeout.
+        idle: Duration,
+    },
+}
+
+type ClockFn = dyn Fn() -> SystemTime + Send + Sync;
+
+/// The validated configuration of the session middleware; cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use sealed_sessions::{Key, KeyRing, SessionConfig};
+///
+/// let config = SessionConfig::builder(KeyRing::new(Key::generate()))
+///     .host_prefix()
+///     .idle_timeout(Duration::from_secs(30 * 60))
+///     .build()?;
+/// assert_eq!(config.cookie_name(), "__Host-session");
+///
+/// // Plain-http development has to be asked for by name.
+/// let dev = SessionConfig::builder(KeyRing::new(Key::generate()))
+///     .insecure_http_for_development()
+///     .build()?;
+/// # let _ = dev;
+/// # Ok::<(), sealed_sessions::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What every request of one layer shares.
+pub(crate) struct Shared {
+    pub(crate) sealer: Sealer,
+    pub(crate) cookie: CookieSettings,
+    pub(crate) lifetime: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) refresh_after: Duration,
+    pub(crate) client_ip: ClientIpSource,
+    pub(crate) on_registry_error: RegistryErrorPolicy,
+    pub(crate) registry: Option<Arc<dyn Registry>>,
+    clock: Option<Arc<ClockFn>>,
+}
+
+impl Shared {
+    /// The current time, from the injected clock if there is one.
+    pub(crate) fn now(&self) -> SystemTime {
+        match &self.clock {
+            Some(clock) => clock(),
+            None => SystemTime::now(),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Starts a configuration that seals cookies with `keys`.
+    pub fn builder(keys: KeyRing) -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            keys,
+            mode: Mode::Private,
+            name: None,
+            host_prefix: false,
+            domain: None,
+            path: "/".to_owned(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            lifetime: Duration::from_secs(24 * 60 * 60),
+            idle: Duration::from_secs(2 * 60 * 60),
+            refresh_after: None,
+            client_ip: ClientIpSource::Peer,
+            on_registry_error: RegistryErrorPolicy::default(),
+            registry: None,
+            clock: None,
+        }
+    }
+
+    /// The cookie name, including any `__Host-` prefix.
+    pub fn cookie_name(&self) -> &str {
+        &self.shared.cookie.name
+    }
+
+    /// The absolute lifetime of a session.
+    pub fn lifetime(&self) -> Duration {
+        self.shared.lifetime
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        self.shared.idle
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("SessionConfig")
+            .field("sealer", &s.sealer)
+            .field("cookie", &s.cookie)
+            .field("lifetime", &s.lifetime)
+            .field("idle", &s.idle)
+            .field("refresh_after", &s.refresh_after)
+            .field("client_ip", &s.client_ip)
+            .field("on_registry_error", &s.on_registry_error)
+            .field("registry", &s.registry.is_some())
+            .field("injected_clock", &s.clock.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`SessionConfig`]; see [`SessionConfig::builder`].
+#[must_use]
+pub struct SessionConfigBuilder {
+    keys: KeyRing,
+    mode: Mode,
+    name: Option<String>,
+    host_prefix: bool,
+    domain: Option<String>,
+    path: String,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    lifetime: Duration,
+    idle: Duration,
+    refresh_after: Option<Duration>,
+    client_ip: ClientIpSource,
+    on_registry_error: RegistryErrorPolicy,
+    registry: Option<Arc<dyn Registry>>,
+    clock: Option<Arc<ClockFn>>,
+}
+
+impl SessionConfigBuilder {
+    /// The cookie name (default [`DEFAULT_COOKIE_NAME`]). With [`Self::host_prefix`], the
+    /// `__Host-` prefix is added to it.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Prefixes the cookie name with `__Host-`, which makes browsers accept the cookie only if it
+    /// is `Secure`, has `Path=/` and no `Domain`, so no subdomain and no plain-http page can set
+    /// or shadow it. The best choice for a site on one host.
+    pub fn host_prefix(mut self) -> Self {
+        self.host_prefix = true;
+        self
+    }
+
+    /// The `Domain` attribute (default none: the cookie goes back only to the host that set it).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `Path` attribute (default `/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Leaves out the `Secure` attribute so that the cookie works over plain `http://` on a
+    /// development machine. Never use it in production: the cookie would travel in clear text.
+    pub fn insecure_http_for_development(mut self) -> Self {
+        self.secure = false;
+        self
+    }
+
+    /// Whether the cookie is `HttpOnly`, hidden from page scripts (default `true`).
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `SameSite` attribute (default [`SameSite::Lax`]).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Encrypted ([`Mode::Private`], the default) or only signed cookies.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The absolute lifetime: a session ends this long after it was issued (at login or
+    /// renewal), however active (default 24 hours).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// The idle timeout: a session ends after this long without a request (default 2 hours).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// How much of the idle timeout must pass before a request moves the idle deadline (and so
+    /// re-seals and re-sends the cookie). Default: a quarter of the idle timeout, so that a busy
+    /// page does not re-seal on every request.
+    pub fn refresh_after(mut self, refresh_after: Duration) -> Self {
+        self.refresh_after = Some(refresh_after);
+        self
+    }
+
+    /// Trusts `X-Forwarded-For` on requests whose peer is one of `proxies` (exact addresses);
+    /// see [`PeerAddr`](crate::PeerAddr). By default only the peer address is used.
+    pub fn trust_forwarded_for(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.client_ip = ClientIpSource::ForwardedFor(proxies.into_iter().collect());
+        self
+    }
+
+    /// Records user-bound sessions in `registry` at login and checks them on every request, so
+    /// that they can be listed and revoked. Without a registry, a signed-in session is valid for
+    /// as long as its sealed cookie is, and logging out cannot invalidate a copy of the cookie.
+    /// Anonymous sessions never touch the registry.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// What to do when the registry fails while validating a session (default
+    /// [`RegistryErrorPolicy::ServiceUnavailable`] with a 5-second `Retry-After`).
+    pub fn on_registry_error(mut self, policy: RegistryErrorPolicy) -> Self {
+        self.on_registry_error = policy;
+        self
+    }
+
+    /// Reads the time from `clock` instead of the system clock: for tests of expiry.
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Checks the settings and builds the configuration.
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        let base = self.name.as_deref().unwrap_or(DEFAULT_COOKIE_NAME);
+        let name = if self.host_prefix && !base.starts_with(HOST_PREFIX) {
+            format!("{HOST_PREFIX}{base}")
+        } else {
+            base.to_owned()
+        };
+        if !is_valid_name(&name) {
+            return Err(ConfigError::InvalidCookieName(name));
+        }
+        if !self.path.starts_with('/') || !is_valid_attribute(&self.path) {
+            return Err(ConfigError::InvalidAttribute(self.path));
+        }
+        if let Some(domain) = &self.domain {
+            if domain.is_empty() || !is_valid_attribute(domain) {
+                return Err(ConfigError::InvalidAttribute(domain.clone()));
+            }
+        }
+        if name.starts_with(HOST_PREFIX)
+            && (!self.secure || self.path != "/" || self.domain.is_some())
+        {
+            return Err(ConfigError::HostPrefixConflict);
+        }
+        if name.starts_with(SECURE_PREFIX) && !self.secure {
+            return Err(ConfigError::SecurePrefixInsecure);
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::SameSiteNoneInsecure);
+        }
+        // Times are sealed in whole seconds, so anything under one second is zero.
+        if self.lifetime.as_secs() == 0 {
+            return Err(ConfigError::ZeroDuration("lifetime"));
+        }
+        if self.idle.as_secs() == 0 {
+            return Err(ConfigError::ZeroDuration("idle timeout"));
+        }
+        if let RegistryErrorPolicy::ServiceUnavailable { retry_after } = self.on_registry_error {
+            if retry_after.as_secs() == 0 {
+                return Err(ConfigError::ZeroDuration("Retry-After"));
+            }
+        }
+        if self.idle > self.lifetime {
+            return Err(ConfigError::IdleExceedsLifetime {
+                idle: self.idle,
+                lifetime: self.lifetime,
+            });
+        }
+        let refresh_after = self.refresh_after.unwrap_or(self.idle / 4);
+        if refresh_after >= self.idle {
+            return Err(ConfigError::RefreshNotBelowIdle {
+                refresh: refresh_after,
+                idle: self.idle,
+            });
+        }
+
+        let cookie = CookieSettings {
+            name,
+            domain: self.domain,
+            path: self.path,
+            secure: self.secure,
+            http_only: self.http_only,
+            same_site: self.same_site,
+        };
+        let sealer = Sealer::new(self.keys, self.mode)
+            .reserve_for_attributes(cookie.attribute_reserve(self.lifetime));
+        Ok(SessionConfig {
+            shared: Arc::new(Shared {
+                sealer,
+                cookie,
+                lifetime: self.lifetime,
+                idle: self.idle,
+                refresh_after,
+                client_ip: self.client_ip,
+                on_registry_error: self.on_registry_error,
+                registry: self.registry,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    fn builder() -> SessionConfigBuilder {
+        SessionConfig::builder(KeyRing::new(Key::generate()))
+    }
+
+    #[test]
+    fn defaults_build() {
+        let c = builder().build().unwrap();
+        assert_eq!(c.cookie_name(), DEFAULT_COOKIE_NAME);
+        assert_eq!(c.shared.refresh_after, c.idle_timeout() / 4);
+        assert!(c.shared.cookie.secure && c.shared.cookie.http_only);
+    }
+
+    #[test]
+    fn invalid_settings_are_errors() {
+        let err = |b: SessionConfigBuilder| b.build().unwrap_err();
+        assert!(matches!(
+            err(builder().cookie_name("a b")),
+            ConfigError::InvalidCookieName(_)
+        ));
+        assert!(matches!(
+            err(builder().path("nope")),
+            ConfigError::InvalidAttribute(_)
+        ));
+        assert!(matches!(
+            err(builder().domain("a;b")),
+            ConfigError::InvalidAttribute(_)
+        ));
+        assert_eq!(
+            err(builder().host_prefix().domain("example.com")),
+            ConfigError::HostPrefixConflict
+        );
+        assert_eq!(
+            err(builder().host_prefix().path("/app")),
+            ConfigError::HostPrefixConflict
+        );
+        assert_eq!(
+            err(builder().host_prefix().insecure_http_for_development()),
+            ConfigError::HostPrefixConflict
+        );
+        assert_eq!(
+            err(builder()
+                .cookie_name("__Secure-s")
+                .insecure_http_for_development()),
+            ConfigError::SecurePrefixInsecure
+        );
+        assert_eq!(
+            err(builder()
+                .same_site(SameSite::None)
+                .insecure_http_for_development()),
+            ConfigError::SameSiteNoneInsecure
+        );
+        assert!(matches!(
+            err(builder()
+                .lifetime(Duration::from_secs(60))
+                .idle_timeout(Duration::from_secs(61))),
+            ConfigError::IdleExceedsLifetime { .. }
+        ));
+        assert!(matches!(
+            err(builder().idle_timeout(Duration::from_millis(500))),
+            ConfigError::ZeroDuration(_)
+        ));
+        assert!(matches!(
+            err(builder()
+                .idle_timeout(Duration::from_secs(60))
+                .refresh_after(Duration::from_secs(60))),
+            ConfigError::RefreshNotBelowIdle { .. }
+        ));
+    }
+
+    #[test]
+    fn host_prefix_is_added_once() {
+        let c = builder()
+            .cookie_name("__Host-x")
+            .host_prefix()
+            .build()
+            .unwrap();
+        assert_eq!(c.cookie_name(), "__Host-x");
+    }
+}

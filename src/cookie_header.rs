@@ -1,0 +1,199 @@
+//! Reading our cookie out of `Cookie` request headers, and rendering `Set-Cookie` lines.
+//!
+//! Parsing and rendering go through the `cookie` crate; this module only decides which cookies
+//! are ours and which attributes ours carries.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use cookie::{Cookie, Expiration};
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// Sent only on requests that start on this site.
+    Strict,
+    /// Also sent on top-level navigations from other sites (following a link). The default: it
+    /// blocks cross-site form posts (CSRF) without signing people out when they follow a link.
+    #[default]
+    Lax,
+    /// Sent on every request, including cross-site ones; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    fn to_cookie(self) -> cookie::SameSite {
+        match self {
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::None => cookie::SameSite::None,
+        }
+    }
+}
+
+/// The name and attributes of the session cookie, validated by the config builder.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieSettings {
+    pub(crate) name: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) path: String,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+}
+
+impl CookieSettings {
+    fn build<'a>(&'a self, value: &'a str) -> Cookie<'a> {
+        let mut c = Cookie::build((self.name.as_str(), value))
+            .path(self.path.as_str())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site.to_cookie());
+        if let Some(domain) = &self.domain {
+            c = c.domain(domain.as_str());
+        }
+        c.build()
+    }
+
+    /// The `Set-Cookie` value for a sealed `value`; `max_age` for a persistent cookie, `None`
+    /// for a browser-session cookie.
+    pub(crate) fn render(&self, value: &str, max_age: Option<Duration>) -> Option<HeaderValue> {
+        let mut c = self.build(value);
+        if let Some(age) = max_age {
+            c.set_max_age(cookie::time::Duration::seconds(
+                i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
+            ));
+        }
+        HeaderValue::try_from(c.to_string()).ok()
+    }
+
+    /// The `Set-Cookie` value that makes the browser delete the cookie.
+    pub(crate) fn render_removal(&self) -> Option<HeaderValue> {
+        let mut c = self.build("");
+        c.set_max_age(cookie::time::Duration::ZERO);
+        c.set_expires(Expiration::DateTime(
+            cookie::time::OffsetDateTime::UNIX_EPOCH,
+        ));
+        HeaderValue::try_from(c.to_string()).ok()
+    }
+
+    /// Bytes of a rendered `Set-Cookie` line beyond `name=value`, for the longest `Max-Age` we
+    /// may send, so that the sealer refuses any cookie whose whole line would not fit.
+    pub(crate) fn attribute_reserve(&self, longest_max_age: Duration) -> usize {
+        let line = self.render("", Some(longest_max_age));
+        line.map_or(0, |l| l.len()) - (self.name.len() + 1)
+    }
+}
+
+/// Calls `f` with the value of every cookie named `name` in every `Cookie` header, in order,
+/// until `f` returns `true`. Headers that are not UTF-8 are read lossily, so that one bad byte
+/// spoils only the cookie it is in; unparsable cookies are skipped. Never panics.
+pub(crate) fn find_cookie(headers: &HeaderMap, name: &str, mut f: impl FnMut(&str) -> bool) {
+    for header in headers.get_all(COOKIE) {
+        let text = match header.to_str() {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(header.as_bytes()),
+        };
+        for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+            if cookie.name() == name && f(cookie.value()) {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether `name` is a valid cookie name: an RFC 9110 token (visible ASCII, no separators).
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+/// Whether `s` may appear as a `Domain` or `Path` attribute value: visible ASCII without `;`.
+pub(crate) fn is_valid_attribute(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CookieSettings {
+        CookieSettings {
+            name: "id".into(),
+            domain: None,
+            path: "/".into(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+
+    fn found(headers: &HeaderMap) -> Vec<String> {
+        let mut out = Vec::new();
+        find_cookie(headers, "id", |v| {
+            out.push(v.to_owned());
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn finds_every_cookie_of_our_name_across_headers() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1; id=junk; b=2"));
+        h.append(COOKIE, HeaderValue::from_static("id=good"));
+        assert_eq!(found(&h), ["junk", "good"]);
+        let mut stopped = Vec::new();
+        find_cookie(&h, "id", |v| {
+            stopped.push(v.to_owned());
+            true
+        });
+        assert_eq!(stopped, ["junk"], "stops when told to");
+    }
+
+    #[test]
+    fn non_utf8_header_spoils_only_its_cookie() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"x=\xff\xfe; id=good; =; ;;").unwrap(),
+        );
+        assert_eq!(found(&h), ["good"]);
+    }
+
+    #[test]
+    fn renders_secure_defaults_and_removal() {
+        let s = settings();
+        let line = s.render("v", None).unwrap();
+        let line = line.to_str().unwrap();
+        assert!(line.starts_with("id=v"), "{line}");
+        for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(line.contains(attr), "{line} lacks {attr}");
+        }
+        assert!(!line.contains("Max-Age"), "{line}");
+        let line = s.render("v", Some(Duration::from_secs(60))).unwrap();
+        assert!(line.to_str().unwrap().contains("Max-Age=60"));
+        let removal = s.render_removal().unwrap();
+        let removal = removal.to_str().unwrap();
+        assert!(
+            removal.starts_with("id=;") && removal.contains("Max-Age=0"),
+            "{removal}"
+        );
+        assert_eq!(
+            s.attribute_reserve(Duration::from_secs(60)),
+            line.len() - "id=v".len()
+        );
+    }
+
+    #[test]
+    fn cookie_names_are_tokens() {
+        assert!(is_valid_name("__Host-session"));
+        for bad in ["", "a b", "a;b", "a=b", "é", "a\"b"] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+}

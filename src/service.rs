@@ -1,0 +1,279 @@
+//! [`SessionLayer`] and [`SessionService`]: the tower middleware that loads a [`Session`] into
+//! every request and saves it into the response.
+//!
+//! Request side: every cookie of our name in every `Cookie` header is tried in order, so a junk
+//! or stale duplicate (set for another path or domain, say) cannot lock a user out. The first
+//! one that opens, has not expired and, when it belongs to a user, is still active in the
+//! registry, is the session; otherwise the handler gets a fresh, empty session and the reason
+//! goes to `tracing` at debug level. The registry's in-memory answer is used when it has one, so
+//! the usual request does no I/O. When the registry fails, [`RegistryErrorPolicy`] decides.
+//!
+//! Response side: a `Set-Cookie` is sent only when the session changed, got a new id, was opened
+//! with an old key, or its idle deadline is due for refresh; with it go `Vary: Cookie` and
+//! `Cache-Control: no-store`, so that no shared cache hands one user's cookie to another.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use http::header::{HeaderValue, CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY};
+use http::{HeaderMap, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::{RegistryErrorPolicy, SessionConfig, Shared};
+use crate::cookie_header::find_cookie;
+use crate::session::{ClientInfo, SaveError};
+use crate::{Claims, Opened, Session};
+
+/// A tower [`Layer`] that wraps a service in a [`SessionService`].
+///
+/// ```
+/// use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
+///
+/// let config = SessionConfig::builder(KeyRing::new(Key::generate())).build()?;
+/// let layer = SessionLayer::new(config);
+/// // axum: Router::new().route(...).layer(layer)
+/// // tower: ServiceBuilder::new().layer(layer).service(svc)
+/// # let _ = layer;
+/// # Ok::<(), sealed_sessions::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    config: SessionConfig,
+}
+
+impl SessionLayer {
+    /// A layer that manages sessions as `config` says.
+    pub fn new(config: SessionConfig) -> Self {
+        SessionLayer { config }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            shared: Arc::clone(&self.config.shared),
+        }
+    }
+}
+
+/// The middleware service: puts a [`Session`] into the request extensions, calls the inner
+/// service, and sets the session cookie on its response when needed.
+///
+/// The inner response body must implement [`Default`], for the empty bodies of the 503 and 500
+/// responses the middleware answers with on its own.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The clone is the one that was not polled ready; keep it for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        let now = shared.now();
+        // Everything read from the request happens here, so the future holds no borrow of it.
+        let (candidates, cookie_present) = open_cookies(&shared, req.headers(), now);
+        let client = if shared.registry.is_some() {
+            ClientInfo {
+                ip: shared.client_ip.client_ip(req.headers(), req.extensions()),
+                user_agent: req.headers().get(USER_AGENT).cloned(),
+            }
+        } else {
+            ClientInfo::default()
+        };
+        Box::pin(async move {
+            let opened = match validate(&shared, candidates, now).await {
+                Ok(opened) => opened,
+                Err(retry_after) => return Ok(unavailable(retry_after)),
+            };
+            let session = Session::new(Arc::clone(&shared), now, client, opened, cookie_present);
+            req.extensions_mut().insert(session.clone());
+            let res = inner.call(req).await?;
+            Ok(save(&session, res))
+        })
+    }
+}
+
+/// Opens every cookie of our name, in order, and returns the ones that opened (stopping at the
+/// first that needs no registry check), and whether any cookie of our name was there at all.
+fn open_cookies(shared: &Shared, headers: &HeaderMap, now: SystemTime) -> (Vec<Opened>, bool) {
+    let name = shared.cookie.name.as_str();
+    let mut opened = Vec::new();
+    let mut present = false;
+    find_cookie(headers, name, |value| {
+        present = true;
+        match shared.sealer.open(name, value, now) {
+            Ok(o) => {
+                let settled = shared.registry.is_none() || o.claims.user().is_none();
+                opened.push(o);
+                settled
+            }
+            Err(err) => {
+                tracing::debug!(cookie = name, reason = %err, "ignoring session cookie");
+                false
+            }
+        }
+    });
+    (opened, present)
+}
+
+/// The first opened session that the registry (if any, and if the session has a user) accepts.
+/// `Err(retry_after)` when the registry failed and the policy is to answer 503.
+async fn validate(
+    shared: &Shared,
+    candidates: Vec<Opened>,
+    now: SystemTime,
+) -> Result<Option<(Claims, bool)>, std::time::Duration> {
+    for Opened {
+        claims,
+        needs_reseal,
+        ..
+    } in candidates
+    {
+        let (Some(registry), Some(user)) = (&shared.registry, claims.user()) else {
+            return Ok(Some((claims, needs_reseal)));
+        };
+        let id = claims.id();
+        let answer = match registry.validate_cached(id, user, now) {
+            Some(answer) => Ok(answer),
+            None => registry.validate(id, user, now).await,
+        };
+        match answer {
+            Ok(true) => return Ok(Some((claims, needs_reseal))),
+            Ok(false) => {
+                tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
+            }
+            Err(err) => {
+                tracing::warn!(session = %id, error = %err, "the session registry failed");
+                return match shared.on_registry_error {
+                    RegistryErrorPolicy::ServiceUnavailable { retry_after } => Err(retry_after),
+                    RegistryErrorPolicy::SignedOut => Ok(None),
+                };
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Adds the session cookie to `res` if the session needs one.
+fn save<B: Default>(session: &Session, mut res: Response<B>) -> Response<B> {
+    match session.save() {
+        Ok(None) => res,
+        Ok(Some(cookie)) => {
+            let headers = res.headers_mut();
+            headers.append(SET_COOKIE, cookie);
+            mark_private(headers);
+            res
+        }
+        Err(SaveError::Unregistered) => {
+            // Login or renewal did not register: a cookie would be refused on the next request,
+            // so send none and let the client retry.
+            unavailable(std::time::Duration::from_secs(1))
+        }
+        Err(SaveError::Seal(err)) => {
+            tracing::error!(error = %err, "the session cannot be saved; answering 500");
+            status_only(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Err(SaveError::Render) => {
+            tracing::error!("the session cookie did not render as a header; answering 500");
+            status_only(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// `Vary: Cookie` (appended unless already covered) and `Cache-Control: no-store` (unless the
+/// response already says it), so that no cache serves one visitor's cookie to another.
+fn mark_private(headers: &mut HeaderMap) {
+    let lists = |headers: &HeaderMap, name, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if !lists(headers, VARY, "cookie") {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+    if !lists(headers, CACHE_CONTROL, "no-store") {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+fn status_only<B: Default>(status: StatusCode) -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn unavailable<B: Default>(retry_after: std::time::Duration) -> Response<B> {
+    let mut res = status_only(StatusCode::SERVICE_UNAVAILABLE);
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_private_appends_vary_and_keeps_no_store() {
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=60"),
+        );
+        mark_private(&mut h);
+        let vary: Vec<_> = h.get_all(VARY).iter().collect();
+        assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
+        assert_eq!(h[CACHE_CONTROL], "no-store");
+
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("cookie, accept"));
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        );
+        mark_private(&mut h);
+        assert_eq!(h.get_all(VARY).iter().count(), 1);
+        assert_eq!(h[CACHE_CONTROL], "no-store, no-cache");
+    }
+}

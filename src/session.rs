@@ -1,0 +1,491 @@
+//! [`Session`]: the handle request handlers use to read and change their session.
+//!
+//! The middleware puts one into every request's extensions. All clones share one state, so a
+//! handler may pass copies around; the middleware reads the final state once the handler's
+//! response is ready and decides then whether a `Set-Cookie` is needed.
+//!
+//! The state sits behind a `std::sync::Mutex` that no method holds across an `.await`:
+//! [`Session::login`], [`Session::renew`] and [`Session::logout`] change the state first, then
+//! talk to the registry, then record the outcome.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::Shared;
+use crate::registry::{NewSession, RegistryError};
+use crate::{Claims, SealError, SessionId};
+
+/// The data key under which flash messages wait for the next request.
+const FLASH_KEY: &str = "_flash";
+
+/// A message set on one request and shown once on a later one ("Saved.", "Wrong password.").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    /// A category chosen by the application, such as `"info"` or `"error"`.
+    pub level: String,
+    /// The message.
+    pub message: String,
+}
+
+/// Why a [`Session`] operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A value did not serialize, or a stored value did not deserialize as the requested type.
+    #[error("session value (de)serialization failed: {0}")]
+    Serde(#[from] serde_json::Error),
+    /// The registry failed. After a failed [`Session::login`] or [`Session::renew`], the response
+    /// becomes HTTP 503 and carries no session cookie, whatever the handler returns.
+    #[error("the session registry failed: {0}")]
+    Registry(#[from] RegistryError),
+}
+
+/// The session of the current request: cheap to clone, shared by all clones.
+///
+/// Handlers get it from the request extensions (or with the axum extractor):
+///
+/// ```
+/// use sealed_sessions::Session;
+///
+/// fn count_visit(req: &http::Request<()>) -> Result<u32, sealed_sessions::SessionError> {
+///     let session = req.extensions().get::<Session>().expect("SessionLayer is installed");
+///     let visits = session.get::<u32>("visits")?.unwrap_or(0) + 1;
+///     session.insert("visits", &visits)?;
+///     Ok(visits)
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// The request's time, read once from the configured clock.
+    now: SystemTime,
+    client: ClientInfo,
+    state: Mutex<State>,
+}
+
+/// Who the request came from, recorded in the registry at login.
+#[derive(Debug, Default)]
+pub(crate) struct ClientInfo {
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) user_agent: Option<HeaderValue>,
+}
+
+struct State {
+    /// `None` for a new visitor until something needs the session to exist: creating claims
+    /// draws a random id, which a request that never touches its session should not pay for.
+    claims: Option<Claims>,
+    /// The request carried a cookie of our name, valid or not: a removal cookie makes sense.
+    cookie_present: bool,
+    /// The claims changed and must be sealed again.
+    dirty: bool,
+    /// Opened with an old key: re-seal with the primary key.
+    needs_reseal: bool,
+    /// `logout` ran: remove the cookie unless the handler started a new session afterwards.
+    purged: bool,
+    /// A login or renewal whose registration has not succeeded; the cookie must not go out.
+    registration: Registration,
+    /// Flash messages set during this request, for the next one.
+    new_flashes: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    NotNeeded,
+    Pending(SessionId),
+    Failed,
+}
+
+/// Why the session could not be saved into the response.
+#[derive(Debug)]
+pub(crate) enum SaveError {
+    /// A login or renewal did not complete its registration: send no cookie.
+    Unregistered,
+    /// The sealed cookie would be too large.
+    Seal(SealError),
+    /// The cookie did not render as a header value (cannot happen with validated settings).
+    Render,
+}
+
+impl Session {
+    /// A session for a request: `opened` is the valid session its cookie carried, if any.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        now: SystemTime,
+        client: ClientInfo,
+        opened: Option<(Claims, bool)>,
+        cookie_present: bool,
+    ) -> Self {
+        let (claims, needs_reseal) = match opened {
+            Some((claims, reseal)) => (Some(claims), reseal),
+            None => (None, false),
+        };
+        Session {
+            inner: Arc::new(Inner {
+                shared,
+                now,
+                client,
+                state: Mutex::new(State {
+                    claims,
+                    cookie_present,
+                    dirty: false,
+                    needs_reseal,
+                    purged: false,
+                    registration: Registration::NotNeeded,
+                    new_flashes: Vec::new(),
+                }),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A handler that panicked while holding the lock left consistent data: every method
+        // finishes its changes before it can panic.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the claims, creating a new anonymous session first if there is none.
+    fn with_claims<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self.lock();
+        if state.claims.is_none() {
+            let s = &self.inner.shared;
+            state.claims = Some(Claims::new(self.inner.now, s.lifetime, s.idle));
+        }
+        f(&mut state)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Claims) -> R) -> R {
+        self.with_claims(|state| f(claims(state)))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Claims) -> R) -> R {
+        self.with_claims(|state| {
+            state.dirty = true;
+            f(claims_mut(state))
+        })
+    }
+
+    /// The session id (a new visitor's session gets its id on first use).
+    pub fn id(&self) -> SessionId {
+        self.read(Claims::id)
+    }
+
+    /// The signed-in user, if any.
+    pub fn user(&self) -> Option<String> {
+        self.lock()
+            .claims
+            .as_ref()
+            .and_then(|c| c.user().map(str::to_owned))
+    }
+
+    /// The value under `key`, deserialized as `T`; `Ok(None)` when there is none.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        match &self.lock().claims {
+            Some(c) => Ok(c.get(key)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` under `key`; the cookie is re-sealed on the way out.
+    pub fn insert<T: Serialize + ?Sized>(
+        &self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), SessionError> {
+        // Serialize before taking the lock: a `Serialize` impl that reads the session must not
+        // deadlock, and one that fails must change nothing.
+        let value = serde_json::to_value(value)?;
+        self.write(|c| c.insert(key, &value))?;
+        Ok(())
+    }
+
+    /// Removes `key`; returns whether it was there.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut state = self.lock();
+        let removed = state.claims.as_mut().is_some_and(|c| c.remove(key));
+        state.dirty |= removed;
+        removed
+    }
+
+    /// Removes all data, keeping the id and the signed-in user.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        if let Some(c) = state.claims.as_mut() {
+            if !c.is_empty() {
+                c.clear();
+                state.dirty = true;
+            }
+        }
+    }
+
+    /// Whether the session holds no data.
+    pub fn is_empty(&self) -> bool {
+        self.lock().claims.as_ref().is_none_or(Claims::is_empty)
+    }
+
+    /// Chooses a persistent "remember me" cookie (`Max-Age` set, survives a browser restart) or,
+    /// the default, a browser-session cookie. The server enforces the idle timeout and the
+    /// absolute lifetime either way.
+    pub fn set_persistent(&self, persistent: bool) {
+        self.with_claims(|state| {
+            let c = claims_mut(state);
+            if c.is_persistent() != persistent {
+                c.set_persistent(persistent);
+                state.dirty = true;
+            }
+        });
+    }
+
+    /// Whether the cookie is persistent; see [`Self::set_persistent`].
+    pub fn is_persistent(&self) -> bool {
+        self.lock()
+            .claims
+            .as_ref()
+            .is_some_and(Claims::is_persistent)
+    }
+
+    /// The absolute end of the session.
+    pub fn expires_at(&self) -> SystemTime {
+        self.read(Claims::expires_at)
+    }
+
+    /// The end of the session unless a request comes first.
+    pub fn idle_deadline(&self) -> SystemTime {
+        self.read(Claims::idle_deadline)
+    }
+
+    /// When the user logged in, if there is one.
+    pub fn auth_time(&self) -> Option<SystemTime> {
+        self.lock().claims.as_ref().and_then(Claims::auth_time)
+    }
+
+    /// Gives the session a new id, keeping its data and user; do it whenever privileges change.
+    /// The new id gets a new absolute lifetime.
+    ///
+    /// A signed-in session's new id is registered, and its old id revoked, in the registry. If
+    /// the registration fails, the error is returned here and the response becomes HTTP 503
+    /// without a session cookie (the browser keeps its old one).
+    pub async fn renew(&self) -> Result<(), SessionError> {
+        self.reissue(None).await
+    }
+
+    /// Signs `user` in: gives the session a new id first (so that an id planted by an attacker
+    /// before login is worthless afterwards), binds the user, keeps the data, and registers the
+    /// session (with the client's address and user agent) before any cookie is sent.
+    ///
+    /// If the registration fails, the error is returned here and the response becomes HTTP 503
+    /// without a session cookie: a cookie the registry does not know would be refused anyway.
+    pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
+        self.reissue(Some(user.into())).await
+    }
+
+    async fn reissue(&self, user: Option<String>) -> Result<(), SessionError> {
+        let s = &self.inner.shared;
+        let now = self.inner.now;
+        let (register, old) = self.with_claims(|state| {
+            state.dirty = true;
+            state.purged = false;
+            let c = claims_mut(state);
+            let old = c.user().map(|u| (u.to_owned(), c.id()));
+            c.renew(now, s.lifetime, s.idle);
+            if let Some(user) = user {
+                c.set_user(user, now);
+            }
+            let register = match (&s.registry, c.user()) {
+                (Some(_), Some(user)) => Some(self.new_registration(c, user)),
+                _ => None,
+            };
+            state.registration = match &register {
+                Some(new) => Registration::Pending(new.id),
+                None => Registration::NotNeeded,
+            };
+            (register, old)
+        });
+        let Some(registry) = &s.registry else {
+            return Ok(());
+        };
+        if let Some(new) = register {
+            let id = new.id;
+            let result = registry.register(new).await;
+            let mut state = self.lock();
+            // A later login in the same request may have replaced this id meanwhile.
+            if state.registration == Registration::Pending(id) {
+                state.registration = match result {
+                    Ok(()) => Registration::NotNeeded,
+                    Err(_) => Registration::Failed,
+                };
+            }
+            drop(state);
+            result?;
+        }
+        if let Some((user, id)) = old {
+            // The new id is registered; failing to retire the old one only leaves it valid
+            // until it expires, which is no reason to fail the login.
+            if let Err(err) = registry.revoke(&user, id).await {
+                tracing::warn!(session = %id, error = %err, "could not revoke the replaced session id");
+            }
+        }
+        Ok(())
+    }
+
+    fn new_registration(&self, c: &Claims, user: &str) -> NewSession {
+        let client = &self.inner.client;
+        let mut new = NewSession::new(c.id(), user, self.inner.now, c.expires_at());
+        if let Some(ua) = client.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
+            new = new.user_agent(ua);
+        }
+        if let Some(ip) = client.ip {
+            new = new.ip(ip);
+        }
+        new
+    }
+
+    /// Signs out: drops the session (data included), revokes it in the registry, and removes
+    /// the cookie. The cookie is removed even if the revocation fails; the error is returned so
+    /// that the handler can tell the user that other copies of the cookie may still work.
+    pub async fn logout(&self) -> Result<(), SessionError> {
+        let old = {
+            let mut state = self.lock();
+            let old = state
+                .claims
+                .take()
+                .and_then(|c| c.user().map(|u| (u.to_owned(), c.id())));
+            state.dirty = false;
+            state.needs_reseal = false;
+            state.purged = true;
+            state.registration = Registration::NotNeeded;
+            old
+        };
+        if let (Some(registry), Some((user, id))) = (&self.inner.shared.registry, old) {
+            registry.revoke(&user, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a flash message for a later request of this session.
+    pub fn flash(&self, level: impl Into<String>, message: impl Into<String>) {
+        self.lock().new_flashes.push((level.into(), message.into()));
+    }
+
+    /// The flash messages set by earlier requests, removed from the session so that each is
+    /// shown once. Messages set during this request wait for the next one.
+    pub fn take_flashes(&self) -> Vec<Flash> {
+        let mut state = self.lock();
+        let Some(c) = state.claims.as_mut() else {
+            return Vec::new();
+        };
+        let found = c.get::<Vec<(String, String)>>(FLASH_KEY);
+        if !c.remove(FLASH_KEY) {
+            return Vec::new();
+        }
+        state.dirty = true;
+        found
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(level, message)| Flash { level, message })
+            .collect()
+    }
+
+    /// The `Set-Cookie` value this request's response needs, if any.
+    pub(crate) fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
+        let s = &*self.inner.shared;
+        let now = self.inner.now;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if state.registration != Registration::NotNeeded {
+            return Err(SaveError::Unregistered);
+        }
+        if !state.new_flashes.is_empty() {
+            let new = std::mem::take(&mut state.new_flashes);
+            let c = state
+                .claims
+                .get_or_insert_with(|| Claims::new(now, s.lifetime, s.idle));
+            let mut all: Vec<(String, String)> =
+                c.get(FLASH_KEY).ok().flatten().unwrap_or_default();
+            all.extend(new);
+            // A list of string pairs always serializes.
+            state.dirty |= c.insert(FLASH_KEY, &all).is_ok();
+        }
+        let removal = || s.cookie.render_removal().map(Some).ok_or(SaveError::Render);
+        let Some(c) = state.claims.as_mut() else {
+            return if state.purged && state.cookie_present {
+                removal()
+            } else {
+                Ok(None)
+            };
+        };
+        if c.user().is_none() && c.is_empty() {
+            // Nothing worth a cookie: never set one for an untouched or emptied anonymous
+            // session, and delete the one the browser has if the handler emptied it.
+            return if (state.dirty || state.purged) && state.cookie_present {
+                removal()
+            } else {
+                Ok(None)
+            };
+        }
+        let refresh_due = {
+            let target = now + s.idle;
+            let target = target.min(c.expires_at());
+            target
+                .duration_since(c.idle_deadline())
+                .is_ok_and(|gained| gained >= s.refresh_after)
+        };
+        if !(state.dirty || state.needs_reseal || refresh_due) {
+            return Ok(None);
+        }
+        c.touch(now, s.idle);
+        if let (Some(registry), Some(_)) = (&s.registry, c.user()) {
+            registry.touch(c.id(), now);
+        }
+        let value = s.sealer.seal(&s.cookie.name, c).map_err(SaveError::Seal)?;
+        // Sealed times are whole seconds; count Max-Age the same way.
+        let max_age = c.is_persistent().then(|| {
+            let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Duration::from_secs(secs(c.idle_deadline()).saturating_sub(secs(now)))
+        });
+        s.cookie
+            .render(&value, max_age)
+            .map(Some)
+            .ok_or(SaveError::Render)
+    }
+}
+
+fn claims(state: &State) -> &Claims {
+    state
+        .claims
+        .as_ref()
+        .unwrap_or_else(|| unreachable!("with_claims creates the claims"))
+}
+
+fn claims_mut(state: &mut State) -> &mut Claims {
+    state
+        .claims
+        .as_mut()
+        .unwrap_or_else(|| unreachable!("with_claims creates the claims"))
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("claims", &state.claims)
+            .field("dirty", &state.dirty)
+            .field("purged", &state.purged)
+            .field("client", &self.inner.client)
+            .finish()
+    }
+}

@@ -1,0 +1,283 @@
+//! The session middleware with a registry: login, logout, revocation and registry failures,
+//! over real HTTP on 127.0.0.1.
+#![cfg(all(feature = "hyper", feature = "sqlite"))]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use http::header::RETRY_AFTER;
+use http::StatusCode;
+use sealed_sessions::registry::{
+    BoxFuture, NewSession, Registry, RegistryError, SessionInfo, SqliteRegistry,
+};
+use sealed_sessions::{
+    Key, KeyRing, RegistryErrorPolicy, SessionConfig, SessionConfigBuilder, SessionId, SessionLayer,
+};
+use support::{get, get_with, serve};
+
+const NAME: &str = "session";
+
+fn builder(registry: Arc<dyn Registry>) -> SessionConfigBuilder {
+    SessionConfig::builder(KeyRing::new(Key::generate())).registry(registry)
+}
+
+async fn server(b: SessionConfigBuilder) -> std::net::SocketAddr {
+    serve(SessionLayer::new(b.build().unwrap())).await
+}
+
+fn sqlite() -> (tempfile::TempDir, Arc<SqliteRegistry>) {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = SqliteRegistry::open(dir.path().join("sessions.db")).unwrap();
+    (dir, Arc::new(reg))
+}
+
+#[tokio::test]
+async fn login_registers_and_logout_revokes_so_a_copied_cookie_is_refused() {
+    let (_dir, reg) = sqlite();
+    let addr = server(builder(reg.clone())).await;
+    let r = get_with(
+        addr,
+        "/login/alice",
+        &[],
+        &[("user-agent", "TestBrowser/1")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let id: SessionId = r.body.parse().unwrap();
+    let jar = r.cookie_pair(NAME);
+
+    let listed = reg.list_for_user("alice", SystemTime::now()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].user_agent.as_deref(), Some("TestBrowser/1"));
+    assert_eq!(listed[0].ip, Some("127.0.0.1".parse().unwrap()));
+
+    let copy = jar.clone();
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "alice");
+    let r = get(addr, "/logout", Some(&jar)).await;
+    assert_eq!(r.body, "bye");
+    assert_eq!(r.cookie(NAME).unwrap().value(), "", "removal cookie");
+    // The copy still opens (it is sealed correctly) but the registry refuses it.
+    assert_eq!(get(addr, "/user", Some(&copy)).await.body, "anonymous");
+    assert!(reg
+        .list_for_user("alice", SystemTime::now())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_refuses_every_cookie_of_the_user() {
+    let (_dir, reg) = sqlite();
+    let addr = server(builder(reg.clone())).await;
+    let a = get(addr, "/login/bob", None).await.cookie_pair(NAME);
+    let b = get(addr, "/login/bob", None).await.cookie_pair(NAME);
+    assert_eq!(get(addr, "/user", Some(&a)).await.body, "bob");
+    assert_eq!(get(addr, "/user", Some(&b)).await.body, "bob");
+    assert_eq!(reg.revoke_user("bob", None).await.unwrap(), 2);
+    assert_eq!(get(addr, "/user", Some(&a)).await.body, "anonymous");
+    assert_eq!(get(addr, "/user", Some(&b)).await.body, "anonymous");
+}
+
+#[tokio::test]
+async fn renewal_registers_the_new_id_and_revokes_the_old_one() {
+    let (_dir, reg) = sqlite();
+    let addr = server(builder(reg.clone())).await;
+    let old = get(addr, "/login/carol", None).await.cookie_pair(NAME);
+    let r = get(addr, "/renew", Some(&old)).await;
+    let new = r.cookie_pair(NAME);
+    assert_eq!(get(addr, "/user", Some(&new)).await.body, "carol");
+    assert_eq!(get(addr, "/user", Some(&old)).await.body, "anonymous");
+    let listed = reg.list_for_user("carol", SystemTime::now()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id.to_string(), r.body);
+}
+
+/// An in-memory registry that can be told to fail.
+#[derive(Default)]
+struct Flaky {
+    sessions: Mutex<HashMap<SessionId, String>>,
+    fail_validate: AtomicBool,
+    fail_register: AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl Registry for Flaky {
+    fn register(&self, s: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let fail = self.fail_register.load(Ordering::SeqCst);
+        if !fail {
+            self.sessions.lock().unwrap().insert(s.id, s.user_id);
+        }
+        Box::pin(async move {
+            if fail {
+                Err(RegistryError::Busy)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn validate<'a>(
+        &'a self,
+        id: SessionId,
+        user: &'a str,
+        _now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = if self.fail_validate.load(Ordering::SeqCst) {
+            Err(RegistryError::Busy)
+        } else {
+            Ok(self.sessions.lock().unwrap().get(&id).map(String::as_str) == Some(user))
+        };
+        Box::pin(async move { answer })
+    }
+
+    fn list_for_user<'a>(
+        &'a self,
+        _user: &'a str,
+        _now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, RegistryError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        user: &'a str,
+        id: SessionId,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut map = self.sessions.lock().unwrap();
+        let hit = map.get(&id).map(String::as_str) == Some(user);
+        if hit {
+            map.remove(&id);
+        }
+        Box::pin(async move { Ok(hit) })
+    }
+
+    fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
+        let hit = self.sessions.lock().unwrap().remove(&id).is_some();
+        Box::pin(async move { Ok(hit) })
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<SessionId>,
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        let mut map = self.sessions.lock().unwrap();
+        let before = map.len();
+        map.retain(|id, u| u != user || Some(*id) == except);
+        let n = (before - map.len()) as u64;
+        Box::pin(async move { Ok(n) })
+    }
+
+    fn touch(&self, _id: SessionId, _now: SystemTime) {}
+
+    fn delete_expired(&self, _now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        Box::pin(async { Ok(0) })
+    }
+}
+
+#[tokio::test]
+async fn registry_down_answers_503_and_keeps_the_cookie() {
+    let reg = Arc::new(Flaky::default());
+    let addr = server(builder(reg.clone())).await;
+    let jar = get(addr, "/login/dave", None).await.cookie_pair(NAME);
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "dave");
+
+    reg.fail_validate.store(true, Ordering::SeqCst);
+    let r = get(addr, "/set/a/1", Some(&jar)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers[RETRY_AFTER], "5");
+    assert!(r.set_cookies(NAME).is_empty(), "the cookie is kept");
+
+    // Back up: the same cookie still works, nothing was lost.
+    reg.fail_validate.store(false, Ordering::SeqCst);
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "dave");
+}
+
+#[tokio::test]
+async fn signed_out_policy_serves_an_anonymous_session_when_the_registry_is_down() {
+    let reg = Arc::new(Flaky::default());
+    let b = builder(reg.clone()).on_registry_error(RegistryErrorPolicy::SignedOut);
+    let addr = server(b).await;
+    let jar = get(addr, "/login/erin", None).await.cookie_pair(NAME);
+    reg.fail_validate.store(true, Ordering::SeqCst);
+    let r = get(addr, "/user", Some(&jar)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "anonymous"));
+    assert!(r.set_cookies(NAME).is_empty());
+}
+
+#[tokio::test]
+async fn failed_registration_at_login_is_a_503_without_a_cookie() {
+    let reg = Arc::new(Flaky::default());
+    let addr = server(builder(reg.clone())).await;
+    let jar = get(addr, "/set/cart/apple", None).await.cookie_pair(NAME);
+    reg.fail_register.store(true, Ordering::SeqCst);
+    let r = get(addr, "/login/frank", Some(&jar)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers.get(RETRY_AFTER).is_some());
+    assert!(
+        r.set_cookies(NAME).is_empty(),
+        "no cookie the registry does not know"
+    );
+    assert!(
+        !r.body.contains("login failed"),
+        "the handler's body is replaced"
+    );
+    // The anonymous session the browser holds is intact.
+    assert_eq!(get(addr, "/get/cart", Some(&jar)).await.body, "apple");
+}
+
+#[tokio::test]
+async fn anonymous_sessions_never_touch_the_registry() {
+    let reg = Arc::new(Flaky::default());
+    reg.fail_validate.store(true, Ordering::SeqCst);
+    let addr = server(builder(reg.clone())).await;
+    let jar = get(addr, "/set/a/1", None).await.cookie_pair(NAME);
+    let r = get(addr, "/get/a", Some(&jar)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "1"));
+    assert_eq!(reg.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_revoked_duplicate_does_not_hide_a_valid_cookie() {
+    let reg = Arc::new(Flaky::default());
+    let addr = server(builder(reg.clone())).await;
+    let revoked = get(addr, "/login/gina", None).await.cookie_pair(NAME);
+    let valid = get(addr, "/login/gina", None).await.cookie_pair(NAME);
+    assert!(get(addr, "/logout", Some(&revoked))
+        .await
+        .status
+        .is_success());
+    let both = format!("{revoked}; {valid}");
+    assert_eq!(get(addr, "/user", Some(&both)).await.body, "gina");
+}
+
+#[tokio::test]
+async fn forwarded_for_is_recorded_only_from_trusted_proxies() {
+    let (_dir, reg) = sqlite();
+    let loopback = "127.0.0.1".parse().unwrap();
+    let trusting = server(builder(reg.clone()).trust_forwarded_for([loopback])).await;
+    let xff = [("x-forwarded-for", "198.51.100.7, 127.0.0.1")];
+    assert!(get_with(trusting, "/login/hank", &[], &xff)
+        .await
+        .status
+        .is_success());
+    let listed = reg.list_for_user("hank", SystemTime::now()).await.unwrap();
+    assert_eq!(listed[0].ip, Some("198.51.100.7".parse().unwrap()));
+
+    // By default the header is ignored: the peer address is recorded.
+    let default = server(builder(reg.clone())).await;
+    assert!(get_with(default, "/login/ivy", &[], &xff)
+        .await
+        .status
+        .is_success());
+    let listed = reg.list_for_user("ivy", SystemTime::now()).await.unwrap();
+    assert_eq!(listed[0].ip, Some(loopback));
+}
