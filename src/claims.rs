@@ -167,14 +167,20 @@ impl Claims {
         now >= self.expires_at || now >= self.idle_deadline
     }
 
-    /// Starts a new session id for the same data (fixation defence at privilege changes), issued
-    /// at `now`, with the lifetime and idle timeout counted afresh.
+    /// Starts a new session id for the same data, issued at `now`, with the lifetime and idle
+    /// timeout counted afresh: what a login does (fixation defence and a full session).
     pub fn renew(&mut self, now: SystemTime, lifetime: Duration, idle: Duration) {
+        self.renew_id(now);
         let now = unix(now);
-        self.id = SessionId::generate();
-        self.issued_at = now;
         self.expires_at = now.saturating_add(lifetime.as_secs());
         self.idle_deadline = now.saturating_add(idle.as_secs());
+    }
+
+    /// Starts a new session id for the same data, issued at `now`, keeping the absolute expiry
+    /// and idle deadline: for privilege changes within a session, which must not extend it.
+    pub fn renew_id(&mut self, now: SystemTime) {
+        self.id = SessionId::generate();
+        self.issued_at = unix(now);
     }
 
     /// Binds the session to `user`, authenticated at `now`. Callers renew the id first.
@@ -212,9 +218,13 @@ impl Claims {
         key: impl Into<String>,
         value: &T,
     ) -> Result<(), serde_json::Error> {
-        let raw = serde_json::to_vec(value)?.into_boxed_slice();
-        self.data.to_mut().insert(key.into(), raw);
+        self.insert_json(key.into(), serde_json::to_vec(value)?);
         Ok(())
+    }
+
+    /// Stores JSON text that `serde_json` wrote, as [`Self::insert`] would.
+    pub(crate) fn insert_json(&mut self, key: String, json: Vec<u8>) {
+        self.data.to_mut().insert(key, json.into_boxed_slice());
     }
 
     /// Removes `key`; returns whether it was there.

@@ -173,7 +173,11 @@ async fn validate(
             None => registry.validate(id, user, now).await,
         };
         match answer {
-            Ok(true) => return Ok(Some((claims, needs_reseal))),
+            Ok(true) => {
+                // Last-seen for the devices page; the registry throttles and writes behind.
+                registry.touch(id, now);
+                return Ok(Some((claims, needs_reseal)));
+            }
             Ok(false) => {
                 tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
             }

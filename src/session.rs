@@ -206,8 +206,8 @@ impl Session {
     ) -> Result<(), SessionError> {
         // Serialize before taking the lock: a `Serialize` impl that reads the session must not
         // deadlock, and one that fails must change nothing.
-        let value = serde_json::to_value(value)?;
-        self.write(|c| c.insert(key, &value))?;
+        let json = serde_json::to_vec(value)?;
+        self.write(|c| c.insert_json(key.into(), json));
         Ok(())
     }
 
@@ -272,7 +272,7 @@ impl Session {
     }
 
     /// Gives the session a new id, keeping its data and user; do it whenever privileges change.
-    /// The new id gets a new absolute lifetime.
+    /// The absolute expiry stays as it was, so renewing never extends a session.
     ///
     /// A signed-in session's new id is registered, and its old id revoked, in the registry. If
     /// the registration fails, the error is returned here and the response becomes HTTP 503
@@ -299,9 +299,13 @@ impl Session {
             state.purged = false;
             let c = claims_mut(state);
             let old = c.user().map(|u| (u.to_owned(), c.id()));
-            c.renew(now, s.lifetime, s.idle);
-            if let Some(user) = user {
-                c.set_user(user, now);
+            match user {
+                // A login is a new session: new id, full lifetime.
+                Some(user) => {
+                    c.renew(now, s.lifetime, s.idle);
+                    c.set_user(user, now);
+                }
+                None => c.renew_id(now),
             }
             let register = match (&s.registry, c.user()) {
                 (Some(_), Some(user)) => Some(self.new_registration(c, user)),
@@ -448,9 +452,6 @@ impl Session {
             return Ok(None);
         }
         c.touch(now, s.idle);
-        if let (Some(registry), Some(_)) = (&s.registry, c.user()) {
-            registry.touch(c.id(), now);
-        }
         let value = s.sealer.seal(&s.cookie.name, c).map_err(SaveError::Seal)?;
         // Sealed times are whole seconds; count Max-Age the same way.
         let max_age = c.is_persistent().then(|| {

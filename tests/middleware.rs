@@ -186,6 +186,29 @@ async fn idle_timeout_and_absolute_lifetime_follow_the_clock() {
 }
 
 #[tokio::test]
+async fn renewal_keeps_the_absolute_end_and_login_restarts_it() {
+    let clock = TestClock::default();
+    let b = clock.install(
+        builder(&Key::generate())
+            .lifetime(Duration::from_secs(3600))
+            .idle_timeout(Duration::from_secs(3000)),
+    );
+    let addr = server(b).await;
+    let jar = get(addr, "/set/a/1", None).await.cookie_pair(NAME);
+    clock.advance(Duration::from_secs(2900));
+    let renewed = get(addr, "/renew", Some(&jar)).await.cookie_pair(NAME);
+    let logged_in = get(addr, "/login/alice", Some(&jar))
+        .await
+        .cookie_pair(NAME);
+    clock.advance(Duration::from_secs(700));
+    // 60 minutes after the session began: a renewal must not have extended it ...
+    assert_eq!(get(addr, "/get/a", Some(&renewed)).await.body, "none");
+    // ... while a login began a new session with a full lifetime.
+    assert_eq!(get(addr, "/get/a", Some(&logged_in)).await.body, "1");
+    assert_eq!(get(addr, "/user", Some(&logged_in)).await.body, "alice");
+}
+
+#[tokio::test]
 async fn idle_refresh_is_throttled() {
     let clock = TestClock::default();
     let b = clock.install(builder(&Key::generate()).idle_timeout(Duration::from_secs(400)));
