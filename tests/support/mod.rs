@@ -171,20 +171,42 @@ pub async fn get_with(
     cookies: &[&[u8]],
     extra: &[(&str, &str)],
 ) -> Reply {
+    send(addr, "GET", path, cookies, extra, None).await
+}
+
+/// Sends one request; a `form` becomes an `application/x-www-form-urlencoded` body.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookies: &[&[u8]],
+    extra: &[(&str, &str)],
+    form: Option<&[(&str, &str)]>,
+) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::get(path).header("host", "localhost");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
     for c in cookies {
         req = req.header(COOKIE, HeaderValue::from_bytes(c).unwrap());
     }
     for (k, v) in extra {
         req = req.header(*k, *v);
     }
+    let body = match form {
+        Some(fields) => {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+            Bytes::from(serde_urlencoded::to_string(fields).unwrap())
+        }
+        None => Bytes::new(),
+    };
     let res = sender
-        .send_request(req.body(Full::<Bytes>::default()).unwrap())
+        .send_request(req.body(Full::new(body)).unwrap())
         .await
         .unwrap();
     let status = res.status();

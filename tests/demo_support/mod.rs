@@ -1,0 +1,201 @@
+//! Runs the real demo binary (`examples/demo`) on a free loopback port, with its own database
+//! and key file in a temp dir, and talks to it like a browser with one cookie jar would.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use http::StatusCode;
+
+use crate::support::{send, Reply};
+
+pub const COOKIE_NAME: &str = "demo_session";
+
+/// `target/<profile>/examples/<name>`, built first if a partial build left it out.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path
+}
+
+/// A running demo; killed on drop.
+pub struct Demo {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Demo {
+    pub fn start() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir)
+    }
+
+    /// Starts the demo on the database and key file in `dir` (a restart keeps both).
+    pub fn start_in(dir: tempfile::TempDir) -> Demo {
+        let mut child = Command::new(example_binary("demo"))
+            .args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("sessions.db"))
+            .arg("--key-file")
+            .arg(dir.path().join("session.key"))
+            .env_remove("SESSION_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("the demo prints its address").unwrap();
+        let url = first
+            .rsplit_once("http://")
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .1;
+        let addr = url.trim().parse().unwrap();
+        // Keep draining stdout so the demo never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Demo { child, addr, dir }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("sessions.db")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the demo and hands back its directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser: a cookie jar holding the demo's cookie.
+pub struct Client {
+    pub addr: SocketAddr,
+    pub cookie: Option<String>,
+    pub user_agent: String,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, user_agent: &str) -> Client {
+        Client {
+            addr,
+            cookie: None,
+            user_agent: user_agent.into(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.request("GET", path, None).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.request("POST", path, Some(form)).await
+    }
+
+    /// Sends with the jar's cookie and keeps what the response sets (an expired one removes it).
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Reply {
+        let cookie = self.cookie.clone();
+        let cookies: Vec<&[u8]> = cookie.iter().map(|c| c.as_bytes()).collect();
+        let ua = [("user-agent", self.user_agent.as_str())];
+        let reply = send(self.addr, method, path, &cookies, &ua, form).await;
+        if let Some(c) = reply.cookie(COOKIE_NAME) {
+            let removed = c.value().is_empty()
+                || c.max_age()
+                    .is_some_and(|age| age.is_zero() || age.is_negative());
+            self.cookie = (!removed).then(|| format!("{}={}", c.name(), c.value()));
+        }
+        reply
+    }
+
+    /// The CSRF token from the page at `path` (its first form's hidden field).
+    pub async fn csrf(&mut self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        csrf_in(&page.body).expect("a csrf_token field")
+    }
+
+    /// Signs in, checking the 303 to `/`.
+    pub async fn login(&mut self, user: &str, password: &str) {
+        let csrf = self.csrf("/").await;
+        let r = self
+            .post(
+                "/login",
+                &[
+                    ("username", user),
+                    ("password", password),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.headers["location"], "/");
+    }
+
+    /// The user `/api/me` reports, or `None` on its 401.
+    pub async fn me(&mut self) -> Option<serde_json::Value> {
+        let r = self.get("/api/me").await;
+        match r.status {
+            StatusCode::OK => Some(serde_json::from_str(&r.body).unwrap()),
+            StatusCode::UNAUTHORIZED => None,
+            other => panic!("/api/me answered {other}: {}", r.body),
+        }
+    }
+}
+
+pub fn csrf_in(html: &str) -> Option<String> {
+    let at = html.find(r#"name="csrf_token" value=""#)? + r#"name="csrf_token" value=""#.len();
+    let end = html[at..].find('"')?;
+    Some(html[at..at + end].to_owned())
+}
+
+/// The `data-session-id`s listed on a devices page, in page order.
+pub fn session_ids(html: &str) -> Vec<String> {
+    html.split(r#"data-session-id=""#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+        .collect()
+}
+
+/// Runs the `revoke_all` example against `db`; returns its stdout.
+pub fn revoke_all(db: &Path, user: &str) -> String {
+    let out = Command::new(example_binary("revoke_all"))
+        .arg("--db")
+        .arg(db)
+        .arg(user)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
