@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use axum::extract::{Extension, Form, State};
+use axum::extract::{ConnectInfo, Extension, Form, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -26,7 +26,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sealed_sessions::registry::{Registry, SqliteRegistry};
-use sealed_sessions::{Flash, KeyRing, Session, SessionConfig, SessionId, SessionLayer};
+use sealed_sessions::{Flash, KeyRing, PeerAddr, Session, SessionConfig, SessionId, SessionLayer};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -96,6 +96,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/sessions/revoke-all", post(revoke_all))
         .route("/api/me", get(me))
         .layer(SessionLayer::new(config))
+        // Outermost: tells the session layer the client's address, for the devices page.
+        .layer(axum::middleware::map_request(peer_addr))
         .with_state(Arc::new(App {
             registry: registry.clone(),
         }));
@@ -134,6 +136,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 // ---- handlers ----
+
+/// Hands the connection's peer address to the session layer (the crate reads axum's
+/// `ConnectInfo` by itself only under its `axum` feature, which the demo does not need).
+async fn peer_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request) -> Request {
+    req.extensions_mut().insert(PeerAddr(addr));
+    req
+}
 
 async fn home(Extension(session): Extension<Session>) -> Response {
     let Ok(csrf) = csrf_token(&session) else {

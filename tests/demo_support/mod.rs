@@ -13,19 +13,25 @@ use crate::support::{send, Reply};
 
 pub const COOKIE_NAME: &str = "demo_session";
 
-/// `target/<profile>/examples/<name>`, built first if a partial build left it out.
+/// `target/<profile>/examples/<name>`, built (or brought up to date) first: `cargo test --test X`
+/// builds no examples, and a stale binary would test old code.
 pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test binary>
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", name])
-            .status()
-            .unwrap();
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--example", name]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap();
         assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
     }
     path
 }
