@@ -80,6 +80,6 @@ mod extract;
 pub use extract::MissingSessionLayer;
 
 /// The README's code blocks, compiled and run as doc tests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "hyper", feature = "sqlite"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
