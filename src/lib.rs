@@ -7,6 +7,28 @@
 //!
 //! # Quick start
 //!
+//! With the default features, [`SessionLayer`] is a tower layer for axum, hyper or any
+//! `http`-based service; handlers find a [`Session`] in the request extensions:
+//!
+//! ```
+//! # #[cfg(feature = "hyper")] {
+//! use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+//!
+//! let config = SessionConfig::builder(KeyRing::new(Key::generate())).build()?;
+//! let layer = SessionLayer::new(config); // axum: Router::new().route(..).layer(layer)
+//!
+//! fn count(session: &Session) -> Result<u32, sealed_sessions::SessionError> {
+//!     let visits = session.get::<u32>("visits")?.unwrap_or(0) + 1;
+//!     session.insert("visits", &visits)?; // the cookie is re-sealed on the way out
+//!     Ok(visits)
+//! }
+//! # let _ = (layer, count);
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The sealing core on its own, without HTTP:
+//!
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use sealed_sessions::{Claims, Key, KeyRing, Mode, Sealer};
@@ -27,10 +49,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! With a [`registry`] (SQLite by default), sessions bound to a user are checked against an
+//! allow-list on every request (from memory, ~50 ns), so they can be listed and revoked — one,
+//! all others, or all of a user's — effective on the next request.
+//!
 //! # Modules and layering
 //!
 //! `key` (master secrets, HKDF, rotation) → `xaes` (the AEAD) → `seal` (the envelope) →
-//! `claims` (what is sealed). None of them knows about HTTP. The cookie format is specified in
+//! `claims` (what is sealed). None of them knows about HTTP. The middleware (`service`,
+//! `session`, `config`) sits on top; the `registry` knows nothing of cookies or crypto. The cookie format is specified in
 //! the README and in [`Sealer`]'s module, and frozen by golden tests.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
