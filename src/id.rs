@@ -11,8 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use base64_simd::{Out, URL_SAFE_NO_PAD};
 
 /// The identifier of one session: 16 bytes (128 bits) from the OS random number generator.
 ///
@@ -56,12 +55,9 @@ impl SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; 22];
         // 16 bytes always encode to exactly 22 base64url characters without padding.
-        let n = URL_SAFE_NO_PAD
-            .encode_slice(self.0, &mut buf)
-            .map_err(|_| fmt::Error)?;
-        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+        let mut buf = [0u8; 22];
+        f.write_str(URL_SAFE_NO_PAD.encode_as_str(&self.0, Out::from_slice(&mut buf)))
     }
 }
 
@@ -84,8 +80,8 @@ impl FromStr for SessionId {
             return Err(ParseSessionIdError(()));
         }
         let mut bytes = [0u8; Self::LEN];
-        match URL_SAFE_NO_PAD.decode_slice(s, &mut bytes) {
-            Ok(Self::LEN) => Ok(SessionId(bytes)),
+        match URL_SAFE_NO_PAD.decode(s.as_bytes(), Out::from_slice(&mut bytes)) {
+            Ok(decoded) if decoded.len() == Self::LEN => Ok(SessionId(bytes)),
             _ => Err(ParseSessionIdError(())),
         }
     }

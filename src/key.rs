@@ -23,10 +23,7 @@
 
 use std::fmt;
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use base64::engine::DecodePaddingMode;
-use base64::Engine as _;
+use base64_simd::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -107,16 +104,12 @@ impl Key {
     /// Accepts the standard and the URL-safe alphabet, with or without padding, and ignores
     /// surrounding whitespace (a key file usually ends with a newline).
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        const LENIENT: GeneralPurposeConfig =
-            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-        const STANDARD_ANY: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
-        const URL_SAFE_ANY: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
-
-        let text = text.trim();
+        // Padding is optional: drop it and decode the unpadded form of either alphabet.
+        let text = text.trim().trim_end_matches('=');
         let bytes = Zeroizing::new(
-            STANDARD_ANY
-                .decode(text)
-                .or_else(|_| URL_SAFE_ANY.decode(text))
+            STANDARD_NO_PAD
+                .decode_to_vec(text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode_to_vec(text))
                 .map_err(|_| KeyError::NotBase64)?,
         );
         Self::from_bytes(&bytes)
@@ -124,7 +117,7 @@ impl Key {
 
     /// The secret as standard, padded base64 (44 characters). Treat the result as a secret.
     pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.master.as_ref())
+        STANDARD.encode_to_string(self.master.as_ref())
     }
 
     /// The key's public id, as written into the header of the cookies it seals.

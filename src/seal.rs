@@ -32,8 +32,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use base64_simd::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -242,7 +241,7 @@ impl Sealer {
             }
         }
         debug_assert_eq!(raw.len(), raw_len);
-        Ok(URL_SAFE_NO_PAD.encode(raw))
+        Ok(URL_SAFE_NO_PAD.encode_to_string(raw))
     }
 
     /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.
@@ -252,7 +251,7 @@ impl Sealer {
             return Err(OpenError::Malformed);
         }
         let mut raw = URL_SAFE_NO_PAD
-            .decode(value)
+            .decode_to_vec(value)
             .map_err(|_| OpenError::Malformed)?;
         if raw.len() < HEADER_LEN {
             return Err(OpenError::Malformed);

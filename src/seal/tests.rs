@@ -32,11 +32,11 @@ fn sealer(mode: Mode) -> Sealer {
 const NOW: u64 = 1_800_000_100;
 
 fn raw(value: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(value).unwrap()
+    URL_SAFE_NO_PAD.decode_to_vec(value).unwrap()
 }
 
 fn value(raw: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(raw)
+    URL_SAFE_NO_PAD.encode_to_string(raw)
 }
 
 /// Envelope v1, frozen. These exact values must open, with these claims, in every later version.
