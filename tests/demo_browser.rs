@@ -84,7 +84,12 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
             this.attr("data-session-id").await.unwrap().as_ref(),
             Some(own)
         );
-        assert!(this.text().await.unwrap().contains("This device"));
+        let row = this.text().await.unwrap();
+        assert!(row.contains("This device"), "{row}");
+        assert!(
+            row.contains("127.0.0.1"),
+            "the client address is listed: {row}"
+        );
     }
     save_screenshot(&a, &artifacts.join("demo-devices.png")).await;
     let b_cookie = cookie_pair(&b).await;
