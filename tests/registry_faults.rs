@@ -1,0 +1,334 @@
+//! Fault injection on a live `SqliteRegistry` in a real file: the file deleted or its directory
+//! removed, made read-only, locked by another writer, the disk full, pages corrupt. Each fault
+//! gives a typed `RegistryError` (never a panic), no revoked session is ever reported valid, and
+//! the registry recovers by itself once the fault clears. See `docs/reliability.md`.
+//!
+//! Several faults need root: `chattr +i` (an immutable file stops even root, where `chmod` does
+//! not) and mounting a small tmpfs. Without them the test prints why and returns.
+#![cfg(feature = "sqlite")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use sealed_sessions::registry::{NewSession, Registry, RegistryError, SqliteRegistry};
+use sealed_sessions::SessionId;
+
+const HOUR: Duration = Duration::from_secs(3600);
+/// Generous, for a loaded machine; only ever reached when something is broken.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn builder(path: &Path) -> sealed_sessions::registry::SqliteRegistryBuilder {
+    SqliteRegistry::builder(path)
+        .busy_timeout(Duration::from_millis(100))
+        .cleanup_interval(Duration::ZERO)
+}
+
+fn open(path: &Path) -> SqliteRegistry {
+    builder(path).open().unwrap()
+}
+
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Sessions of one user, half of them revoked.
+struct Sessions {
+    user: &'static str,
+    active: Vec<SessionId>,
+    revoked: Vec<SessionId>,
+}
+
+async fn sessions(reg: &SqliteRegistry, user: &'static str, n: usize) -> Sessions {
+    let now = SystemTime::now();
+    let mut all = Vec::new();
+    for _ in 0..n {
+        let id = SessionId::generate();
+        // A long user agent spreads the rows over more pages.
+        let s = NewSession::new(id, user, now, now + HOUR).user_agent("Fault/1 ".repeat(20));
+        reg.register(s).await.unwrap();
+        all.push(id);
+    }
+    let revoked = all.split_off(n / 2);
+    for id in &revoked {
+        assert!(reg.revoke(user, *id).await.unwrap());
+    }
+    Sessions {
+        user,
+        active: all,
+        revoked,
+    }
+}
+
+/// What validate answers, through the cache as the middleware asks.
+async fn validate(reg: &SqliteRegistry, id: SessionId, user: &str) -> Result<bool, RegistryError> {
+    let now = SystemTime::now();
+    match reg.validate_cached(id, user, now) {
+        Some(answer) => Ok(answer),
+        None => reg.validate(id, user, now).await,
+    }
+}
+
+impl Sessions {
+    /// No revoked session is valid, whatever else fails; every failure is `allowed`. Returns the
+    /// number of errors.
+    async fn check(&self, reg: &SqliteRegistry, allowed: fn(&RegistryError) -> bool) -> usize {
+        let mut errors = 0;
+        for id in &self.revoked {
+            match validate(reg, *id, self.user).await {
+                Ok(valid) => assert!(!valid, "revoked session {id} reported valid"),
+                Err(e) => {
+                    assert!(allowed(&e), "unexpected error {e:?}");
+                    errors += 1;
+                }
+            }
+        }
+        for id in &self.active {
+            if let Err(e) = validate(reg, *id, self.user).await {
+                assert!(allowed(&e), "unexpected error {e:?}");
+                errors += 1;
+            }
+        }
+        errors
+    }
+
+    /// Everything answers as it should: the fault has cleared.
+    async fn all_correct(&self, reg: &SqliteRegistry) {
+        for id in &self.revoked {
+            assert!(!validate(reg, *id, self.user).await.unwrap());
+        }
+        for id in &self.active {
+            assert!(validate(reg, *id, self.user).await.unwrap());
+        }
+        let listed = reg.list_for_user(self.user, SystemTime::now()).await;
+        assert_eq!(listed.unwrap().len(), self.active.len());
+    }
+}
+
+/// A write works and is honoured: register, validate, revoke, refused.
+async fn writes_work(reg: &SqliteRegistry) {
+    let now = SystemTime::now();
+    let id = SessionId::generate();
+    reg.register(NewSession::new(id, "probe", now, now + HOUR))
+        .await
+        .unwrap();
+    assert!(validate(reg, id, "probe").await.unwrap());
+    assert!(reg.revoke("probe", id).await.unwrap());
+    assert!(!validate(reg, id, "probe").await.unwrap());
+}
+
+/// Retries `attempt` until it returns `Some`, up to [`DEADLINE`].
+async fn eventually<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(done) = attempt().await {
+            return done;
+        }
+        assert!(start.elapsed() < DEADLINE, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locked by another writer for longer than busy_timeout.
+
+#[tokio::test]
+async fn a_writer_lock_held_past_busy_timeout_is_busy_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 10).await;
+
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let now = SystemTime::now();
+    let new = NewSession::new(SessionId::generate(), "alice", now, now + HOUR);
+    assert!(matches!(reg.register(new).await, Err(RegistryError::Busy)));
+    let target = s.active[0];
+    assert!(matches!(
+        reg.revoke("alice", target).await,
+        Err(RegistryError::Busy)
+    ));
+    assert!(matches!(
+        reg.revoke_user("alice", None).await,
+        Err(RegistryError::Busy)
+    ));
+    // WAL readers are not blocked by a writer: validation goes on, and the failed revocations
+    // changed nothing (their callers were told so).
+    assert_eq!(s.check(&reg, |_| false).await, 0);
+    assert!(validate(&reg, target, "alice").await.unwrap());
+
+    locker.execute_batch("COMMIT").unwrap();
+    assert!(reg.revoke("alice", target).await.unwrap());
+    assert!(!validate(&reg, target, "alice").await.unwrap());
+    writes_work(&reg).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Made read-only while open.
+
+/// Clears the immutable attribute again on drop, so the temp dir can always be removed.
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    /// `chattr +i` on each path, or `None` (with the reason printed) if that is not possible.
+    fn set(paths: &[PathBuf]) -> Option<Immutable> {
+        let mut done = Immutable(Vec::new());
+        for path in paths {
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("skipped: `chattr +i` is unavailable here (needs root and ext4/xfs)");
+                return None;
+            }
+            done.0.push(path.clone());
+        }
+        Some(done)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = Command::new("chattr").arg("-i").arg(path).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_file_made_read_only_while_open_is_read_only_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 10).await;
+
+    // Commits go to the -wal first, the database file at checkpoints: both are made immutable.
+    let Some(guard) = Immutable::set(&[path.clone(), companion(&path, "-wal")]) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let new = NewSession::new(SessionId::generate(), "alice", now, now + HOUR);
+    let err = reg.register(new).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::ReadOnly(p) if *p == path),
+        "{err:?}"
+    );
+    let target = s.active[0];
+    let err = reg.revoke("alice", target).await.unwrap_err();
+    assert!(matches!(err, RegistryError::ReadOnly(_)), "{err:?}");
+    let err = reg.revoke_user("alice", None).await.unwrap_err();
+    assert!(matches!(err, RegistryError::ReadOnly(_)), "{err:?}");
+    assert_eq!(s.check(&reg, |_| false).await, 0, "reads are unaffected");
+    assert!(validate(&reg, target, "alice").await.unwrap());
+
+    drop(guard);
+    assert!(reg.revoke("alice", target).await.unwrap());
+    assert!(!validate(&reg, target, "alice").await.unwrap());
+    writes_work(&reg).await;
+}
+
+#[tokio::test]
+async fn a_directory_made_read_only_while_open_does_not_matter() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 4).await;
+    // The registry's files all exist while it is open, so nothing needs the directory.
+    let Some(_guard) = Immutable::set(&[dir.path().to_path_buf()]) else {
+        return;
+    };
+    writes_work(&reg).await;
+    s.all_correct(&reg).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disk full.
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: PathBuf, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Tmpfs(at))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system that holds `dir` with a file, until ENOSPC.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = [0u8; 1024];
+    loop {
+        if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+            return filler;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_full_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    // Real ENOSPC from the kernel, as SQLite sees it on a full disk (SQLITE_FULL), rather than
+    // PRAGMA max_page_count, which only one connection would see and which fails differently.
+    let Some(mnt) = Tmpfs::mount(dir.path().join("mnt"), "1m") else {
+        return;
+    };
+    let path = mnt.0.join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 10).await;
+    let filler = fill(&mnt.0);
+
+    // What is left of the last block, and of the WAL's own space, may still take a write or
+    // two; then every write is Full.
+    let now = SystemTime::now();
+    let mut accepted = 0;
+    eventually("a write is refused as Full", async || {
+        let new = NewSession::new(SessionId::generate(), "carol", now, now + HOUR)
+            .user_agent("x".repeat(500));
+        match reg.register(new).await {
+            Ok(()) => {
+                accepted += 1;
+                None
+            }
+            Err(RegistryError::Full) => Some(()),
+            Err(e) => panic!("{e:?}"),
+        }
+    })
+    .await;
+    eprintln!("{accepted} registrations fitted after the disk filled");
+    let target = s.active[0];
+    match reg.revoke("alice", target).await {
+        Err(RegistryError::Full) => assert!(validate(&reg, target, "alice").await.unwrap()),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    assert_eq!(s.check(&reg, |_| false).await, 0, "reads are unaffected");
+
+    std::fs::remove_file(filler).unwrap();
+    assert!(reg.revoke("alice", target).await.unwrap());
+    assert!(!validate(&reg, target, "alice").await.unwrap());
+    writes_work(&reg).await;
+    drop(reg);
+}
