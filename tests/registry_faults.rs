@@ -167,6 +167,144 @@ async fn a_writer_lock_held_past_busy_timeout_is_busy_and_clears() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Deleted while open.
+
+#[tokio::test]
+async fn deleted_files_are_noticed_and_reopened_empty_so_users_are_signed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 10).await;
+    s.all_correct(&reg).await; // the active ones are cached now
+
+    for file in [
+        path.clone(),
+        companion(&path, "-wal"),
+        companion(&path, "-shm"),
+    ] {
+        std::fs::remove_file(file).unwrap();
+    }
+    // The poller notices within its interval and the writer reopens a fresh database: a lost
+    // registry signs everyone out (allow-list), it does not go on vouching from the lost file.
+    for id in &s.active {
+        eventually(
+            "the deleted registry stops vouching",
+            async || match validate(&reg, *id, "alice").await {
+                Ok(false) => Some(()),
+                Ok(true) => None,
+                Err(e) => {
+                    assert!(matches!(e, RegistryError::Replaced(_)), "{e:?}");
+                    None
+                }
+            },
+        )
+        .await;
+    }
+    assert_eq!(s.check(&reg, |_| false).await, 0);
+    assert!(path.is_file(), "recreated");
+    writes_work(&reg).await;
+
+    // The registry and a newcomer on the path agree again: a revocation by the newcomer (an
+    // operator's tool, another process) reaches this registry.
+    let now = SystemTime::now();
+    let id = SessionId::generate();
+    reg.register(NewSession::new(id, "bob", now, now + HOUR))
+        .await
+        .unwrap();
+    assert!(validate(&reg, id, "bob").await.unwrap());
+    let other = open(&path);
+    assert_eq!(other.revoke_user("bob", None).await.unwrap(), 1);
+    eventually("the other registry's revocation arrives", async || {
+        (!validate(&reg, id, "bob").await.unwrap()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleted_wal_and_shm_lose_nothing_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 10).await;
+    let wal = companion(&path, "-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the commits are in the WAL"
+    );
+    std::fs::remove_file(&wal).unwrap();
+    std::fs::remove_file(companion(&path, "-shm")).unwrap();
+
+    // The writer checkpoints the old WAL into the database file before reopening, so every
+    // registration and revocation is still there, for this registry and for a newcomer.
+    eventually("the registry reopened", async || wal.exists().then_some(())).await;
+    let errors = s
+        .check(&reg, |e| matches!(e, RegistryError::Replaced(_)))
+        .await;
+    eprintln!("{errors} reads refused while reopening");
+    eventually("reads work again", async || {
+        (s.check(&reg, |e| matches!(e, RegistryError::Replaced(_)))
+            .await
+            == 0)
+            .then_some(())
+    })
+    .await;
+    s.all_correct(&reg).await;
+    s.all_correct(&open(&path)).await;
+    writes_work(&reg).await;
+}
+
+#[tokio::test]
+async fn a_removed_directory_fails_typed_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("registry");
+    std::fs::create_dir(&home).unwrap();
+    let path = home.join("s.db");
+    let reg = open(&path);
+    let s = sessions(&reg, "alice", 10).await;
+    std::fs::rename(&home, dir.path().join("moved-away")).unwrap();
+
+    // Writes name the missing directory, reads the replaced file; nothing revoked is valid.
+    let now = SystemTime::now();
+    eventually("writes fail while the directory is gone", async || {
+        let new = NewSession::new(SessionId::generate(), "alice", now, now + HOUR);
+        match reg.register(new).await {
+            Err(RegistryError::MissingDirectory(d)) => {
+                assert_eq!(d, home);
+                Some(())
+            }
+            // Before the writer noticed, it committed to the moved file.
+            Ok(()) => None,
+            Err(e) => panic!("{e:?}"),
+        }
+    })
+    .await;
+    assert!(matches!(
+        reg.revoke_user("alice", None).await,
+        Err(RegistryError::MissingDirectory(_))
+    ));
+    let errors = s
+        .check(&reg, |e| matches!(e, RegistryError::Replaced(_)))
+        .await;
+    assert_eq!(
+        errors,
+        s.active.len() + s.revoked.len(),
+        "no answer from the lost file"
+    );
+
+    // Back (empty): the registry creates a fresh database by itself; everyone is signed out.
+    std::fs::create_dir(&home).unwrap();
+    eventually("the registry reopens", async || {
+        validate(&reg, s.active[0], "alice").await.ok()
+    })
+    .await;
+    assert_eq!(s.check(&reg, |_| false).await, 0);
+    for id in &s.active {
+        assert!(!validate(&reg, *id, "alice").await.unwrap());
+    }
+    writes_work(&reg).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Made read-only while open.
 
 /// Clears the immutable attribute again on drop, so the temp dir can always be removed.
