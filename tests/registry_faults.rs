@@ -7,6 +7,9 @@
 //! not) and mounting a small tmpfs. Without them the test prints why and returns.
 #![cfg(feature = "sqlite")]
 
+#[cfg(feature = "hyper")]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +20,7 @@ use sealed_sessions::SessionId;
 const HOUR: Duration = Duration::from_secs(3600);
 /// Generous, for a loaded machine; only ever reached when something is broken.
 const DEADLINE: Duration = Duration::from_secs(20);
+const PAGE: usize = 4096;
 
 fn builder(path: &Path) -> sealed_sessions::registry::SqliteRegistryBuilder {
     SqliteRegistry::builder(path)
@@ -469,4 +473,139 @@ async fn a_full_disk_is_full_and_clears() {
     assert!(!validate(&reg, target, "alice").await.unwrap());
     writes_work(&reg).await;
     drop(reg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corrupt pages.
+
+/// A database of sessions written and checkpointed into the main file (the registry closed).
+async fn checkpointed(path: &Path, n: usize) -> (Sessions, Vec<u8>) {
+    let reg = open(path);
+    let s = sessions(&reg, "alice", n).await;
+    drop(reg); // the last connection checkpoints the WAL into the file and removes it
+    assert!(!companion(path, "-wal").exists());
+    (s, std::fs::read(path).unwrap())
+}
+
+fn corrupt(bytes: &[u8], page: usize) -> Vec<u8> {
+    let mut bad = bytes.to_vec();
+    bad[(page - 1) * PAGE..page * PAGE].fill(0x5a);
+    bad
+}
+
+fn is_corrupt(e: &RegistryError) -> bool {
+    matches!(e, RegistryError::Corrupt(_))
+}
+
+#[tokio::test]
+async fn every_page_corrupt_in_turn_while_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (s, good) = checkpointed(&path, 100).await;
+    let pages = good.len() / PAGE;
+    let (mut refused_at_open, mut detected) = (0, 0);
+    // Page 1 (the header and schema) is `registry_errors.rs`'s case; here every other page.
+    for page in 2..=pages {
+        std::fs::write(&path, corrupt(&good, page)).unwrap();
+        let reg = match builder(&path).cache_capacity(0).open() {
+            Ok(reg) => reg,
+            Err(e) => {
+                assert!(is_corrupt(&e), "page {page}: {e:?}");
+                refused_at_open += 1;
+                continue;
+            }
+        };
+        let errors = s.check(&reg, is_corrupt).await;
+        let listed = reg.list_for_user("alice", SystemTime::now()).await;
+        if errors > 0 || listed.is_err() {
+            detected += 1;
+        }
+        // Repaired while open (a restored copy): the registry answers correctly at once.
+        std::fs::write(&path, &good).unwrap();
+        s.all_correct(&reg).await;
+    }
+    eprintln!("{pages} pages: {refused_at_open} refused at open, {detected} detected at use");
+    assert!(detected > 0, "the corruption was seen");
+}
+
+#[tokio::test]
+async fn pages_corrupt_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (s, good) = checkpointed(&path, 100).await;
+    let reg = builder(&path).cache_capacity(0).open().unwrap();
+    let pages = good.len() / PAGE;
+    let mut bad = good.clone();
+    for page in 2..=pages {
+        bad = corrupt(&bad, page);
+    }
+    std::fs::write(&path, &bad).unwrap();
+
+    // Pages the connections already hold may still answer (correctly); the rest fail, typed.
+    let errors = s.check(&reg, is_corrupt).await;
+    let now = SystemTime::now();
+    let listed = reg.list_for_user("alice", now).await;
+    assert!(
+        matches!(listed, Err(RegistryError::Corrupt(_))),
+        "{listed:?}"
+    );
+    let target = s.active[0];
+    let revoked = reg.revoke("alice", target).await;
+    assert!(
+        matches!(revoked, Err(RegistryError::Corrupt(_))),
+        "{revoked:?}"
+    );
+    eprintln!("{errors} validations failed as Corrupt");
+
+    std::fs::write(&path, &good).unwrap();
+    s.all_correct(&reg).await;
+    assert!(reg.revoke("alice", target).await.unwrap());
+    assert!(!validate(&reg, target, "alice").await.unwrap());
+    writes_work(&reg).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the middleware.
+
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn the_middleware_answers_503_with_the_cookie_kept_and_recovers() {
+    use http::header::RETRY_AFTER;
+    use http::StatusCode;
+    use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
+    use std::sync::Arc;
+    use support::{get, serve};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    // No validation cache, so every request reads the table, as a cache miss does.
+    let reg = Arc::new(builder(&path).cache_capacity(0).open().unwrap());
+    let config = SessionConfig::builder(KeyRing::new(Key::generate()))
+        .registry(reg.clone())
+        .build()
+        .unwrap();
+    let addr = serve(SessionLayer::new(config)).await;
+    let jar = get(addr, "/login/dave", None).await.cookie_pair("session");
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "dave");
+
+    // Move the rows into the main file, then corrupt every page but the first.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    for page in 2..=good.len() / PAGE {
+        bad = corrupt(&bad, page);
+    }
+    std::fs::write(&path, &bad).unwrap();
+
+    let r = get(addr, "/set/a/1", Some(&jar)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers[RETRY_AFTER], "5");
+    assert!(r.set_cookies("session").is_empty(), "the cookie is kept");
+
+    std::fs::write(&path, &good).unwrap();
+    let r = get(addr, "/user", Some(&jar)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "dave"));
 }

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use super::cache::ValidationCache;
 use super::sqlite_builder::SqliteRegistryBuilder;
 use super::sqlite_file::Identity;
-use super::sqlite_schema::{connect, from_ms, map_err, migrate, to_ms};
+use super::sqlite_schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
 use super::sqlite_threads::{
     id_of, poller_loop, reader_loop, writer_loop, Outcome, ReadMsg, Shared, SyncState, WriteMsg,
     WriteOp, MAX_PENDING_TOUCHES,
@@ -213,7 +213,9 @@ impl SqliteRegistry {
         let (reply, answer) = oneshot::channel();
         let shared = Arc::clone(&self.shared);
         let job = Box::new(move |conn: Result<&Connection, RegistryError>| {
-            let _ = reply.send(conn.and_then(|conn| job(conn, &shared)));
+            let result =
+                conn.and_then(|conn| job(conn, &shared).inspect_err(|e| forget_damage(conn, e)));
+            let _ = reply.send(result);
         });
         let sent = !self.shared.stopped.load(Ordering::SeqCst)
             && self.readers.send(ReadMsg::Job(job)).is_ok();

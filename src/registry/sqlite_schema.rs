@@ -65,6 +65,19 @@ pub(crate) fn map_err(file: &Path, err: &rusqlite::Error) -> RegistryError {
     }
 }
 
+/// After SQLite found the file damaged, drops the connection's cached pages. A page read while
+/// damaged stays in the connection's cache (SQLite re-reads only pages another connection's
+/// commit changed), so without this the connection would go on failing after the file has been
+/// repaired.
+pub(crate) fn forget_damage(conn: &Connection, err: &RegistryError) {
+    if matches!(
+        err,
+        RegistryError::Corrupt(_) | RegistryError::NotADatabase(_)
+    ) {
+        let _ = conn.release_memory();
+    }
+}
+
 /// Whether the database file and its `-wal` (where commits go first) can still be opened for
 /// writing. SQLite reports a file made read-only while open (`chattr +i`, a file system
 /// remounted read-only) as a plain I/O error, with the cause only in `errno`; this names it.

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::cache::ValidationCache;
 use super::sqlite_file::Identity;
-use super::sqlite_schema::{from_ms, map_err, to_ms};
+use super::sqlite_schema::{forget_damage, from_ms, map_err, to_ms};
 use super::{NewSession, RegistryError};
 use crate::SessionId;
 
@@ -80,7 +80,19 @@ impl Shared {
     /// If any other connection committed since the last check, evicts the ids revoked since.
     pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
         let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
-        let err = |e: rusqlite::Error| map_err(&self.path, &e);
+        let result = Self::sync_with(&mut state, &self.cache, &self.path);
+        if let Err(e) = &result {
+            forget_damage(&state.conn, e);
+        }
+        result
+    }
+
+    fn sync_with(
+        state: &mut SyncState,
+        cache: &ValidationCache,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let err = |e: rusqlite::Error| map_err(path, &e);
         let version: i64 = state
             .conn
             .prepare_cached("PRAGMA data_version")
@@ -104,7 +116,7 @@ impl Shared {
                 }
             }
         }
-        self.cache.evict(revoked);
+        cache.evict(revoked);
         state.last_seq = last_seq;
         state.data_version = version;
         Ok(())
@@ -259,6 +271,12 @@ fn commit_batch(
         tx.commit()
     })();
     let failure = committed.err().map(|e| map_err(&shared.path, &e));
+    if let Some(e) = failure
+        .as_ref()
+        .or(results.iter().find_map(|r| r.as_ref().err()))
+    {
+        forget_damage(conn, e);
+    }
     for ((op, reply), result) in batch.into_iter().zip(
         results
             .into_iter()
