@@ -251,16 +251,17 @@ fn revocations_survive_sigkill() {
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .unwrap();
         assert_eq!(check, "ok", "iteration {iteration}, seed {seed}");
-        let owners = owners(&conn);
-        drop(conn);
-        // A row that is gone is refused by validate as well (allow-list); any name will do.
-        let user = |id: &SessionId| owners.get(id).cloned().unwrap_or_default();
 
+        // Opens (and migrates, if the kill came before the schema was committed).
         let reg = SqliteRegistry::builder(&path)
             .poll_interval(Duration::ZERO)
             .cleanup_interval(Duration::ZERO)
             .open()
             .unwrap();
+        let owners = owners(&conn);
+        drop(conn);
+        // A row that is gone is refused by validate as well (allow-list); any name will do.
+        let user = |id: &SessionId| owners.get(id).cloned().unwrap_or_default();
         let now = SystemTime::now();
         rt.block_on(async {
             for id in &reported.revoked {
