@@ -168,6 +168,18 @@ impl ValidationCache {
         }
     }
 
+    /// Forgets every session and bumps the epoch, as [`evict`](Self::evict) of everything: used
+    /// when the database file was replaced, so that nothing is vouched for from the old one.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.index.clear();
+            shard.slots.clear();
+            shard.hand = 0;
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Whether a touch of `id` at `now` should be written: true unless the cache knows it was
     /// written less than `throttle` ago. Records `now` as written when it answers true.
     pub(crate) fn should_touch(&self, id: SessionId, now: SystemTime, throttle: Duration) -> bool {
@@ -231,6 +243,20 @@ mod tests {
         assert!(cache.insert_if_current(cache.epoch(), id(1), "alice", t(100), t(0), t(10)));
         cache.evict([id(1)]);
         assert_eq!(cache.lookup(id(1), "alice", t(10)), None);
+    }
+
+    #[test]
+    fn clear_forgets_everything_and_refuses_older_inserts() {
+        let cache = ValidationCache::new(64);
+        let before = cache.epoch();
+        for n in 0..8 {
+            assert!(cache.insert_if_current(before, id(n), "alice", t(100), t(0), t(10)));
+        }
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(cache.lookup(id(3), "alice", t(10)), None);
+        assert!(!cache.insert_if_current(before, id(3), "alice", t(100), t(0), t(10)));
+        assert!(cache.insert_if_current(cache.epoch(), id(3), "alice", t(100), t(0), t(10)));
     }
 
     #[test]

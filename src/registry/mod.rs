@@ -38,6 +38,8 @@ mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_builder;
 #[cfg(feature = "sqlite")]
+mod sqlite_file;
+#[cfg(feature = "sqlite")]
 mod sqlite_schema;
 #[cfg(feature = "sqlite")]
 mod sqlite_threads;
@@ -194,6 +196,11 @@ pub enum RegistryError {
     /// The database file cannot be opened at all (for example, the path is a directory).
     #[error("cannot open the registry database {0}")]
     CannotOpen(PathBuf),
+    /// The database file (or its `-wal` or `-shm`) was deleted or replaced while the registry
+    /// had it open. The registry reopens the path by itself (creating an empty database if there
+    /// is none, which signs every user out); until it has, reads fail with this error.
+    #[error("the registry database {0} was deleted or replaced while in use")]
+    Replaced(PathBuf),
     /// The database has a schema version but lacks one of the registry's tables.
     #[error("the registry database {path} has no `{table}` table")]
     MissingTable {

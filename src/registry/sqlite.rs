@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,7 +29,8 @@ use tokio::sync::oneshot;
 
 use super::cache::ValidationCache;
 use super::sqlite_builder::SqliteRegistryBuilder;
-use super::sqlite_schema::{connect, from_ms, map_err, migrate, to_ms};
+use super::sqlite_file::Identity;
+use super::sqlite_schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
 use super::sqlite_threads::{
     id_of, poller_loop, reader_loop, writer_loop, Outcome, ReadMsg, Shared, SyncState, WriteMsg,
     WriteOp, MAX_PENDING_TOUCHES,
@@ -96,6 +97,8 @@ impl SqliteRegistry {
         let reader_conns = (0..config.readers)
             .map(|_| connect(&path, config.busy_timeout))
             .collect::<Result<Vec<Connection>, _>>()?;
+        // Every connection is open, so the -wal and -shm exist by now.
+        let identity = Mutex::new(Identity::of(&path));
 
         let shared = Arc::new(Shared {
             path,
@@ -105,6 +108,10 @@ impl SqliteRegistry {
             sync: Mutex::new(sync),
             strict: config.strict,
             stopped: AtomicBool::new(false),
+            busy_timeout: config.busy_timeout,
+            identity,
+            stale: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         });
         let mut threads = Threads::default();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
@@ -127,9 +134,11 @@ impl SqliteRegistry {
         let reader_count = reader_conns.len();
         for conn in reader_conns {
             let rx = Arc::clone(&readers_rx);
-            threads
-                .handles
-                .push(spawn("reader", Box::new(move || reader_loop(conn, rx)))?);
+            let for_reader = Arc::clone(&shared);
+            threads.handles.push(spawn(
+                "reader",
+                Box::new(move || reader_loop(conn, for_reader, rx)),
+            )?);
         }
 
         if !config.poll_interval.is_zero() {
@@ -137,9 +146,10 @@ impl SqliteRegistry {
             threads.poller_stop = Some(stop);
             let for_poller = Arc::clone(&shared);
             let every = config.poll_interval;
+            let wake = writer.clone();
             threads.handles.push(spawn(
                 "poller",
-                Box::new(move || poller_loop(for_poller, stop_rx, every)),
+                Box::new(move || poller_loop(for_poller, stop_rx, every, wake)),
             )?);
         }
 
@@ -202,8 +212,10 @@ impl SqliteRegistry {
     ) -> BoxFuture<'static, Result<T, RegistryError>> {
         let (reply, answer) = oneshot::channel();
         let shared = Arc::clone(&self.shared);
-        let job = Box::new(move |conn: &Connection| {
-            let _ = reply.send(job(conn, &shared));
+        let job = Box::new(move |conn: Result<&Connection, RegistryError>| {
+            let result =
+                conn.and_then(|conn| job(conn, &shared).inspect_err(|e| forget_damage(conn, e)));
+            let _ = reply.send(result);
         });
         let sent = !self.shared.stopped.load(Ordering::SeqCst)
             && self.readers.send(ReadMsg::Job(job)).is_ok();

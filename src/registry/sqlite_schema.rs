@@ -49,8 +49,8 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = ["
 "];
 
 /// Maps an SQLite error to the registry's error, by its code; `path` names the database.
-pub(crate) fn map_err(path: &Path, err: &rusqlite::Error) -> RegistryError {
-    let path = || path.to_path_buf();
+pub(crate) fn map_err(file: &Path, err: &rusqlite::Error) -> RegistryError {
+    let path = || file.to_path_buf();
     match err.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => RegistryError::NotADatabase(path()),
         Some(ErrorCode::DatabaseCorrupt) => RegistryError::Corrupt(path()),
@@ -60,8 +60,44 @@ pub(crate) fn map_err(path: &Path, err: &rusqlite::Error) -> RegistryError {
         }
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => RegistryError::Busy,
         Some(ErrorCode::DiskFull) => RegistryError::Full,
+        Some(ErrorCode::SystemIoFailure) if !writable(file) => RegistryError::ReadOnly(path()),
         _ => RegistryError::Backend(err.to_string().into()),
     }
+}
+
+/// After SQLite found the file damaged, drops the connection's cached pages. A page read while
+/// damaged stays in the connection's cache (SQLite re-reads only pages another connection's
+/// commit changed), so without this the connection would go on failing after the file has been
+/// repaired.
+pub(crate) fn forget_damage(conn: &Connection, err: &RegistryError) {
+    if matches!(
+        err,
+        RegistryError::Corrupt(_) | RegistryError::NotADatabase(_)
+    ) {
+        let _ = conn.release_memory();
+    }
+}
+
+/// Whether the database file and its `-wal` (where commits go first) can still be opened for
+/// writing. SQLite reports a file made read-only while open (`chattr +i`, a file system
+/// remounted read-only) as a plain I/O error, with the cause only in `errno`; this names it.
+fn writable(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let refused = |file: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file)
+            .is_err_and(|e| {
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                )
+            })
+    };
+    !refused(path) && !refused(&wal)
 }
 
 /// Opens one connection to the registry file with the registry's pragmas (WAL, busy timeout,

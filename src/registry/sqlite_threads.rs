@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,7 +17,8 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use tokio::sync::oneshot;
 
 use super::cache::ValidationCache;
-use super::sqlite_schema::{from_ms, map_err, to_ms};
+use super::sqlite_file::Identity;
+use super::sqlite_schema::{forget_damage, from_ms, map_err, to_ms};
 use super::{NewSession, RegistryError};
 use crate::SessionId;
 
@@ -38,6 +39,13 @@ pub(crate) struct Shared {
     pub(crate) sync: Mutex<SyncState>,
     pub(crate) strict: bool,
     pub(crate) stopped: AtomicBool,
+    pub(crate) busy_timeout: Duration,
+    /// What the path named when the connections were (re)opened; see `sqlite_file.rs`.
+    pub(crate) identity: Mutex<Identity>,
+    /// Set when the files were found replaced, cleared when the writer has reopened them.
+    pub(crate) stale: AtomicBool,
+    /// Bumped at every reopen; a reader whose connection is older reopens it.
+    pub(crate) generation: AtomicU64,
 }
 
 /// The connection that watches `PRAGMA data_version` and the revocation log.
@@ -72,7 +80,19 @@ impl Shared {
     /// If any other connection committed since the last check, evicts the ids revoked since.
     pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
         let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
-        let err = |e: rusqlite::Error| map_err(&self.path, &e);
+        let result = Self::sync_with(&mut state, &self.cache, &self.path);
+        if let Err(e) = &result {
+            forget_damage(&state.conn, e);
+        }
+        result
+    }
+
+    fn sync_with(
+        state: &mut SyncState,
+        cache: &ValidationCache,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let err = |e: rusqlite::Error| map_err(path, &e);
         let version: i64 = state
             .conn
             .prepare_cached("PRAGMA data_version")
@@ -96,7 +116,7 @@ impl Shared {
                 }
             }
         }
-        self.cache.evict(revoked);
+        cache.evict(revoked);
         state.last_seq = last_seq;
         state.data_version = version;
         Ok(())
@@ -146,12 +166,17 @@ type Reply = oneshot::Sender<Result<Outcome, RegistryError>>;
 #[derive(Debug)]
 pub(crate) enum WriteMsg {
     Op(WriteOp, Reply),
+    /// From the poller: the files were replaced; reopen now rather than at the next write.
+    Wake,
     Stop,
 }
 
+/// A read, given the reader's connection or why there is none.
+pub(crate) type ReadJob = Box<dyn FnOnce(Result<&Connection, RegistryError>) + Send>;
+
 /// A message to a reader thread.
 pub(crate) enum ReadMsg {
-    Job(Box<dyn FnOnce(&Connection) + Send>),
+    Job(ReadJob),
     Stop,
 }
 
@@ -159,11 +184,12 @@ pub(crate) enum ReadMsg {
 /// transaction, updates the cache, and only then replies. Also flushes last-seen updates and runs
 /// the periodic cleanup.
 pub(crate) fn writer_loop(
-    mut conn: Connection,
+    conn: Connection,
     shared: Arc<Shared>,
     rx: Receiver<WriteMsg>,
     cleanup_interval: Option<Duration>,
 ) {
+    let mut conn = Some(conn);
     let mut next_flush = Instant::now() + TOUCH_FLUSH;
     let mut next_cleanup = cleanup_interval.map(|every| Instant::now() + every);
     loop {
@@ -173,11 +199,12 @@ pub(crate) fn writer_loop(
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(WriteMsg::Op(op, reply)) => batch.push((op, Some(reply))),
             Ok(WriteMsg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
-            Err(RecvTimeoutError::Timeout) => {}
+            Ok(WriteMsg::Wake) | Err(RecvTimeoutError::Timeout) => {}
         }
         while !stop && !batch.is_empty() && batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(WriteMsg::Op(op, reply)) => batch.push((op, Some(reply))),
+                Ok(WriteMsg::Wake) => {}
                 Ok(WriteMsg::Stop) | Err(TryRecvError::Disconnected) => stop = true,
                 Err(TryRecvError::Empty) => break,
             }
@@ -201,8 +228,20 @@ pub(crate) fn writer_loop(
         } else {
             HashMap::new()
         };
-        if !batch.is_empty() || !touches.is_empty() {
-            commit_batch(&mut conn, &shared, batch, touches);
+        // Checked at every wake-up (at least every TOUCH_FLUSH), not only when there is work.
+        match shared.writer_connection(&mut conn) {
+            Ok(conn) if !batch.is_empty() || !touches.is_empty() => {
+                commit_batch(conn, &shared, batch, touches);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // Queued last-seen updates are dropped: they are best effort.
+                for (_, reply) in batch {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(same_error(&e)));
+                    }
+                }
+            }
         }
         if stop {
             return;
@@ -232,6 +271,12 @@ fn commit_batch(
         tx.commit()
     })();
     let failure = committed.err().map(|e| map_err(&shared.path, &e));
+    if let Some(e) = failure
+        .as_ref()
+        .or(results.iter().find_map(|r| r.as_ref().err()))
+    {
+        forget_damage(conn, e);
+    }
     for ((op, reply), result) in batch.into_iter().zip(
         results
             .into_iter()
@@ -283,6 +328,8 @@ fn same_error(e: &RegistryError) -> RegistryError {
         RegistryError::Corrupt(p) => RegistryError::Corrupt(p.clone()),
         RegistryError::ReadOnly(p) => RegistryError::ReadOnly(p.clone()),
         RegistryError::CannotOpen(p) => RegistryError::CannotOpen(p.clone()),
+        RegistryError::MissingDirectory(p) => RegistryError::MissingDirectory(p.clone()),
+        RegistryError::Replaced(p) => RegistryError::Replaced(p.clone()),
         RegistryError::Busy => RegistryError::Busy,
         RegistryError::Full => RegistryError::Full,
         other => RegistryError::Backend(other.to_string().into()),
@@ -404,22 +451,38 @@ fn write_touches(tx: &Connection, touches: HashMap<SessionId, SystemTime>) -> ru
 }
 
 /// A reader: runs read jobs on its own connection until told to stop.
-pub(crate) fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadMsg>>>) {
+pub(crate) fn reader_loop(
+    conn: Connection,
+    shared: Arc<Shared>,
+    rx: Arc<Mutex<Receiver<ReadMsg>>>,
+) {
+    let mut conn = Some(conn);
+    let mut generation = shared.generation.load(std::sync::atomic::Ordering::SeqCst);
     loop {
         let msg = {
             let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
             rx.recv()
         };
         match msg {
-            Ok(ReadMsg::Job(job)) => job(&conn),
+            Ok(ReadMsg::Job(job)) => job(shared.reader_connection(&mut conn, &mut generation)),
             Ok(ReadMsg::Stop) | Err(_) => return,
         }
     }
 }
 
-/// The poller: every `interval`, picks up revocations committed by other connections.
-pub(crate) fn poller_loop(shared: Arc<Shared>, stop: Receiver<()>, interval: Duration) {
+/// The poller: every `interval`, picks up revocations committed by other connections, and checks
+/// that the path still names the registry's files (waking the writer to reopen them if not).
+pub(crate) fn poller_loop(
+    shared: Arc<Shared>,
+    stop: Receiver<()>,
+    interval: Duration,
+    writer: Sender<WriteMsg>,
+) {
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        if shared.file_replaced() {
+            let _ = writer.send(WriteMsg::Wake);
+            continue;
+        }
         // A failed poll (the file is briefly locked) is retried at the next tick; validate's
         // database reads are unaffected.
         let _ = shared.sync_revocations();
