@@ -204,19 +204,31 @@ async fn concurrent_validates_never_see_a_returned_revocation() {
             .map(|_| AtomicBool::new(false))
             .collect(),
     );
-    let done = Arc::new(AtomicUsize::new(0));
-    let (valid_answers, violations) =
-        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // The race is made certain, not likely: the revoker starts only once every validator has
+    // answered once (all sessions still valid), and each validator stops only after an answer it
+    // asked for once all revocations had returned (which must be "no").
+    let started = Arc::new(AtomicUsize::new(0));
+    let revoker_done = Arc::new(AtomicBool::new(false));
+    let (answers, valid_answers, violations) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
 
     let revoker = tokio::spawn({
-        let (reg, sessions, revoked, done) =
-            (reg.clone(), sessions.clone(), revoked.clone(), done.clone());
+        let (reg, sessions, revoked, started, revoker_done) = (
+            reg.clone(),
+            sessions.clone(),
+            revoked.clone(),
+            started.clone(),
+            revoker_done.clone(),
+        );
         async move {
-            // Interleave single revocations with sign-out-everywhere, until the validators finish.
+            while started.load(Ordering::SeqCst) < VALIDATORS {
+                tokio::task::yield_now().await;
+            }
+            // Interleave single revocations with sign-out-everywhere.
             for user in 0..USERS {
-                if done.load(Ordering::SeqCst) == VALIDATORS {
-                    break;
-                }
                 let base = user * PER_USER;
                 for i in base..base + PER_USER / 2 {
                     let (id, name) = &sessions[i];
@@ -231,17 +243,26 @@ async fn concurrent_validates_never_see_a_returned_revocation() {
                     flag.store(true, Ordering::SeqCst);
                 }
             }
+            revoker_done.store(true, Ordering::SeqCst);
         }
     });
 
     let mut validators = Vec::new();
     for v in 0..VALIDATORS {
-        let (reg, sessions, revoked, done) =
-            (reg.clone(), sessions.clone(), revoked.clone(), done.clone());
-        let (valid_answers, violations) = (valid_answers.clone(), violations.clone());
+        let (reg, sessions, revoked, started, revoker_done) = (
+            reg.clone(),
+            sessions.clone(),
+            revoked.clone(),
+            started.clone(),
+            revoker_done.clone(),
+        );
+        let (answers, valid_answers, violations) =
+            (answers.clone(), valid_answers.clone(), violations.clone());
         validators.push(tokio::spawn(async move {
             let mut x = 0x9e37_79b9_u32.wrapping_mul(v as u32 + 1);
-            for _ in 0..VALIDATES / VALIDATORS {
+            let mut n = 0;
+            loop {
+                let all_revoked = revoker_done.load(Ordering::SeqCst);
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
@@ -253,15 +274,22 @@ async fn concurrent_validates_never_see_a_returned_revocation() {
                     Some(answer) => answer,
                     None => reg.validate(*id, user, now).await.unwrap(),
                 };
+                answers.fetch_add(1, Ordering::Relaxed);
                 if answer {
                     valid_answers.fetch_add(1, Ordering::Relaxed);
-                    if was_revoked {
+                    if was_revoked || all_revoked {
                         violations.fetch_add(1, Ordering::SeqCst);
                     }
                 }
+                n += 1;
+                if n == 1 {
+                    started.fetch_add(1, Ordering::SeqCst);
+                }
+                if all_revoked && n >= VALIDATES / VALIDATORS {
+                    break;
+                }
                 tokio::task::yield_now().await;
             }
-            done.fetch_add(1, Ordering::SeqCst);
         }));
     }
     for validator in validators {
@@ -274,10 +302,14 @@ async fn concurrent_validates_never_see_a_returned_revocation() {
         0,
         "a revoked session was reported valid"
     );
-    let valid_answers = valid_answers.load(Ordering::Relaxed);
+    let (answers, valid_answers) = (
+        answers.load(Ordering::Relaxed),
+        valid_answers.load(Ordering::Relaxed),
+    );
+    assert!(answers >= VALIDATES, "{answers}");
     assert!(
-        valid_answers > 0 && valid_answers < VALIDATES,
-        "the race was exercised: {valid_answers}"
+        valid_answers >= VALIDATORS && valid_answers < answers,
+        "the race was exercised: {valid_answers} of {answers}"
     );
     for (i, (id, user)) in sessions.iter().enumerate() {
         if revoked[i].load(Ordering::SeqCst) {
