@@ -75,7 +75,11 @@ fn roundtrip_corpus() {
 fn every_seed_directory_is_replayed() {
     for entry in fs::read_dir(seeds()).expect("fuzz/seeds exists") {
         let path = entry.expect("directory entry").path();
-        let name = path.file_name().expect("a name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
         assert!(
             path.is_dir() && TARGETS.iter().any(|(t, _)| *t == name),
             "fuzz/seeds/{name} is not a target's seed directory"
@@ -89,7 +93,12 @@ fn every_seed_directory_is_replayed() {
 fn sealed_seeds_cover_every_outcome() {
     use fuzz_checks::fixture::{self, Expect};
     let values = fixture::sealed_values();
-    for expect in [Expect::Open, Expect::Reseal, Expect::Expired, Expect::UnknownKey] {
+    for expect in [
+        Expect::Open,
+        Expect::Reseal,
+        Expect::Expired,
+        Expect::UnknownKey,
+    ] {
         for mode in fixture::MODES {
             let seed = fuzz_checks::fixture::SealedSeed { mode, expect };
             assert!(values.values().any(|s| *s == seed), "no seed for {seed:?}");

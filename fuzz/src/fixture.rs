@@ -16,11 +16,13 @@ pub const COOKIE_NAME: &str = sealed_sessions::DEFAULT_COOKIE_NAME;
 pub const NOW_SECS: u64 = 1_800_000_000;
 
 /// The primary key of the ring.
-pub const PRIMARY: [u8; 32] = hex32("b893886461eb99deca53472648f3d1be9daff7317dda821513d7ea649c76b5fa");
+pub const PRIMARY: [u8; 32] =
+    hex32("b893886461eb99deca53472648f3d1be9daff7317dda821513d7ea649c76b5fa");
 /// The old key of the ring: opens, never seals.
 pub const OLD: [u8; 32] = hex32("f603431eb0c9dba395b65ee9ab1e5dafff8e4b9699cbde7a0ed53f914e23fc54");
 /// A key outside the ring, for seeds that must fail with `UnknownKey`.
-pub const FOREIGN: [u8; 32] = hex32("899259deebb886d24339d63c189430d0bf3988c9f97996f6208a3109abdce62e");
+pub const FOREIGN: [u8; 32] =
+    hex32("899259deebb886d24339d63c189430d0bf3988c9f97996f6208a3109abdce62e");
 
 /// [`NOW_SECS`] as a time.
 pub fn now() -> SystemTime {

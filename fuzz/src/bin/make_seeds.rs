@@ -23,7 +23,10 @@ fn main() {
         fs::create_dir_all(&dir).expect("create seed dir");
         for entry in fs::read_dir(&dir).expect("read seed dir") {
             let path = entry.expect("dir entry").path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gen-")) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("gen-"))
+            {
                 fs::remove_file(path).expect("remove old seed");
             }
         }
@@ -48,7 +51,12 @@ fn main() {
             ("old-key-anon", &old, sample(5, false, 0), Expect::Reseal),
             ("expired", primary, expired(6), Expect::Expired),
             ("expired-old-key", &old, expired(7), Expect::Expired),
-            ("foreign-key", &foreign, sample(8, true, 1), Expect::UnknownKey),
+            (
+                "foreign-key",
+                &foreign,
+                sample(8, true, 1),
+                Expect::UnknownKey,
+            ),
         ] {
             let value = sealer.seal(COOKIE_NAME, &claims).expect("seed fits");
             list.push_str(&format!("{m} {} {value}\n", expect.word()));
@@ -70,7 +78,10 @@ fn main() {
         ("truncated", good.as_bytes()[..good.len() - 4].to_vec()),
         ("flipped", flipped),
         ("padded", format!("{good}==").into_bytes()),
-        ("std-alphabet", good.replace('-', "+").replace('_', "/").into_bytes()),
+        (
+            "std-alphabet",
+            good.replace('-', "+").replace('_', "/").into_bytes(),
+        ),
         ("not-utf8", b"AQ\xff\xfeEAAAA".to_vec()),
         ("too-long", vec![b'A'; 4100]),
     ];
@@ -90,12 +101,24 @@ fn main() {
     let s = &sealed[10].3; // signed, user
     let headers: [(&str, String); 8] = [
         ("empty", "0".into()),
-        ("junk-then-good", format!("0{COOKIE_NAME}=junk; a=1\n{COOKIE_NAME}={p}")),
-        ("expired-then-good", format!("0{COOKIE_NAME}={}; {COOKIE_NAME}={p}", sealed[6].3)),
+        (
+            "junk-then-good",
+            format!("0{COOKIE_NAME}=junk; a=1\n{COOKIE_NAME}={p}"),
+        ),
+        (
+            "expired-then-good",
+            format!("0{COOKIE_NAME}={}; {COOKIE_NAME}={p}", sealed[6].3),
+        ),
         ("quoted", format!("2{COOKIE_NAME}=\"{p}\"")),
         ("wrong-mode", format!("1{COOKIE_NAME}={p}")),
-        ("signed-three-headers", format!("3a=b\n{COOKIE_NAME}=\n;;; {COOKIE_NAME}={s}")),
-        ("other-name", format!("0x{COOKIE_NAME}={p}; {COOKIE_NAME}x={p}")),
+        (
+            "signed-three-headers",
+            format!("3a=b\n{COOKIE_NAME}=\n;;; {COOKIE_NAME}={s}"),
+        ),
+        (
+            "other-name",
+            format!("0x{COOKIE_NAME}={p}; {COOKIE_NAME}x={p}"),
+        ),
         ("spaces", format!("2  {COOKIE_NAME} = {p} ;")),
     ];
     for (name, text) in &headers {
@@ -113,7 +136,10 @@ fn main() {
         ("truncated", good[..good.len() - 1].to_vec()),
         ("trailing", trailing),
         ("unknown-flag", flags),
-        ("overlong-varint", [&[0u8; 17][..], &[0x80, 0x80, 0x00]].concat()),
+        (
+            "overlong-varint",
+            [&[0u8; 17][..], &[0x80, 0x80, 0x00]].concat(),
+        ),
         ("empty", Vec::new()),
     ] {
         write("claims_decode", name, &bytes);
@@ -121,7 +147,10 @@ fn main() {
 
     // The roundtrip generator reads bytes as choices; a spread of lengths and patterns.
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    for (i, len) in [0usize, 8, 24, 40, 64, 96, 128, 256, 512, 1024].into_iter().enumerate() {
+    for (i, len) in [0usize, 8, 24, 40, 64, 96, 128, 256, 512, 1024]
+        .into_iter()
+        .enumerate()
+    {
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
                 rng ^= rng << 13;
