@@ -22,14 +22,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-# One build for all targets; `run` below finds them up to date.
-cargo fuzz build -O
+# Optimized, but with debug assertions and overflow checks (-a); one build for all targets,
+# which `run` below finds up to date.
+flags=(-O -a --target-dir "$PWD/target/asserts")
+cargo fuzz build "${flags[@]}"
 mkdir -p artifacts
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     log="artifacts/run-$target.log"
     echo "== $target: ${seconds}s (log: fuzz/$log)"
-    if ! cargo fuzz run -O "$target" "$PWD/corpus/$target" "$PWD/seeds/$target" -- \
+    if ! cargo fuzz run "${flags[@]}" "$target" "$PWD/corpus/$target" "$PWD/seeds/$target" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "== $target FAILED; reproducer in fuzz/artifacts/$target/" >&2
