@@ -37,6 +37,6 @@ for target in "${targets[@]}"; do
         echo "== $target FAILED; reproducer in fuzz/artifacts/$target/" >&2
         exit 1
     fi
-    grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$log"
+    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$log"
 done
 echo "== all targets ran ${seconds}s without a finding"
