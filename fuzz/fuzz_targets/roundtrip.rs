@@ -1,0 +1,4 @@
+//! libFuzzer entry point; the checks live in `sealed_sessions_fuzz::roundtrip`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealed_sessions_fuzz::roundtrip::check(data));
