@@ -247,11 +247,9 @@ async fn revoke(
     Extension(session): Extension<Session>,
     Form(form): Form<RevokeForm>,
 ) -> Response {
-    if !csrf_ok(&session, &form.csrf_token) {
-        return forbidden();
-    }
-    let Some(user) = session.user() else {
-        return Redirect::to("/").into_response();
+    let user = match signed_in_form(&session, &form.csrf_token) {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     let Ok(id) = form.id.parse::<SessionId>() else {
         return not_found();
@@ -278,11 +276,9 @@ async fn revoke_others(
     Extension(session): Extension<Session>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&session, &form.csrf_token) {
-        return forbidden();
-    }
-    let Some(user) = session.user() else {
-        return Redirect::to("/").into_response();
+    let user = match signed_in_form(&session, &form.csrf_token) {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     match app.registry.revoke_user(&user, Some(session.id())).await {
         Ok(n) => {
@@ -298,11 +294,9 @@ async fn revoke_all(
     Extension(session): Extension<Session>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&session, &form.csrf_token) {
-        return forbidden();
-    }
-    let Some(user) = session.user() else {
-        return Redirect::to("/").into_response();
+    let user = match signed_in_form(&session, &form.csrf_token) {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     let Ok(n) = app.registry.revoke_user(&user, None).await else {
         return unavailable();
@@ -365,6 +359,17 @@ fn csrf_token(session: &Session) -> Result<String, sealed_sessions::SessionError
     let token = new_token();
     session.insert(CSRF_KEY, &token)?;
     Ok(token)
+}
+
+/// The signed-in user behind a form post: 403 for a bad CSRF token, a redirect home when no one
+/// is signed in.
+fn signed_in_form(session: &Session, submitted: &str) -> Result<String, Response> {
+    if !csrf_ok(session, submitted) {
+        return Err(forbidden());
+    }
+    session
+        .user()
+        .ok_or_else(|| Redirect::to("/").into_response())
 }
 
 /// Whether the submitted token is the session's, compared in constant time.
