@@ -249,7 +249,7 @@ async fn revoke(
 ) -> Response {
     let user = match signed_in_form(&session, &form.csrf_token) {
         Ok(user) => user,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let Ok(id) = form.id.parse::<SessionId>() else {
         return not_found();
@@ -278,7 +278,7 @@ async fn revoke_others(
 ) -> Response {
     let user = match signed_in_form(&session, &form.csrf_token) {
         Ok(user) => user,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match app.registry.revoke_user(&user, Some(session.id())).await {
         Ok(n) => {
@@ -296,7 +296,7 @@ async fn revoke_all(
 ) -> Response {
     let user = match signed_in_form(&session, &form.csrf_token) {
         Ok(user) => user,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let Ok(n) = app.registry.revoke_user(&user, None).await else {
         return unavailable();
