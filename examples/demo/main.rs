@@ -361,15 +361,29 @@ fn csrf_token(session: &Session) -> Result<String, sealed_sessions::SessionError
     Ok(token)
 }
 
-/// The signed-in user behind a form post: 403 for a bad CSRF token, a redirect home when no one
-/// is signed in.
-fn signed_in_form(session: &Session, submitted: &str) -> Result<String, Response> {
-    if !csrf_ok(session, submitted) {
-        return Err(forbidden());
+/// Why a form post that needs a signed-in user is refused.
+enum Refusal {
+    /// The CSRF token is missing or wrong: 403.
+    BadToken,
+    /// No one is signed in: back to the sign-in page.
+    SignedOut,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::BadToken => forbidden(),
+            Refusal::SignedOut => Redirect::to("/").into_response(),
+        }
     }
-    session
-        .user()
-        .ok_or_else(|| Redirect::to("/").into_response())
+}
+
+/// The signed-in user behind a form post, after its CSRF token checks out.
+fn signed_in_form(session: &Session, submitted: &str) -> Result<String, Refusal> {
+    if !csrf_ok(session, submitted) {
+        return Err(Refusal::BadToken);
+    }
+    session.user().ok_or(Refusal::SignedOut)
 }
 
 /// Whether the submitted token is the session's, compared in constant time.
