@@ -195,8 +195,10 @@ fn pinned(program: &str) -> Command {
     cmd
 }
 
+/// The CPUs of the machine, read before the client pins itself to one.
 fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn start(case: &str, peer: &str) -> Server {
@@ -418,6 +420,7 @@ fn peer_binary(opts: &Options) -> Option<String> {
 }
 
 fn client_main(opts: &Options) {
+    cpus();
     let peer = peer_binary(opts);
     if peer.is_none() {
         eprintln!("the peer server did not build: tower-sessions cases are skipped");
