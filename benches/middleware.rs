@@ -7,19 +7,29 @@
 //! - `layer/registry`: the same session bound to a user and validated by `SqliteRegistry`
 //!   (an in-memory cache hit, the steady state).
 //! - `layer/write`: the handler changes the session, so the cookie is re-sealed and rendered.
+//! - `tower-sessions/memory`: the peer, `tower-sessions` with its `MemoryStore`, on the same
+//!   signed-in session (`/read` loads it from the store and reads one value).
 //!
-//! `cargo bench --bench middleware`; ratios are in docs/middleware.md.
+//! Group `cache_contention`: `SqliteRegistry::validate_cached` hits plus the throttled `touch`
+//! (what the middleware does per request), per call, from one thread
+//! and from two threads at once (each on its own session, and both on the same one), to show
+//! whether the cache's shard locks contend on this 2-core machine.
+//!
+//! tower-sessions' SQLite store needs sqlx, which cannot share a build with rusqlite; it is in
+//! `benches/peers` (its own crate). `cargo bench --bench middleware`; ratios are in
+//! docs/performance.md.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use hyper::body::Bytes;
-use sealed_sessions::registry::SqliteRegistry;
-use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionId, SessionLayer};
 use tower::{Layer, Service, ServiceExt};
 
 type Req = Request<Full<Bytes>>;
@@ -48,6 +58,37 @@ async fn handler(req: Req) -> Result<Res, Infallible> {
             }
             "/login" => {
                 session.login("alice").await.ok();
+            }
+            _ => {}
+        }
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+/// The same handler for tower-sessions: its `Session` loads the record from the store on first
+/// use.
+async fn peer_handler(req: Req) -> Result<Res, Infallible> {
+    if let Some(session) = req.extensions().get::<tower_sessions::Session>() {
+        match req.uri().path() {
+            "/read" => {
+                std::hint::black_box(session.get::<u64>("visits").await.ok());
+            }
+            "/setup" => {
+                session.insert("visits", 1u64).await.ok();
+                session
+                    .insert("cart", ["apple", "pear", "plum", "fig"])
+                    .await
+                    .ok();
+                session
+                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
+                    .await
+                    .ok();
+                session.insert("theme", "dark").await.ok();
+                session.insert("locale", "en-GB").await.ok();
+            }
+            "/login" => {
+                session.cycle_id().await.ok();
+                session.insert("user", "alice").await.ok();
             }
             _ => {}
         }
@@ -93,6 +134,25 @@ fn bench(c: &mut Criterion) {
     )
     .layer(tower::service_fn(handler));
     let bare = tower::service_fn(handler);
+    let peer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+        .with_secure(false)
+        .layer(tower::service_fn(peer_handler));
+    let peer_cookie = rt.block_on(async {
+        let res = peer.clone().oneshot(request("/setup", None)).await.unwrap();
+        let res = peer
+            .clone()
+            .oneshot(request("/login", Some(&cookie_of(&res))))
+            .await
+            .unwrap();
+        let cookie = cookie_of(&res);
+        let res = peer
+            .clone()
+            .oneshot(request("/read", Some(&cookie)))
+            .await
+            .unwrap();
+        assert!(res.status().is_success() && res.headers().get(SET_COOKIE).is_none());
+        cookie
+    });
 
     let (anon_cookie, user_cookie) = rt.block_on(async {
         let res = stateless
@@ -144,6 +204,56 @@ fn bench(c: &mut Criterion) {
     case!("layer/stateless", stateless, "/read", Some(&anon_cookie));
     case!("layer/registry", bound, "/read", Some(&user_cookie));
     case!("layer/write", stateless, "/write", Some(&anon_cookie));
+    case!("tower-sessions/memory", peer, "/read", Some(&peer_cookie));
+    g.finish();
+    drop(rt);
+    contention(c, &registry);
+}
+
+/// `validate_cached` hits from one thread, then from two at once: on distinct sessions (in
+/// different shards, as real traffic mostly is) and on one session (the same shard lock).
+fn contention(c: &mut Criterion, registry: &Arc<SqliteRegistry>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let ids: Vec<SessionId> = (0u8..2)
+        .map(|n| {
+            let id = SessionId::from_bytes([n.wrapping_mul(37).wrapping_add(1); 16]);
+            let new = NewSession::new(id, "carol", now, now + Duration::from_secs(3600));
+            rt.block_on(async {
+                registry.register(new).await.unwrap();
+                assert!(registry.validate(id, "carol", now).await.unwrap());
+            });
+            assert_eq!(registry.validate_cached(id, "carol", now), Some(true));
+            id
+        })
+        .collect();
+    let run = |threads: &[SessionId], iters: u64| {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for &id in threads {
+                s.spawn(move || {
+                    // What the middleware does per request: a cache hit, then the throttled touch.
+                    for _ in 0..iters {
+                        let id = std::hint::black_box(id);
+                        std::hint::black_box(registry.validate_cached(id, "carol", now));
+                        registry.touch(id, now);
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    };
+    let mut g = c.benchmark_group("cache_contention");
+    g.bench_function("1 thread", |b| b.iter_custom(|iters| run(&ids[..1], iters)));
+    g.bench_function("2 threads, distinct sessions", |b| {
+        b.iter_custom(|iters| run(&ids, iters))
+    });
+    g.bench_function("2 threads, same session", |b| {
+        b.iter_custom(|iters| run(&[ids[0], ids[0]], iters))
+    });
     g.finish();
 }
 

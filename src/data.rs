@@ -60,7 +60,25 @@ impl Data {
 
     pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
         match self {
-            Data::Sealed { .. } => self.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
+            Data::Sealed {
+                buf,
+                entries,
+                count,
+            } => {
+                // Keys were checked to be UTF-8 and sorted when parsed, so compare bytes and stop
+                // at the first key past the one sought.
+                let mut r = Reader(&buf[entries.clone()]);
+                for _ in 0..*count {
+                    let k = r.bytes().ok()?;
+                    let v = r.bytes().ok()?;
+                    match k.cmp(key.as_bytes()) {
+                        std::cmp::Ordering::Less => {}
+                        std::cmp::Ordering::Equal => return Some(v),
+                        std::cmp::Ordering::Greater => return None,
+                    }
+                }
+                None
+            }
             Data::Owned(map) => map.get(key).map(AsRef::as_ref),
         }
     }

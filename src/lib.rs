@@ -97,7 +97,7 @@ pub use config::{
 #[cfg(feature = "hyper")]
 pub use cookie_header::SameSite;
 #[cfg(feature = "hyper")]
-pub use service::{SessionLayer, SessionService};
+pub use service::{ResponseFuture, SessionLayer, SessionService};
 #[cfg(feature = "hyper")]
 pub use session::{Flash, Session, SessionError};
 

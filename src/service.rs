@@ -25,8 +25,9 @@ use tower_service::Service;
 
 use crate::config::{RegistryErrorPolicy, SessionConfig, Shared};
 use crate::cookie_header::find_cookie;
+use crate::registry::{Registry, RegistryError};
 use crate::session::{ClientInfo, SaveError};
-use crate::{Claims, Opened, Session};
+use crate::{Claims, Opened, Session, SessionId};
 
 /// A tower [`Layer`] that wraps a service in a [`SessionService`].
 ///
@@ -84,6 +85,9 @@ impl<S: std::fmt::Debug> std::fmt::Debug for SessionService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A valid session from the request's cookies: its claims, and whether to re-seal them.
+type Valid = Option<(Claims, bool)>;
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -93,20 +97,17 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The clone is the one that was not polled ready; keep it for the next call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
+        let shared = &self.shared;
         let now = shared.now();
-        // Everything read from the request happens here, so the future holds no borrow of it.
-        let (candidates, cookie_present) = open_cookies(&shared, req.headers(), now);
+        // Everything read from the request happens here, so no future holds a borrow of it.
+        let (candidates, cookie_present) = open_cookies(shared, req.headers(), now);
         let client = if shared.registry.is_some() {
             ClientInfo {
                 ip: shared.client_ip.client_ip(req.headers(), req.extensions()),
@@ -115,24 +116,132 @@ where
         } else {
             ClientInfo::default()
         };
-        Box::pin(async move {
-            let opened = match validate(&shared, candidates, now).await {
-                Ok(opened) => opened,
-                Err(retry_after) => return Ok(unavailable(retry_after)),
-            };
-            let session = Session::new(Arc::clone(&shared), now, client, opened, cookie_present);
-            req.extensions_mut().insert(session.clone());
-            let res = inner.call(req).await?;
-            Ok(save(&session, res))
-        })
+        let state = match validate_cached(shared, candidates, now) {
+            // The usual case, settled without I/O: no boxed future, and the inner service that
+            // was polled ready is the one called.
+            Settled::Valid(valid) => {
+                let session = Session::new(Arc::clone(shared), now, client, valid, cookie_present);
+                req.extensions_mut().insert(session.clone());
+                State::Inner {
+                    future: self.inner.call(req),
+                    session,
+                }
+            }
+            Settled::Unavailable(retry_after) => State::Ready {
+                response: Some(unavailable(retry_after)),
+            },
+            Settled::AskRegistry(candidates) => {
+                // The clone is the one that was not polled ready; keep it for the next call.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let shared = Arc::clone(shared);
+                State::Registry {
+                    future: Box::pin(async move {
+                        let valid = match validate(&shared, candidates, now).await {
+                            Ok(valid) => valid,
+                            Err(retry_after) => return Ok(unavailable(retry_after)),
+                        };
+                        let session = Session::new(shared, now, client, valid, cookie_present);
+                        req.extensions_mut().insert(session.clone());
+                        let res = inner.call(req).await?;
+                        Ok(save(&session, res))
+                    }),
+                }
+            }
+        };
+        ResponseFuture { state }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`SessionService`] response: the inner service's future, followed by
+    /// saving the session into its response.
+    ///
+    /// A request whose session is settled without I/O (no cookie, a stateless session, or a
+    /// registry cache hit) polls the inner future in place; only a registry read is boxed.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner {
+            #[pin]
+            future: F,
+            session: Session,
+        },
+        Registry {
+            future: BoxFuture<Result<Response<B>, E>>,
+        },
+        Ready {
+            response: Option<Response<B>>,
+        },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future, session } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => Poll::Ready(Ok(save(session, res))),
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                Poll::Pending => Poll::Pending,
+            },
+            StateProj::Registry { future } => future.as_mut().poll(cx),
+            StateProj::Ready { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+        }
+    }
+}
+
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// The cookies of our name that opened, in order. The first is kept inline: nearly every
+/// request has at most one, and it should cost no allocation.
+#[derive(Default)]
+struct Candidates {
+    first: Option<Opened>,
+    rest: Vec<Opened>,
+}
+
+impl Candidates {
+    fn push(&mut self, opened: Opened) {
+        match self.first {
+            None => self.first = Some(opened),
+            Some(_) => self.rest.push(opened),
+        }
+    }
+}
+
+impl IntoIterator for Candidates {
+    type Item = Opened;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Opened>, std::vec::IntoIter<Opened>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
     }
 }
 
 /// Opens every cookie of our name, in order, and returns the ones that opened (stopping at the
 /// first that needs no registry check), and whether any cookie of our name was there at all.
-fn open_cookies(shared: &Shared, headers: &HeaderMap, now: SystemTime) -> (Vec<Opened>, bool) {
+fn open_cookies(shared: &Shared, headers: &HeaderMap, now: SystemTime) -> (Candidates, bool) {
     let name = shared.cookie.name.as_str();
-    let mut opened = Vec::new();
+    let mut opened = Candidates::default();
     let mut present = false;
     find_cookie(headers, name, |value| {
         present = true;
@@ -151,13 +260,80 @@ fn open_cookies(shared: &Shared, headers: &HeaderMap, now: SystemTime) -> (Vec<O
     (opened, present)
 }
 
+/// What the request's cookies come to before any registry I/O.
+enum Settled {
+    /// The session (or none) is decided.
+    Valid(Valid),
+    /// The registry failed and the policy is to answer 503 after this long.
+    Unavailable(std::time::Duration),
+    /// These candidates (in order) need the registry to read its table.
+    AskRegistry(Vec<Opened>),
+}
+
+/// What one registry answer means for the candidate it is about.
+enum Verdict {
+    Accept,
+    Reject,
+    /// The registry failed: `Ok(None)` to serve a fresh session, `Err` to answer 503.
+    Fail(Result<Valid, std::time::Duration>),
+}
+
+fn verdict(
+    shared: &Shared,
+    registry: &dyn Registry,
+    id: SessionId,
+    answer: Result<bool, RegistryError>,
+    now: SystemTime,
+) -> Verdict {
+    match answer {
+        Ok(true) => {
+            // Last-seen for the devices page; the registry throttles and writes behind.
+            registry.touch(id, now);
+            Verdict::Accept
+        }
+        Ok(false) => {
+            tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
+            Verdict::Reject
+        }
+        Err(err) => {
+            tracing::warn!(session = %id, error = %err, "the session registry failed");
+            Verdict::Fail(match shared.on_registry_error {
+                RegistryErrorPolicy::ServiceUnavailable { retry_after } => Err(retry_after),
+                RegistryErrorPolicy::SignedOut => Ok(None),
+            })
+        }
+    }
+}
+
+/// Settles the candidates with the registry's in-memory answers where it has them; the first
+/// candidate that needs a table read hands itself and those after it to [`validate`].
+fn validate_cached(shared: &Shared, candidates: Candidates, now: SystemTime) -> Settled {
+    let mut candidates = candidates.into_iter();
+    while let Some(opened) = candidates.next() {
+        let (Some(registry), Some(user)) = (&shared.registry, opened.claims.user()) else {
+            return Settled::Valid(Some((opened.claims, opened.needs_reseal)));
+        };
+        let id = opened.claims.id();
+        let Some(answer) = registry.validate_cached(id, user, now) else {
+            return Settled::AskRegistry(std::iter::once(opened).chain(candidates).collect());
+        };
+        match verdict(shared, registry.as_ref(), id, Ok(answer), now) {
+            Verdict::Accept => return Settled::Valid(Some((opened.claims, opened.needs_reseal))),
+            Verdict::Reject => {}
+            Verdict::Fail(Ok(valid)) => return Settled::Valid(valid),
+            Verdict::Fail(Err(retry_after)) => return Settled::Unavailable(retry_after),
+        }
+    }
+    Settled::Valid(None)
+}
+
 /// The first opened session that the registry (if any, and if the session has a user) accepts.
 /// `Err(retry_after)` when the registry failed and the policy is to answer 503.
 async fn validate(
     shared: &Shared,
     candidates: Vec<Opened>,
     now: SystemTime,
-) -> Result<Option<(Claims, bool)>, std::time::Duration> {
+) -> Result<Valid, std::time::Duration> {
     for Opened {
         claims,
         needs_reseal,
@@ -172,22 +348,10 @@ async fn validate(
             Some(answer) => Ok(answer),
             None => registry.validate(id, user, now).await,
         };
-        match answer {
-            Ok(true) => {
-                // Last-seen for the devices page; the registry throttles and writes behind.
-                registry.touch(id, now);
-                return Ok(Some((claims, needs_reseal)));
-            }
-            Ok(false) => {
-                tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
-            }
-            Err(err) => {
-                tracing::warn!(session = %id, error = %err, "the session registry failed");
-                return match shared.on_registry_error {
-                    RegistryErrorPolicy::ServiceUnavailable { retry_after } => Err(retry_after),
-                    RegistryErrorPolicy::SignedOut => Ok(None),
-                };
-            }
+        match verdict(shared, registry.as_ref(), id, answer, now) {
+            Verdict::Accept => return Ok(Some((claims, needs_reseal))),
+            Verdict::Reject => {}
+            Verdict::Fail(outcome) => return outcome,
         }
     }
     Ok(None)

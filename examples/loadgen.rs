@@ -1,0 +1,552 @@
+//! End-to-end throughput on loopback, bounded in time and requests, all cases in one run:
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --seconds 5
+//! ```
+//!
+//! Cases, each the same read-only request of a signed-in session with ~200 bytes of data
+//! (`GET /read` with its cookie; the handler reads one value):
+//! - `bare`: hyper with the handler alone (the cookie is sent and ignored);
+//! - `stateless`: hyper + `SessionLayer`, no registry;
+//! - `registry`: hyper + `SessionLayer` + `SqliteRegistry` (validated from its cache);
+//! - `tower-sessions-sqlite` (and `-memory`): hyper + tower-sessions, served by
+//!   `benches/peers`'s `peer_server` (sqlx cannot share a build with rusqlite), built on first
+//!   use with `cargo build --release --manifest-path benches/peers/Cargo.toml`.
+//!
+//! Method, for a 2-core machine: every server is a child process started under `taskset -c 0`
+//! with a one-thread (current-thread) tokio runtime; the client pins itself to CPU 1 and runs
+//! `--connections` keep-alive HTTP/1.1 connections on its own current-thread runtime. Each case
+//! is warmed up for half a second, then loaded for `--seconds` or `--max-requests`, whichever
+//! comes first. Besides requests/s and latency percentiles, the server's CPU time per request
+//! (from `/proc/PID/stat`) is printed: when the client, not the server, is the bottleneck,
+//! requests/s flatten while CPU per request still shows the server's cost. With `--rounds N` every
+//! case runs N times, interleaved, and the best round counts (noise from other processes only
+//! slows a round down).
+//!
+//! `loadgen --serve MODE` is the server side of the first three cases.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{COOKIE, HOST, SET_COOKIE, USER_AGENT};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use sealed_sessions::registry::SqliteRegistry;
+use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+use tower::Layer;
+
+const CASES: [&str; 5] = [
+    "bare",
+    "stateless",
+    "registry",
+    "tower-sessions-memory",
+    "tower-sessions-sqlite",
+];
+
+struct Options {
+    seconds: f64,
+    connections: usize,
+    max_requests: i64,
+    rounds: usize,
+    peer: Option<String>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        return serve_main(args.get(i + 1).expect("--serve MODE"));
+    }
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let opts = Options {
+        seconds: value("--seconds").map_or(5.0, |s| s.parse().expect("--seconds")),
+        connections: value("--connections").map_or(16, |s| s.parse().expect("--connections")),
+        max_requests: value("--max-requests").map_or(5_000_000, |s| s.parse().expect("number")),
+        rounds: value("--rounds").map_or(1, |s| s.parse().expect("--rounds")),
+        peer: value("--peer"),
+    };
+    client_main(&opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server side
+
+async fn handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(session) = req.extensions().get::<Session>() {
+        match req.uri().path() {
+            "/read" => {
+                std::hint::black_box(session.get::<u64>("visits").ok());
+            }
+            "/login" => {
+                session.login("alice").await.ok();
+                session.insert("visits", &1u64).ok();
+                session
+                    .insert("cart", &["apple", "pear", "plum", "fig"])
+                    .ok();
+                session
+                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
+                    .ok();
+                session.insert("theme", "dark").ok();
+                session.insert("locale", "en-GB").ok();
+            }
+            _ => {}
+        }
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+fn serve_main(mode: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let keys = KeyRing::new(Key::generate());
+        // The parent kills the server; this bounds it should the parent be gone.
+        let stop = tokio::time::sleep(Duration::from_secs(600));
+        match mode {
+            "bare" => {
+                let svc = tower::service_fn(handler);
+                tokio::select! { _ = accept(listener, svc) => {}, _ = stop => {} }
+            }
+            "stateless" => {
+                let config = SessionConfig::builder(keys).build().unwrap();
+                let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+                tokio::select! { _ = accept(listener, svc) => {}, _ = stop => {} }
+            }
+            "registry" => {
+                let registry = Arc::new(SqliteRegistry::open(dir.path().join("r.db")).unwrap());
+                let config = SessionConfig::builder(keys)
+                    .registry(registry)
+                    .build()
+                    .unwrap();
+                let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+                tokio::select! { _ = accept(listener, svc) => {}, _ = stop => {} }
+            }
+            other => panic!("unknown mode {other}"),
+        }
+    });
+}
+
+async fn accept<S>(listener: tokio::net::TcpListener, svc: S)
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        stream.set_nodelay(true).ok();
+        let svc = TowerToHyperService::new(svc.clone());
+        tokio::spawn(async move {
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+                .ok();
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn pinned(program: &str) -> Command {
+    let mut cmd = if cpus() >= 2 {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", program]);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd
+}
+
+/// The CPUs of the machine, read before the client pins itself to one.
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn start(case: &str, peer: &str) -> Server {
+    let me = std::env::current_exe().unwrap();
+    let mut cmd = if case.starts_with("tower-sessions") {
+        let mut c = pinned(peer);
+        c.arg(case);
+        c
+    } else {
+        let mut c = pinned(me.to_str().unwrap());
+        c.args(["--serve", case]);
+        c
+    };
+    let mut child = cmd.spawn().expect("start the server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().parse().expect("the server prints its address");
+    Server { child, addr }
+}
+
+/// User + system CPU time of a process, from /proc (Linux only; `None` elsewhere).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The pid of the server itself (under `taskset`, the child execs it, so it is the same pid).
+fn server_pid(s: &Server) -> u32 {
+    s.child.id()
+}
+
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    path: &str,
+    cookie: Option<&HeaderValue>,
+) -> Response<Bytes> {
+    let mut req = Request::get(path)
+        .header(HOST, "127.0.0.1")
+        .header(USER_AGENT, "loadgen/1")
+        .body(Empty::new())
+        .unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert(COOKIE, c.clone());
+    }
+    sender.ready().await.expect("connection ready");
+    let res = sender.send_request(req).await.expect("response");
+    let (parts, body) = res.into_parts();
+    Response::from_parts(parts, body.collect().await.expect("body").to_bytes())
+}
+
+async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).ok();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// Signs in and returns the session cookie (`name=value`).
+async fn sign_in(addr: SocketAddr, case: &str) -> Option<HeaderValue> {
+    let mut sender = connect(addr).await;
+    if case == "bare" {
+        // The same bytes on the wire as the session cases: a ~330-byte cookie, ignored.
+        return Some(HeaderValue::from_static(
+            "session=AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZzmZkU9mEP4cLd2Q8X9fWvLbFYn4rJpF0oDsxVxjVdNNo2KmvsS0xPp4XJiRzVQyh3uCqG1L6F2uVbYmQj8eT3bW5kzJ3xWnQp7cR9dA0sH4gKuM1yZ6fL2jV8tN5oB7iE3wX0aD9cG4hS1rU6vY2pT8mK5nQ3jF7bL0xW9zE4cR1dA6sH2gU8iO5yT3pV7mN0kJ4bX9fZ2qC6wE1rS5dG8hT3yU7iO0pA4sD9fG2hJ6kL1zX5cV8bN3mQ7wE0rT4yU9iO2pA6sD1fG5h",
+        ));
+    }
+    let res = send(&mut sender, "/login", None).await;
+    assert_eq!(res.status(), StatusCode::OK, "{case}: login failed");
+    let line = res.headers().get(SET_COOKIE)?.to_str().ok()?;
+    HeaderValue::from_str(line.split(';').next()?).ok()
+}
+
+struct Run {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<u32>,
+    server_cpu: Option<Duration>,
+}
+
+/// Loads `addr` with `connections` connections until `until` or the request budget runs out.
+async fn load(
+    addr: SocketAddr,
+    cookie: &HeaderValue,
+    connections: usize,
+    duration: Duration,
+    budget: i64,
+) -> (Vec<u32>, Duration) {
+    let budget = Arc::new(AtomicI64::new(budget));
+    let mut senders = Vec::new();
+    for _ in 0..connections {
+        senders.push(connect(addr).await);
+    }
+    let started = Instant::now();
+    let until = started + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut sender in senders {
+        let cookie = cookie.clone();
+        let budget = budget.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            while Instant::now() < until && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                let t = Instant::now();
+                let res = send(&mut sender, "/read", Some(&cookie)).await;
+                let ns = t.elapsed().as_nanos();
+                assert_eq!(res.status(), StatusCode::OK);
+                assert!(
+                    res.headers().get(SET_COOKIE).is_none(),
+                    "a read set a cookie"
+                );
+                latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
+            }
+            latencies
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(l) = tasks.join_next().await {
+        all.extend(l.expect("load task"));
+    }
+    (all, started.elapsed())
+}
+
+fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
+    let server = start(case, peer);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cookie = sign_in(server.addr, case).await.expect("a session cookie");
+        // Warm-up: connections, caches, allocator, CPU frequency.
+        load(
+            server.addr,
+            &cookie,
+            opts.connections,
+            Duration::from_millis(500),
+            i64::MAX,
+        )
+        .await;
+        let cpu_before = cpu_time(server_pid(&server));
+        let (latencies, elapsed) = load(
+            server.addr,
+            &cookie,
+            opts.connections,
+            Duration::from_secs_f64(opts.seconds),
+            opts.max_requests,
+        )
+        .await;
+        let server_cpu = cpu_time(server_pid(&server))
+            .zip(cpu_before)
+            .map(|(a, b)| a.saturating_sub(b));
+        Run {
+            requests: latencies.len(),
+            elapsed,
+            latencies,
+            server_cpu,
+        }
+    })
+}
+
+struct Summary {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us: Option<f64>,
+    server_busy: Option<f64>,
+}
+
+fn summarize(mut run: Run) -> Summary {
+    run.latencies.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((run.latencies.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(run.latencies[i]) / 1000.0
+    };
+    let secs = run.elapsed.as_secs_f64();
+    Summary {
+        rps: run.requests as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        cpu_us: run
+            .server_cpu
+            .map(|c| c.as_secs_f64() * 1e6 / run.requests as f64),
+        server_busy: run.server_cpu.map(|c| c.as_secs_f64() / secs),
+    }
+}
+
+fn peer_binary(opts: &Options) -> Option<String> {
+    if let Some(p) = &opts.peer {
+        return Some(p.clone());
+    }
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/Cargo.toml");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/target").to_owned(),
+        |t| format!("{t}/peers"),
+    );
+    eprintln!("building the tower-sessions peer server (benches/peers) ...");
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--bin", "peer_server"])
+        .args(["--manifest-path", manifest, "--target-dir", &target])
+        .status()
+        .is_ok_and(|s| s.success());
+    let path = format!("{target}/release/peer_server");
+    (ok && std::path::Path::new(&path).exists()).then_some(path)
+}
+
+fn client_main(opts: &Options) {
+    cpus();
+    let peer = peer_binary(opts);
+    if peer.is_none() {
+        eprintln!("the peer server did not build: tower-sessions cases are skipped");
+    }
+    if cpus() >= 2 {
+        // The client on CPU 1 (threads made later inherit it), every server on CPU 0.
+        let pinned = Command::new("taskset")
+            .args(["-cp", "1", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !pinned {
+            eprintln!("taskset failed: client and server are not pinned");
+        }
+    }
+    println!(
+        "loadgen: {} s per case, {} connections, max {} requests, {} round(s), {} CPUs",
+        opts.seconds,
+        opts.connections,
+        opts.max_requests,
+        opts.rounds,
+        cpus()
+    );
+    let cases: Vec<&str> = CASES
+        .iter()
+        .copied()
+        .filter(|c| peer.is_some() || !c.starts_with("tower-sessions"))
+        .collect();
+    let mut best: Vec<Option<Summary>> = cases.iter().map(|_| None).collect();
+    for round in 1..=opts.rounds {
+        for (i, case) in cases.iter().enumerate() {
+            let s = summarize(run_case(case, peer.as_deref().unwrap_or(""), opts));
+            println!(
+                "round {round} {case:<24} {:>9.0} req/s  p50 {:>7.1} us  p99 {:>7.1} us  server {}",
+                s.rps,
+                s.p50_us,
+                s.p99_us,
+                cpu_text(&s)
+            );
+            if best[i].as_ref().is_none_or(|b| s.rps > b.rps) {
+                best[i] = Some(s);
+            }
+        }
+    }
+    let get = |name: &str| {
+        cases
+            .iter()
+            .position(|c| *c == name)
+            .and_then(|i| best[i].as_ref())
+    };
+    println!("\nbest round per case:");
+    println!(
+        "| case | req/s | p50 us | p99 us | server CPU us/req | server busy | req/s vs bare |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let bare = get("bare").map(|b| b.rps);
+    for (i, case) in cases.iter().enumerate() {
+        let s = best[i].as_ref().unwrap();
+        println!(
+            "| {case} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
+            s.rps,
+            s.p50_us,
+            s.p99_us,
+            s.cpu_us.map_or("-".into(), |c| format!("{c:.1}")),
+            s.server_busy
+                .map_or("-".into(), |b| format!("{:.0}%", b * 100.0)),
+            bare.map_or("-".into(), |b| format!("{:.2}", s.rps / b)),
+        );
+    }
+    println!("\nratios (same run):");
+    let ratio = |what: &str, a: Option<&Summary>, b: Option<&Summary>, f: fn(&Summary) -> f64| {
+        if let (Some(a), Some(b)) = (a, b) {
+            println!("  {what}: {:.2}", f(a) / f(b));
+        }
+    };
+    let rps = |s: &Summary| s.rps;
+    let cpu = |s: &Summary| s.cpu_us.unwrap_or(f64::NAN);
+    ratio("stateless req/s / bare", get("stateless"), get("bare"), rps);
+    ratio("registry req/s / bare", get("registry"), get("bare"), rps);
+    ratio(
+        "stateless req/s / tower-sessions-sqlite",
+        get("stateless"),
+        get("tower-sessions-sqlite"),
+        rps,
+    );
+    ratio(
+        "registry req/s / tower-sessions-sqlite",
+        get("registry"),
+        get("tower-sessions-sqlite"),
+        rps,
+    );
+    ratio(
+        "registry req/s / tower-sessions-memory",
+        get("registry"),
+        get("tower-sessions-memory"),
+        rps,
+    );
+    ratio(
+        "server CPU/req: stateless / bare",
+        get("stateless"),
+        get("bare"),
+        cpu,
+    );
+    ratio(
+        "server CPU/req: registry / bare",
+        get("registry"),
+        get("bare"),
+        cpu,
+    );
+    ratio(
+        "server CPU/req: registry / stateless",
+        get("registry"),
+        get("stateless"),
+        cpu,
+    );
+    ratio(
+        "server CPU/req: tower-sessions-sqlite / registry",
+        get("tower-sessions-sqlite"),
+        get("registry"),
+        cpu,
+    );
+}
+
+fn cpu_text(s: &Summary) -> String {
+    match (s.cpu_us, s.server_busy) {
+        (Some(c), Some(b)) => format!("{c:.1} us CPU/req, {:.0}% busy", b * 100.0),
+        _ => "-".into(),
+    }
+}

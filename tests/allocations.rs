@@ -1,0 +1,227 @@
+//! Heap allocations per request through `SessionLayer`, counted by a counting global allocator.
+//!
+//! Counts are deterministic where time is not, so these are upper bounds that a change to the
+//! hot path must not exceed. Each case is the number of allocations the middleware adds to the
+//! same request through the bare handler: the request is built before counting starts, the
+//! futures are polled once with a no-op waker (every case here completes without waiting), and
+//! only allocations made on the test's own thread are counted (tests run in parallel threads, and
+//! the registry has threads of its own). See docs/performance.md for what each one is.
+#![cfg(feature = "hyper")]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderValue, Request, Response};
+use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+use tower::{Layer, Service};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the bookkeeping touches only
+// `const`-initialised thread locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+fn note() {
+    // `try_with`: thread locals may already be gone while a thread exits.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = COUNT.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocations (and reallocations) made on this thread while `f` runs.
+fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    COUNT.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    let out = f();
+    COUNTING.with(|on| on.set(false));
+    (COUNT.with(Cell::get), out)
+}
+
+type Req = Request<String>;
+type Res = Response<String>;
+
+/// Reads a value (`/read`), writes one (`/setup`), signs in (`/login`), or does nothing.
+async fn handler(req: Req) -> Result<Res, Infallible> {
+    if let Some(session) = req.extensions().get::<Session>() {
+        match req.uri().path() {
+            "/read" => {
+                std::hint::black_box(session.get::<u64>("visits").ok());
+            }
+            "/setup" => {
+                session.insert("visits", &1u64).unwrap();
+                session.insert("cart", &["apple", "pear", "plum"]).unwrap();
+                session
+                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
+                    .unwrap();
+                session.insert("theme", "dark").unwrap();
+                session.insert("locale", "en-GB").unwrap();
+            }
+            "/login" => session.login("alice").await.unwrap(),
+            _ => {}
+        }
+    }
+    Ok(Response::new(String::new()))
+}
+
+fn request(path: &str, cookie: Option<&HeaderValue>) -> Req {
+    let mut req = Request::get(path)
+        .header("user-agent", "allocations/1")
+        .body(String::new())
+        .unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert(COOKIE, c.clone());
+    }
+    req
+}
+
+/// Polls `fut` once: every request counted here completes without waiting.
+fn now_or_never<F: Future>(fut: F) -> F::Output {
+    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("the request waited"),
+    }
+}
+
+/// Runs a request to completion on a tokio runtime (for setup steps that wait, like a login).
+fn block_on<S: Service<Req, Response = Res>>(svc: &mut S, req: Req) -> Res
+where
+    S::Error: std::fmt::Debug,
+{
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(svc.call(req))
+        .unwrap()
+}
+
+fn cookie_of(res: &Res) -> HeaderValue {
+    let line = res.headers()[SET_COOKIE].to_str().unwrap();
+    HeaderValue::from_str(line.split(';').next().unwrap()).unwrap()
+}
+
+/// Allocations the service adds over the bare handler for `path` with `cookie`, after warming
+/// up (lazy one-time initialisation is not per request). Checks that the count is stable.
+fn added_allocations<S, B>(
+    svc: &mut S,
+    bare: &mut B,
+    path: &str,
+    cookie: Option<&HeaderValue>,
+) -> usize
+where
+    S: Service<Req, Response = Res>,
+    S::Error: std::fmt::Debug,
+    B: Service<Req, Response = Res, Error = Infallible>,
+{
+    let run = |svc: &mut S| {
+        let req = request(path, cookie);
+        let (n, res) = allocations(|| now_or_never(svc.call(req)).unwrap());
+        assert!(res.status().is_success());
+        assert!(
+            res.headers().get(SET_COOKIE).is_none(),
+            "{path} set a cookie"
+        );
+        n
+    };
+    let base = |bare: &mut B| {
+        let req = request(path, cookie);
+        allocations(|| now_or_never(bare.call(req)).unwrap()).0
+    };
+    for _ in 0..3 {
+        run(svc);
+        base(bare);
+    }
+    let counts: Vec<usize> = (0..5).map(|_| run(svc) - base(bare)).collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "not deterministic: {counts:?}"
+    );
+    counts[0]
+}
+
+#[test]
+fn unchanged_stateless_request_allocates_at_most_5_times() {
+    let config = SessionConfig::builder(KeyRing::new(Key::generate()))
+        .build()
+        .unwrap();
+    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+    let cookie = cookie_of(&block_on(&mut svc, request("/setup", None)));
+
+    // The decoded cookie buffer, the shared session state (`Arc`), and three in
+    // `http::Extensions` (its boxed map, the map's table, the boxed `Session`).
+    let read = added_allocations(
+        &mut svc,
+        &mut tower::service_fn(handler),
+        "/read",
+        Some(&cookie),
+    );
+    println!("stateless read with a ~200-byte session: {read} allocations");
+    assert!(read <= 5, "{read} allocations");
+
+    // No cookie: the same less the cookie buffer.
+    let untouched = added_allocations(&mut svc, &mut tower::service_fn(handler), "/none", None);
+    println!("no cookie, session untouched: {untouched} allocations");
+    assert!(untouched <= 4, "{untouched} allocations");
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn registry_validated_request_allocates_at_most_7_times() {
+    use std::sync::Arc;
+
+    use sealed_sessions::registry::SqliteRegistry;
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(SqliteRegistry::open(dir.path().join("alloc.db")).unwrap());
+    let config = SessionConfig::builder(KeyRing::new(Key::generate()))
+        .registry(registry.clone())
+        .build()
+        .unwrap();
+    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+    let cookie = cookie_of(&block_on(&mut svc, request("/setup", None)));
+    let cookie = cookie_of(&block_on(&mut svc, request("/login", Some(&cookie))));
+
+    // A cache hit (the steady state); `touch` is throttled, so only the first one queues.
+    // Two more than stateless: the user id decoded from the cookie (a `String`), and the
+    // `User-Agent` kept for a possible login (a clone of a `HeaderValue`, which allocates here
+    // because the test's header owns a `Vec`; hyper's headers share the read buffer).
+    let read = added_allocations(
+        &mut svc,
+        &mut tower::service_fn(handler),
+        "/read",
+        Some(&cookie),
+    );
+    println!("registry-validated read (cache hit): {read} allocations");
+    assert!(read <= 7, "{read} allocations");
+    registry.stop();
+}
