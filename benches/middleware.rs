@@ -24,46 +24,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderValue, Request, Response};
+use http::header::SET_COOKIE;
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
-use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionId, SessionLayer};
+use sealed_sessions::{Key, KeyRing, SessionConfig, SessionId, SessionLayer};
 use tower::{Layer, Service, ServiceExt};
+use workload::{cookie_of, handler, request};
+
+#[path = "common/workload.rs"]
+mod workload;
 
 type Req = Request<Full<Bytes>>;
 type Res = Response<Full<Bytes>>;
-
-async fn handler(req: Req) -> Result<Res, Infallible> {
-    if let Some(session) = req.extensions().get::<Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").ok());
-            }
-            "/write" => {
-                let n = session.get::<u64>("visits").ok().flatten().unwrap_or(0);
-                session.insert("visits", &(n + 1)).ok();
-            }
-            "/setup" => {
-                session.insert("visits", &1u64).ok();
-                session
-                    .insert("cart", &["apple", "pear", "plum", "fig"])
-                    .ok();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .ok();
-                session.insert("theme", "dark").ok();
-                session.insert("locale", "en-GB").ok();
-            }
-            "/login" => {
-                session.login("alice").await.ok();
-            }
-            _ => {}
-        }
-    }
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
 
 /// The same handler for tower-sessions: its `Session` loads the record from the store on first
 /// use.
@@ -96,22 +70,6 @@ async fn peer_handler(req: Req) -> Result<Res, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
 }
 
-fn request(path: &str, cookie: Option<&HeaderValue>) -> Req {
-    let mut req = Request::get(path)
-        .header("user-agent", "bench/1")
-        .body(Full::default())
-        .unwrap();
-    if let Some(c) = cookie {
-        req.headers_mut().insert(COOKIE, c.clone());
-    }
-    req
-}
-
-fn cookie_of(res: &Res) -> HeaderValue {
-    let line = res.headers()[SET_COOKIE].to_str().unwrap();
-    HeaderValue::from_str(line.split(';').next().unwrap()).unwrap()
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -125,15 +83,15 @@ fn bench(c: &mut Criterion) {
             .build()
             .unwrap(),
     )
-    .layer(tower::service_fn(handler));
+    .layer(tower::service_fn(handler::<Full<Bytes>>));
     let bound = SessionLayer::new(
         SessionConfig::builder(KeyRing::new(Key::generate()))
             .registry(registry.clone())
             .build()
             .unwrap(),
     )
-    .layer(tower::service_fn(handler));
-    let bare = tower::service_fn(handler);
+    .layer(tower::service_fn(handler::<Full<Bytes>>));
+    let bare = tower::service_fn(handler::<Full<Bytes>>);
     let peer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
         .with_secure(false)
         .layer(tower::service_fn(peer_handler));

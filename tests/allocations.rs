@@ -11,14 +11,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response};
-use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
 use tower::{Layer, Service};
+use workload::{cookie_of, handler, now_or_never, request};
+
+#[path = "../benches/common/workload.rs"]
+mod workload;
 
 struct Counting;
 
@@ -71,48 +72,6 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
 type Req = Request<String>;
 type Res = Response<String>;
 
-/// Reads a value (`/read`), writes one (`/setup`), signs in (`/login`), or does nothing.
-async fn handler(req: Req) -> Result<Res, Infallible> {
-    if let Some(session) = req.extensions().get::<Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").ok());
-            }
-            "/setup" => {
-                session.insert("visits", &1u64).unwrap();
-                session.insert("cart", &["apple", "pear", "plum"]).unwrap();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .unwrap();
-                session.insert("theme", "dark").unwrap();
-                session.insert("locale", "en-GB").unwrap();
-            }
-            "/login" => session.login("alice").await.unwrap(),
-            _ => {}
-        }
-    }
-    Ok(Response::new(String::new()))
-}
-
-fn request(path: &str, cookie: Option<&HeaderValue>) -> Req {
-    let mut req = Request::get(path)
-        .header("user-agent", "allocations/1")
-        .body(String::new())
-        .unwrap();
-    if let Some(c) = cookie {
-        req.headers_mut().insert(COOKIE, c.clone());
-    }
-    req
-}
-
-/// Polls `fut` once: every request counted here completes without waiting.
-fn now_or_never<F: Future>(fut: F) -> F::Output {
-    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("the request waited"),
-    }
-}
-
 /// Runs a request to completion on a tokio runtime (for setup steps that wait, like a login).
 fn block_on<S: Service<Req, Response = Res>>(svc: &mut S, req: Req) -> Res
 where
@@ -123,11 +82,6 @@ where
         .unwrap()
         .block_on(svc.call(req))
         .unwrap()
-}
-
-fn cookie_of(res: &Res) -> HeaderValue {
-    let line = res.headers()[SET_COOKIE].to_str().unwrap();
-    HeaderValue::from_str(line.split(';').next().unwrap()).unwrap()
 }
 
 /// Allocations the service adds over the bare handler for `path` with `cookie`, after warming
@@ -174,14 +128,14 @@ fn unchanged_stateless_request_allocates_at_most_5_times() {
     let config = SessionConfig::builder(KeyRing::new(Key::generate()))
         .build()
         .unwrap();
-    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler::<String>));
     let cookie = cookie_of(&block_on(&mut svc, request("/setup", None)));
 
     // The decoded cookie buffer, the shared session state (`Arc`), and three in
     // `http::Extensions` (its boxed map, the map's table, the boxed `Session`).
     let read = added_allocations(
         &mut svc,
-        &mut tower::service_fn(handler),
+        &mut tower::service_fn(handler::<String>),
         "/read",
         Some(&cookie),
     );
@@ -189,7 +143,12 @@ fn unchanged_stateless_request_allocates_at_most_5_times() {
     assert!(read <= 5, "{read} allocations");
 
     // No cookie: the same less the cookie buffer.
-    let untouched = added_allocations(&mut svc, &mut tower::service_fn(handler), "/none", None);
+    let untouched = added_allocations(
+        &mut svc,
+        &mut tower::service_fn(handler::<String>),
+        "/none",
+        None,
+    );
     println!("no cookie, session untouched: {untouched} allocations");
     assert!(untouched <= 4, "{untouched} allocations");
 }
@@ -207,7 +166,7 @@ fn registry_validated_request_allocates_at_most_7_times() {
         .registry(registry.clone())
         .build()
         .unwrap();
-    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler::<String>));
     let cookie = cookie_of(&block_on(&mut svc, request("/setup", None)));
     let cookie = cookie_of(&block_on(&mut svc, request("/login", Some(&cookie))));
 
@@ -217,7 +176,7 @@ fn registry_validated_request_allocates_at_most_7_times() {
     // because the test's header owns a `Vec`; hyper's headers share the read buffer).
     let read = added_allocations(
         &mut svc,
-        &mut tower::service_fn(handler),
+        &mut tower::service_fn(handler::<String>),
         "/read",
         Some(&cookie),
     );
