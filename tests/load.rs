@@ -33,13 +33,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use demo_support::{csrf_in, revoke_all, Demo, COOKIE_NAME};
-use http::header::{COOKIE, SET_COOKIE};
-use http::{Request, StatusCode};
+use http::header::SET_COOKIE;
+use http::StatusCode;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use sealed_sessions::registry::SqliteRegistryBuilder;
+use support::build_request;
 use tokio::net::TcpStream;
 
 const CLIENTS: usize = 32;
@@ -165,27 +166,14 @@ impl Browser {
         }
         let sender = self.conn.as_mut().unwrap();
         sender.ready().await.map_err(|e| format!("ready: {e}"))?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .header("user-agent", "load-test");
         let cookie = match cookie_override {
             Some(c) => Some(c.to_owned()),
             None => self.cookie.clone(),
         };
-        if let Some(c) = &cookie {
-            req = req.header(COOKIE, c.as_str());
-        }
-        let body = match form {
-            Some(fields) => {
-                req = req.header("content-type", "application/x-www-form-urlencoded");
-                Bytes::from(serde_urlencoded::to_string(fields).unwrap())
-            }
-            None => Bytes::new(),
-        };
+        let cookies: Vec<&[u8]> = cookie.iter().map(|c| c.as_bytes()).collect();
+        let req = build_request(method, path, &cookies, &[("user-agent", "load-test")], form);
         let res = sender
-            .send_request(req.body(Full::new(body)).unwrap())
+            .send_request(req)
             .await
             .map_err(|e| format!("send: {e}"))?;
         let status = res.status();

@@ -174,20 +174,15 @@ pub async fn get_with(
     send(addr, "GET", path, cookies, extra, None).await
 }
 
-/// Sends one request; a `form` becomes an `application/x-www-form-urlencoded` body.
-pub async fn send(
-    addr: SocketAddr,
+/// A request with these `Cookie` header values (one header each) and extra headers; a `form`
+/// becomes an `application/x-www-form-urlencoded` body.
+pub fn build_request(
     method: &str,
     path: &str,
     cookies: &[&[u8]],
     extra: &[(&str, &str)],
     form: Option<&[(&str, &str)]>,
-) -> Reply {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+) -> Request<Full<Bytes>> {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -205,10 +200,25 @@ pub async fn send(
         }
         None => Bytes::new(),
     };
-    let res = sender
-        .send_request(req.body(Full::new(body)).unwrap())
+    req.body(Full::new(body)).unwrap()
+}
+
+/// Sends one request on a new connection; see [`build_request`].
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookies: &[&[u8]],
+    extra: &[(&str, &str)],
+    form: Option<&[(&str, &str)]>,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
+    tokio::spawn(conn);
+    let req = build_request(method, path, cookies, extra, form);
+    let res = sender.send_request(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
