@@ -25,7 +25,6 @@
 //!
 //! `loadgen --serve MODE` is the server side of the first three cases.
 
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -35,13 +34,17 @@ use std::time::{Duration, Instant};
 
 use http::header::{COOKIE, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use sealed_sessions::registry::SqliteRegistry;
-use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
 use tower::Layer;
+
+use server::{ours, serve};
+
+#[path = "../benches/common/server.rs"]
+mod server;
 
 const CASES: [&str; 5] = [
     "bare",
@@ -82,30 +85,6 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Server side
 
-async fn handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if let Some(session) = req.extensions().get::<Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").ok());
-            }
-            "/login" => {
-                session.login("alice").await.ok();
-                session.insert("visits", &1u64).ok();
-                session
-                    .insert("cart", &["apple", "pear", "plum", "fig"])
-                    .ok();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .ok();
-                session.insert("theme", "dark").ok();
-                session.insert("locale", "en-GB").ok();
-            }
-            _ => {}
-        }
-    }
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
-
 fn serve_main(mode: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,13 +101,13 @@ fn serve_main(mode: &str) {
         let stop = tokio::time::sleep(Duration::from_secs(600));
         match mode {
             "bare" => {
-                let svc = tower::service_fn(handler);
-                tokio::select! { _ = accept(listener, svc) => {}, _ = stop => {} }
+                let svc = tower::service_fn(ours);
+                tokio::select! { _ = serve(listener, svc) => {}, _ = stop => {} }
             }
             "stateless" => {
                 let config = SessionConfig::builder(keys).build().unwrap();
-                let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
-                tokio::select! { _ = accept(listener, svc) => {}, _ = stop => {} }
+                let svc = SessionLayer::new(config).layer(tower::service_fn(ours));
+                tokio::select! { _ = serve(listener, svc) => {}, _ = stop => {} }
             }
             "registry" => {
                 let registry = Arc::new(SqliteRegistry::open(dir.path().join("r.db")).unwrap());
@@ -136,35 +115,12 @@ fn serve_main(mode: &str) {
                     .registry(registry)
                     .build()
                     .unwrap();
-                let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
-                tokio::select! { _ = accept(listener, svc) => {}, _ = stop => {} }
+                let svc = SessionLayer::new(config).layer(tower::service_fn(ours));
+                tokio::select! { _ = serve(listener, svc) => {}, _ = stop => {} }
             }
             other => panic!("unknown mode {other}"),
         }
     });
-}
-
-async fn accept<S>(listener: tokio::net::TcpListener, svc: S)
-where
-    S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        stream.set_nodelay(true).ok();
-        let svc = TowerToHyperService::new(svc.clone());
-        tokio::spawn(async move {
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-                .ok();
-        });
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

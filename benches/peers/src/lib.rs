@@ -10,36 +10,15 @@ use hyper::body::Bytes;
 use tower_sessions_sqlx_store::sqlx::SqlitePool;
 use tower_sessions_sqlx_store::SqliteStore;
 
+#[path = "../../common/server.rs"]
+mod server;
+pub use server::{ours, serve};
+
 /// The response body everywhere.
 pub type Body = Full<Bytes>;
 
 fn ok() -> Response<Body> {
     Response::new(Full::new(Bytes::from_static(b"ok")))
-}
-
-/// `/login` signs in with a cart, a CSRF token and preferences; `/read` reads one value.
-pub async fn ours<B>(req: Request<B>) -> Result<Response<Body>, Infallible> {
-    if let Some(session) = req.extensions().get::<sealed_sessions::Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").ok());
-            }
-            "/login" => {
-                session.login("alice").await.ok();
-                session.insert("visits", &1u64).ok();
-                session
-                    .insert("cart", &["apple", "pear", "plum", "fig"])
-                    .ok();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .ok();
-                session.insert("theme", "dark").ok();
-                session.insert("locale", "en-GB").ok();
-            }
-            _ => {}
-        }
-    }
-    Ok(ok())
 }
 
 /// The same for tower-sessions, whose `Session` loads its record from the store on first use.

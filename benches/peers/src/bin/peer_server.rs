@@ -3,15 +3,11 @@
 //! MODE: `tower-sessions-sqlite` or `tower-sessions-memory`. It exits by itself after
 //! `--max-seconds` (default 600), so that a lost parent cannot leave it running.
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::time::Duration;
 
-use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
-use sealed_sessions_peers::{peer, sqlite_store, Body};
+use sealed_sessions_peers::{peer, serve, sqlite_store};
 use tower::Layer;
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 
@@ -56,27 +52,4 @@ fn main() {
             other => panic!("unknown mode {other}"),
         }
     });
-}
-
-async fn serve<S>(listener: tokio::net::TcpListener, svc: S)
-where
-    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        stream.set_nodelay(true).ok();
-        let svc = TowerToHyperService::new(svc.clone());
-        tokio::spawn(async move {
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-                .ok();
-        });
-    }
 }
