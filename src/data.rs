@@ -5,6 +5,11 @@
 //! bytes); [`Data::get`] then finds a key by walking the few entries in place, and only the first
 //! write turns the entries into an owned map. An unchanged session costs no allocation per entry,
 //! and re-sealing it copies the entries verbatim.
+//!
+//! `Data` records only *where* the sealed entries are; the bytes belong to whoever decoded the
+//! cookie (a [`Claims`](crate::Claims) value, or the session state the middleware decodes the
+//! cookie straight into) and are passed back in as `buf`. The same `buf` must be passed to every
+//! call; the ranges were checked against it once, in [`Data::parse`].
 
 use std::collections::{btree_map, BTreeMap};
 use std::ops::Range;
@@ -17,7 +22,6 @@ pub(crate) enum Data {
     /// Entries still in their encoding: `buf[entries]` holds `count` entries whose framing has
     /// been checked, so walking them cannot fail.
     Sealed {
-        buf: Vec<u8>,
         entries: Range<usize>,
         count: usize,
     },
@@ -32,7 +36,7 @@ impl Default for Data {
 
 impl Data {
     /// Checks the entries that start at `at` in `buf` (with their count) and end at `end`.
-    pub(crate) fn parse(buf: Vec<u8>, at: usize, end: usize) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(buf: &[u8], at: usize, end: usize) -> Result<Self, DecodeError> {
         let slice = buf.get(at..end).ok_or(DecodeError::Truncated)?;
         let mut r = Reader(slice);
         let count = r.varint()?;
@@ -52,22 +56,17 @@ impl Data {
             return Err(DecodeError::TrailingBytes(r.0.len()));
         }
         Ok(Data::Sealed {
-            buf,
             entries: first..end,
             count: seen,
         })
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
+    pub(crate) fn get<'a>(&'a self, buf: &'a [u8], key: &str) -> Option<&'a [u8]> {
         match self {
-            Data::Sealed {
-                buf,
-                entries,
-                count,
-            } => {
+            Data::Sealed { entries, count } => {
                 // Keys were checked to be UTF-8 and sorted when parsed, so compare bytes and stop
                 // at the first key past the one sought.
-                let mut r = Reader(&buf[entries.clone()]);
+                let mut r = Reader(buf.get(entries.clone())?);
                 for _ in 0..*count {
                     let k = r.bytes().ok()?;
                     let v = r.bytes().ok()?;
@@ -90,14 +89,10 @@ impl Data {
         }
     }
 
-    pub(crate) fn iter(&self) -> Iter<'_> {
+    pub(crate) fn iter<'a>(&'a self, buf: &'a [u8]) -> Iter<'a> {
         match self {
-            Data::Sealed {
-                buf,
-                entries,
-                count,
-            } => Iter::Sealed {
-                reader: Reader(&buf[entries.clone()]),
+            Data::Sealed { entries, count } => Iter::Sealed {
+                reader: Reader(buf.get(entries.clone()).unwrap_or_default()),
                 left: *count,
             },
             Data::Owned(map) => Iter::Owned(map.iter()),
@@ -105,9 +100,12 @@ impl Data {
     }
 
     /// The owned map, made from the sealed entries on first use.
-    pub(crate) fn to_mut(&mut self) -> &mut BTreeMap<String, Box<[u8]>> {
+    pub(crate) fn to_mut(&mut self, buf: &[u8]) -> &mut BTreeMap<String, Box<[u8]>> {
         if let Data::Sealed { .. } = self {
-            let map = self.iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+            let map = self
+                .iter(buf)
+                .map(|(k, v)| (k.to_owned(), v.into()))
+                .collect();
             *self = Data::Owned(map);
         }
         match self {
@@ -134,10 +132,12 @@ impl Data {
         }
     }
 
-    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_into(&self, buf: &[u8], out: &mut Vec<u8>) {
         put_varint(out, self.len() as u64);
         match self {
-            Data::Sealed { buf, entries, .. } => out.extend_from_slice(&buf[entries.clone()]),
+            Data::Sealed { entries, .. } => {
+                out.extend_from_slice(buf.get(entries.clone()).unwrap_or_default());
+            }
             Data::Owned(map) => {
                 for (k, v) in map {
                     put_bytes(out, k.as_bytes());
@@ -147,14 +147,6 @@ impl Data {
         }
     }
 }
-
-impl PartialEq for Data {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for Data {}
 
 /// The entries in key order, whichever form they are in.
 pub(crate) enum Iter<'a> {

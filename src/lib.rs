@@ -82,7 +82,11 @@ mod client_ip;
 #[cfg(feature = "hyper")]
 mod config;
 #[cfg(feature = "hyper")]
+mod cookie_buf;
+#[cfg(feature = "hyper")]
 mod cookie_header;
+#[cfg(feature = "hyper")]
+mod load;
 #[cfg(feature = "hyper")]
 mod service;
 #[cfg(feature = "hyper")]

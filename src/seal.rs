@@ -36,7 +36,9 @@ use base64_simd::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::claims::{Claims, DecodeError};
+use crate::claims::{Claims, ClaimsCore, DecodeError};
+#[cfg(feature = "hyper")]
+use crate::cookie_buf::CookieBuf;
 use crate::key::{DerivedKeys, KeyId, KeyRing};
 use crate::xaes::{NONCE_LEN, TAG_LEN};
 
@@ -192,18 +194,30 @@ impl Sealer {
 
     /// Seals `claims` for the cookie `name` with the primary key and a fresh random nonce.
     pub fn seal(&self, name: &str, claims: &Claims) -> Result<String, SealError> {
+        let (core, buf) = claims.parts();
+        self.seal_core(name, core, buf)
+    }
+
+    /// [`Self::seal`] for claims whose bytes are kept apart from them (the session state).
+    pub(crate) fn seal_core(
+        &self,
+        name: &str,
+        claims: &ClaimsCore,
+        buf: &[u8],
+    ) -> Result<String, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         if self.mode == Mode::Private {
             crate::random::fill(&mut nonce);
         }
-        self.seal_with_nonce(name, claims, &nonce)
+        self.seal_with_nonce(name, claims, buf, &nonce)
     }
 
     /// [`Self::seal`] with a given nonce (ignored in signed mode); the golden tests pin one.
     fn seal_with_nonce(
         &self,
         name: &str,
-        claims: &Claims,
+        claims: &ClaimsCore,
+        buf: &[u8],
         nonce: &[u8; NONCE_LEN],
     ) -> Result<String, SealError> {
         let keys = self.keys.primary();
@@ -225,7 +239,7 @@ impl Sealer {
         match self.mode {
             Mode::Private => {
                 raw.extend_from_slice(nonce);
-                claims.encode_into(&mut raw);
+                claims.encode_into(buf, &mut raw);
                 let (head, body) = raw.split_at_mut(HEADER_LEN);
                 let tag = with_aad(head, name, |aad| {
                     keys.aead
@@ -234,7 +248,7 @@ impl Sealer {
                 raw.extend_from_slice(&tag);
             }
             Mode::Signed => {
-                claims.encode_into(&mut raw);
+                claims.encode_into(buf, &mut raw);
                 let (head, body) = raw.split_at(HEADER_LEN);
                 let tag = mac(keys, head, name, body).finalize().into_bytes();
                 raw.extend_from_slice(&tag);
@@ -246,13 +260,41 @@ impl Sealer {
 
     /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.
     pub fn open(&self, name: &str, value: &str, now: SystemTime) -> Result<Opened, OpenError> {
-        // Anything longer than a browser would keep was not written by `seal`.
-        if value.len() > MAX_COOKIE_LEN || name.len() > MAX_COOKIE_LEN {
-            return Err(OpenError::Malformed);
-        }
+        check_lengths(name, value)?;
         let mut raw = URL_SAFE_NO_PAD
             .decode_to_vec(value)
             .map_err(|_| OpenError::Malformed)?;
+        let (core, needs_reseal) = self.open_decoded(name, &mut raw, now)?;
+        Ok(Opened {
+            claims: Claims::from_parts(core, raw),
+            needs_reseal,
+        })
+    }
+
+    /// [`Self::open`], decoding into `buf` (the session state's own buffer) instead of a new
+    /// `Vec`; the claims read their user and data from `buf` afterwards. Returns the claims
+    /// and whether to re-seal them.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn open_into(
+        &self,
+        name: &str,
+        value: &str,
+        now: SystemTime,
+        buf: &mut CookieBuf,
+    ) -> Result<(ClaimsCore, bool), OpenError> {
+        check_lengths(name, value)?;
+        let raw = buf.decode(value).ok_or(OpenError::Malformed)?;
+        self.open_decoded(name, raw, now)
+    }
+
+    /// Authenticates (and decrypts, in place) the decoded envelope `raw`, then decodes and
+    /// checks the claims in it.
+    fn open_decoded(
+        &self,
+        name: &str,
+        raw: &mut [u8],
+        now: SystemTime,
+    ) -> Result<(ClaimsCore, bool), OpenError> {
         if raw.len() < HEADER_LEN {
             return Err(OpenError::Malformed);
         }
@@ -298,15 +340,12 @@ impl Sealer {
                 HEADER_LEN..total - MAC_LEN
             }
         };
-        // The claims keep the decrypted buffer and read their data entries from it in place.
-        let claims = Claims::decode(raw, plaintext)?;
+        // The claims read their user and data entries from the decrypted buffer in place.
+        let claims = ClaimsCore::decode(raw, plaintext)?;
         if claims.is_expired(now) {
             return Err(OpenError::Expired);
         }
-        Ok(Opened {
-            claims,
-            needs_reseal: key_id != self.keys.primary_id(),
-        })
+        Ok((claims, key_id != self.keys.primary_id()))
     }
 }
 
@@ -318,6 +357,14 @@ impl fmt::Debug for Sealer {
             .field("attribute_reserve", &self.attribute_reserve)
             .finish()
     }
+}
+
+/// Anything longer than a browser would keep was not written by [`Sealer::seal`].
+fn check_lengths(name: &str, value: &str) -> Result<(), OpenError> {
+    if value.len() > MAX_COOKIE_LEN || name.len() > MAX_COOKIE_LEN {
+        return Err(OpenError::Malformed);
+    }
+    Ok(())
 }
 
 fn header(mode: Mode, id: KeyId) -> [u8; HEADER_LEN] {

@@ -1,12 +1,11 @@
 //! [`SessionLayer`] and [`SessionService`]: the tower middleware that loads a [`Session`] into
 //! every request and saves it into the response.
 //!
-//! Request side: every cookie of our name in every `Cookie` header is tried in order, so a junk
-//! or stale duplicate (set for another path or domain, say) cannot lock a user out. The first
-//! one that opens, has not expired and, when it belongs to a user, is still active in the
-//! registry, is the session; otherwise the handler gets a fresh, empty session and the reason
-//! goes to `tracing` at debug level. The registry's in-memory answer is used when it has one, so
-//! the usual request does no I/O. When the registry fails, [`RegistryErrorPolicy`] decides.
+//! Request side (`load.rs`): the first cookie of our name that opens, has not expired and, when
+//! it belongs to a user, is still active in the registry, is the session; otherwise the handler
+//! gets a fresh, empty session. The registry's in-memory answer is used when it has one, so the
+//! usual request does no I/O and needs no boxed future. When the registry fails,
+//! [`RegistryErrorPolicy`](crate::RegistryErrorPolicy) decides.
 //!
 //! Response side: a `Set-Cookie` is sent only when the session changed, got a new id, was opened
 //! with an old key, or its idle deadline is due for refresh; with it go `Vary: Cookie` and
@@ -16,18 +15,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use http::header::{HeaderValue, CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY};
 use http::{HeaderMap, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::{RegistryErrorPolicy, SessionConfig, Shared};
-use crate::cookie_header::find_cookie;
-use crate::registry::{Registry, RegistryError};
-use crate::session::{ClientInfo, SaveError};
-use crate::{Claims, Opened, Session, SessionId};
+use crate::config::{SessionConfig, Shared};
+use crate::load::{open_cookies, validate, Settled};
+use crate::session::{ClientInfo, Loading, SaveError};
+use crate::Session;
 
 /// A tower [`Layer`] that wraps a service in a [`SessionService`].
 ///
@@ -85,9 +82,6 @@ impl<S: std::fmt::Debug> std::fmt::Debug for SessionService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A valid session from the request's cookies: its claims, and whether to re-seal them.
-type Valid = Option<(Claims, bool)>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -107,7 +101,6 @@ where
         let shared = &self.shared;
         let now = shared.now();
         // Everything read from the request happens here, so no future holds a borrow of it.
-        let (candidates, cookie_present) = open_cookies(shared, req.headers(), now);
         let client = if shared.registry.is_some() {
             ClientInfo {
                 ip: shared.client_ip.client_ip(req.headers(), req.extensions()),
@@ -116,11 +109,13 @@ where
         } else {
             ClientInfo::default()
         };
-        let state = match validate_cached(shared, candidates, now) {
+        let mut loading = Loading::new(Arc::clone(shared), now, client);
+        let (settled, cookie_present) = open_cookies(shared, req.headers(), now, &mut loading);
+        let state = match settled {
             // The usual case, settled without I/O: no boxed future, and the inner service that
             // was polled ready is the one called.
             Settled::Valid(valid) => {
-                let session = Session::new(Arc::clone(shared), now, client, valid, cookie_present);
+                let session = loading.finish(valid, cookie_present);
                 req.extensions_mut().insert(session.clone());
                 State::Inner {
                     future: self.inner.call(req),
@@ -130,18 +125,18 @@ where
             Settled::Unavailable(retry_after) => State::Ready {
                 response: Some(unavailable(retry_after)),
             },
-            Settled::AskRegistry(candidates) => {
+            Settled::AskRegistry(pending) => {
                 // The clone is the one that was not polled ready; keep it for the next call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(shared);
                 State::Registry {
                     future: Box::pin(async move {
-                        let valid = match validate(&shared, candidates, now).await {
+                        let valid = match validate(&shared, loading.buf(), pending, now).await {
                             Ok(valid) => valid,
                             Err(retry_after) => return Ok(unavailable(retry_after)),
                         };
-                        let session = Session::new(shared, now, client, valid, cookie_present);
+                        let session = loading.finish(valid, cookie_present);
                         req.extensions_mut().insert(session.clone());
                         let res = inner.call(req).await?;
                         Ok(save(&session, res))
@@ -209,152 +204,6 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
-}
-
-/// The cookies of our name that opened, in order. The first is kept inline: nearly every
-/// request has at most one, and it should cost no allocation.
-#[derive(Default)]
-struct Candidates {
-    first: Option<Opened>,
-    rest: Vec<Opened>,
-}
-
-impl Candidates {
-    fn push(&mut self, opened: Opened) {
-        match self.first {
-            None => self.first = Some(opened),
-            Some(_) => self.rest.push(opened),
-        }
-    }
-}
-
-impl IntoIterator for Candidates {
-    type Item = Opened;
-    type IntoIter = std::iter::Chain<std::option::IntoIter<Opened>, std::vec::IntoIter<Opened>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.rest)
-    }
-}
-
-/// Opens every cookie of our name, in order, and returns the ones that opened (stopping at the
-/// first that needs no registry check), and whether any cookie of our name was there at all.
-fn open_cookies(shared: &Shared, headers: &HeaderMap, now: SystemTime) -> (Candidates, bool) {
-    let name = shared.cookie.name.as_str();
-    let mut opened = Candidates::default();
-    let mut present = false;
-    find_cookie(headers, name, |value| {
-        present = true;
-        match shared.sealer.open(name, value, now) {
-            Ok(o) => {
-                let settled = shared.registry.is_none() || o.claims.user().is_none();
-                opened.push(o);
-                settled
-            }
-            Err(err) => {
-                tracing::debug!(cookie = name, reason = %err, "ignoring session cookie");
-                false
-            }
-        }
-    });
-    (opened, present)
-}
-
-/// What the request's cookies come to before any registry I/O.
-enum Settled {
-    /// The session (or none) is decided.
-    Valid(Valid),
-    /// The registry failed and the policy is to answer 503 after this long.
-    Unavailable(std::time::Duration),
-    /// These candidates (in order) need the registry to read its table.
-    AskRegistry(Vec<Opened>),
-}
-
-/// What one registry answer means for the candidate it is about.
-enum Verdict {
-    Accept,
-    Reject,
-    /// The registry failed: `Ok(None)` to serve a fresh session, `Err` to answer 503.
-    Fail(Result<Valid, std::time::Duration>),
-}
-
-fn verdict(
-    shared: &Shared,
-    registry: &dyn Registry,
-    id: SessionId,
-    answer: Result<bool, RegistryError>,
-    now: SystemTime,
-) -> Verdict {
-    match answer {
-        Ok(true) => {
-            // Last-seen for the devices page; the registry throttles and writes behind.
-            registry.touch(id, now);
-            Verdict::Accept
-        }
-        Ok(false) => {
-            tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
-            Verdict::Reject
-        }
-        Err(err) => {
-            tracing::warn!(session = %id, error = %err, "the session registry failed");
-            Verdict::Fail(match shared.on_registry_error {
-                RegistryErrorPolicy::ServiceUnavailable { retry_after } => Err(retry_after),
-                RegistryErrorPolicy::SignedOut => Ok(None),
-            })
-        }
-    }
-}
-
-/// Settles the candidates with the registry's in-memory answers where it has them; the first
-/// candidate that needs a table read hands itself and those after it to [`validate`].
-fn validate_cached(shared: &Shared, candidates: Candidates, now: SystemTime) -> Settled {
-    let mut candidates = candidates.into_iter();
-    while let Some(opened) = candidates.next() {
-        let (Some(registry), Some(user)) = (&shared.registry, opened.claims.user()) else {
-            return Settled::Valid(Some((opened.claims, opened.needs_reseal)));
-        };
-        let id = opened.claims.id();
-        let Some(answer) = registry.validate_cached(id, user, now) else {
-            return Settled::AskRegistry(std::iter::once(opened).chain(candidates).collect());
-        };
-        match verdict(shared, registry.as_ref(), id, Ok(answer), now) {
-            Verdict::Accept => return Settled::Valid(Some((opened.claims, opened.needs_reseal))),
-            Verdict::Reject => {}
-            Verdict::Fail(Ok(valid)) => return Settled::Valid(valid),
-            Verdict::Fail(Err(retry_after)) => return Settled::Unavailable(retry_after),
-        }
-    }
-    Settled::Valid(None)
-}
-
-/// The first opened session that the registry (if any, and if the session has a user) accepts.
-/// `Err(retry_after)` when the registry failed and the policy is to answer 503.
-async fn validate(
-    shared: &Shared,
-    candidates: Vec<Opened>,
-    now: SystemTime,
-) -> Result<Valid, std::time::Duration> {
-    for Opened {
-        claims,
-        needs_reseal,
-        ..
-    } in candidates
-    {
-        let (Some(registry), Some(user)) = (&shared.registry, claims.user()) else {
-            return Ok(Some((claims, needs_reseal)));
-        };
-        let id = claims.id();
-        let answer = match registry.validate_cached(id, user, now) {
-            Some(answer) => Ok(answer),
-            None => registry.validate(id, user, now).await,
-        };
-        match verdict(shared, registry.as_ref(), id, answer, now) {
-            Verdict::Accept => return Ok(Some((claims, needs_reseal))),
-            Verdict::Reject => {}
-            Verdict::Fail(outcome) => return outcome,
-        }
-    }
-    Ok(None)
 }
 
 /// Adds the session cookie to `res` if the session needs one.

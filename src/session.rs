@@ -17,9 +17,11 @@ use http::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::claims::ClaimsCore;
 use crate::config::Shared;
+use crate::cookie_buf::CookieBuf;
 use crate::registry::{NewSession, RegistryError};
-use crate::{Claims, SealError, SessionId};
+use crate::{SealError, SessionId};
 
 /// The data key under which flash messages wait for the next request.
 const FLASH_KEY: &str = "_flash";
@@ -70,6 +72,9 @@ struct Inner {
     /// The request's time, read once from the configured clock.
     now: SystemTime,
     client: ClientInfo,
+    /// The decoded cookie the claims read their user and data from. Filled while the session
+    /// is loaded and never changed once it is shared, so it needs no lock.
+    buf: CookieBuf,
     state: Mutex<State>,
 }
 
@@ -83,12 +88,12 @@ pub(crate) struct ClientInfo {
 struct State {
     /// `None` for a new visitor until something needs the session to exist: creating claims
     /// draws a random id, which a request that never touches its session should not pay for.
-    claims: Option<Claims>,
+    claims: Option<ClaimsCore>,
     /// The request carried a cookie of our name, valid or not: a removal cookie makes sense.
     cookie_present: bool,
     /// The claims changed and must be sealed again.
     dirty: bool,
-    /// Opened with an old key: re-seal with the primary key.
+    /// Candidate with an old key: re-seal with the primary key.
     needs_reseal: bool,
     /// `logout` ran: remove the cookie unless the handler started a new session afterwards.
     purged: bool,
@@ -116,29 +121,39 @@ pub(crate) enum SaveError {
     Render,
 }
 
-impl Session {
-    /// A session for a request: `opened` is the valid session its cookie carried, if any.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        now: SystemTime,
-        client: ClientInfo,
-        opened: Option<(Claims, bool)>,
-        cookie_present: bool,
-    ) -> Self {
-        let (claims, needs_reseal) = match opened {
-            Some((claims, reseal)) => (Some(claims), reseal),
-            None => (None, false),
-        };
-        Session {
+/// A session being loaded from the request's cookies, before any handler can see it.
+///
+/// The shared state is allocated first and the first cookie that opens is decoded straight
+/// into its buffer ([`Self::buf_mut`]), so the cookie costs no allocation of its own and the
+/// state is never moved once built. Nothing else holds the `Arc` until [`Self::finish`], so
+/// the `&mut` access below always succeeds; were it ever refused, the cookie would be decoded
+/// into a `Vec` of its own instead, or (in [`Self::finish`]) the visitor would get a fresh
+/// session, never someone else's state.
+pub(crate) struct Loading {
+    inner: Arc<Inner>,
+}
+
+/// A cookie of our name that opened: its claims, whether to re-seal them, and the bytes they
+/// read from when those are not the session's own buffer.
+pub(crate) struct Candidate {
+    pub(crate) claims: ClaimsCore,
+    pub(crate) needs_reseal: bool,
+    pub(crate) own: Option<Vec<u8>>,
+}
+
+impl Loading {
+    pub(crate) fn new(shared: Arc<Shared>, now: SystemTime, client: ClientInfo) -> Self {
+        Loading {
             inner: Arc::new(Inner {
                 shared,
                 now,
                 client,
+                buf: CookieBuf::new(),
                 state: Mutex::new(State {
-                    claims,
-                    cookie_present,
+                    claims: None,
+                    cookie_present: false,
                     dirty: false,
-                    needs_reseal,
+                    needs_reseal: false,
                     purged: false,
                     registration: Registration::NotNeeded,
                     new_flashes: Vec::new(),
@@ -147,6 +162,38 @@ impl Session {
         }
     }
 
+    /// The session's own buffer, to decode a cookie into.
+    pub(crate) fn buf_mut(&mut self) -> Option<&mut CookieBuf> {
+        Arc::get_mut(&mut self.inner).map(|inner| &mut inner.buf)
+    }
+
+    /// What was decoded into [`Self::buf_mut`].
+    pub(crate) fn buf(&self) -> &CookieBuf {
+        &self.inner.buf
+    }
+
+    /// The session, holding `opened` (if the cookies came to a valid session);
+    /// `cookie_present` says whether there was a cookie of our name at all, valid or not.
+    pub(crate) fn finish(mut self, opened: Option<Candidate>, cookie_present: bool) -> Session {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let state = inner
+                .state
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.cookie_present = cookie_present;
+            if let Some(opened) = opened {
+                if let Some(own) = opened.own {
+                    inner.buf = CookieBuf::Heap(own);
+                }
+                state.claims = Some(opened.claims);
+                state.needs_reseal = opened.needs_reseal;
+            }
+        }
+        Session { inner: self.inner }
+    }
+}
+
+impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A handler that panicked while holding the lock left consistent data: every method
         // finishes its changes before it can panic.
@@ -156,21 +203,26 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The bytes the claims read their user and data from.
+    fn buf(&self) -> &[u8] {
+        self.inner.buf.as_slice()
+    }
+
     /// Runs `f` on the claims, creating a new anonymous session first if there is none.
     fn with_claims<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = self.lock();
         if state.claims.is_none() {
             let s = &self.inner.shared;
-            state.claims = Some(Claims::new(self.inner.now, s.lifetime, s.idle));
+            state.claims = Some(ClaimsCore::new(self.inner.now, s.lifetime, s.idle));
         }
         f(&mut state)
     }
 
-    fn read<R>(&self, f: impl FnOnce(&Claims) -> R) -> R {
+    fn read<R>(&self, f: impl FnOnce(&ClaimsCore) -> R) -> R {
         self.with_claims(|state| f(claims(state)))
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut Claims) -> R) -> R {
+    fn write<R>(&self, f: impl FnOnce(&mut ClaimsCore) -> R) -> R {
         self.with_claims(|state| {
             state.dirty = true;
             f(claims_mut(state))
@@ -179,7 +231,7 @@ impl Session {
 
     /// The session id (a new visitor's session gets its id on first use).
     pub fn id(&self) -> SessionId {
-        self.read(Claims::id)
+        self.read(ClaimsCore::id)
     }
 
     /// The signed-in user, if any.
@@ -187,13 +239,13 @@ impl Session {
         self.lock()
             .claims
             .as_ref()
-            .and_then(|c| c.user().map(str::to_owned))
+            .and_then(|c| c.user(self.buf()).map(str::to_owned))
     }
 
     /// The value under `key`, deserialized as `T`; `Ok(None)` when there is none.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         match &self.lock().claims {
-            Some(c) => Ok(c.get(key)?),
+            Some(c) => Ok(c.get(self.buf(), key)?),
             None => Ok(None),
         }
     }
@@ -207,14 +259,17 @@ impl Session {
         // Serialize before taking the lock: a `Serialize` impl that reads the session must not
         // deadlock, and one that fails must change nothing.
         let json = serde_json::to_vec(value)?;
-        self.write(|c| c.insert_json(key.into(), json));
+        self.write(|c| c.insert_json(self.buf(), key.into(), json));
         Ok(())
     }
 
     /// Removes `key`; returns whether it was there.
     pub fn remove(&self, key: &str) -> bool {
         let mut state = self.lock();
-        let removed = state.claims.as_mut().is_some_and(|c| c.remove(key));
+        let removed = state
+            .claims
+            .as_mut()
+            .is_some_and(|c| c.remove(self.buf(), key));
         state.dirty |= removed;
         removed
     }
@@ -224,7 +279,7 @@ impl Session {
         let mut state = self.lock();
         if let Some(c) = state.claims.as_mut() {
             if !c.is_empty() {
-                c.clear();
+                c.clear(self.buf());
                 state.dirty = true;
             }
         }
@@ -232,7 +287,7 @@ impl Session {
 
     /// Whether the session holds no data.
     pub fn is_empty(&self) -> bool {
-        self.lock().claims.as_ref().is_none_or(Claims::is_empty)
+        self.lock().claims.as_ref().is_none_or(ClaimsCore::is_empty)
     }
 
     /// Chooses a persistent "remember me" cookie (`Max-Age` set, survives a browser restart) or,
@@ -253,22 +308,22 @@ impl Session {
         self.lock()
             .claims
             .as_ref()
-            .is_some_and(Claims::is_persistent)
+            .is_some_and(ClaimsCore::is_persistent)
     }
 
     /// The absolute end of the session.
     pub fn expires_at(&self) -> SystemTime {
-        self.read(Claims::expires_at)
+        self.read(ClaimsCore::expires_at)
     }
 
     /// The end of the session unless a request comes first.
     pub fn idle_deadline(&self) -> SystemTime {
-        self.read(Claims::idle_deadline)
+        self.read(ClaimsCore::idle_deadline)
     }
 
     /// When the user logged in, if there is one.
     pub fn auth_time(&self) -> Option<SystemTime> {
-        self.lock().claims.as_ref().and_then(Claims::auth_time)
+        self.lock().claims.as_ref().and_then(ClaimsCore::auth_time)
     }
 
     /// Gives the session a new id, keeping its data and user; do it whenever privileges change.
@@ -298,7 +353,7 @@ impl Session {
             state.dirty = true;
             state.purged = false;
             let c = claims_mut(state);
-            let old = c.user().map(|u| (u.to_owned(), c.id()));
+            let old = c.user(self.buf()).map(|u| (u.to_owned(), c.id()));
             match user {
                 // A login is a new session: new id, full lifetime.
                 Some(user) => {
@@ -307,7 +362,7 @@ impl Session {
                 }
                 None => c.renew_id(now),
             }
-            let register = match (&s.registry, c.user()) {
+            let register = match (&s.registry, c.user(self.buf())) {
                 (Some(_), Some(user)) => Some(self.new_registration(c, user)),
                 _ => None,
             };
@@ -344,7 +399,7 @@ impl Session {
         Ok(())
     }
 
-    fn new_registration(&self, c: &Claims, user: &str) -> NewSession {
+    fn new_registration(&self, c: &ClaimsCore, user: &str) -> NewSession {
         let client = &self.inner.client;
         let mut new = NewSession::new(c.id(), user, self.inner.now, c.expires_at());
         if let Some(ua) = client.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
@@ -365,7 +420,7 @@ impl Session {
             let old = state
                 .claims
                 .take()
-                .and_then(|c| c.user().map(|u| (u.to_owned(), c.id())));
+                .and_then(|c| c.user(self.buf()).map(|u| (u.to_owned(), c.id())));
             state.dirty = false;
             state.needs_reseal = false;
             state.purged = true;
@@ -390,8 +445,8 @@ impl Session {
         let Some(c) = state.claims.as_mut() else {
             return Vec::new();
         };
-        let found = c.get::<Vec<(String, String)>>(FLASH_KEY);
-        if !c.remove(FLASH_KEY) {
+        let found = c.get::<Vec<(String, String)>>(self.buf(), FLASH_KEY);
+        if !c.remove(self.buf(), FLASH_KEY) {
             return Vec::new();
         }
         state.dirty = true;
@@ -408,6 +463,7 @@ impl Session {
     pub(crate) fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
         let s = &*self.inner.shared;
         let now = self.inner.now;
+        let buf = self.buf();
         let mut guard = self.lock();
         let state = &mut *guard;
         if state.registration != Registration::NotNeeded {
@@ -417,12 +473,15 @@ impl Session {
             let new = std::mem::take(&mut state.new_flashes);
             let c = state
                 .claims
-                .get_or_insert_with(|| Claims::new(now, s.lifetime, s.idle));
+                .get_or_insert_with(|| ClaimsCore::new(now, s.lifetime, s.idle));
             let mut all: Vec<(String, String)> =
-                c.get(FLASH_KEY).ok().flatten().unwrap_or_default();
+                c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
             all.extend(new);
             // A list of string pairs always serializes.
-            state.dirty |= c.insert(FLASH_KEY, &all).is_ok();
+            if let Ok(json) = serde_json::to_vec(&all) {
+                c.insert_json(buf, FLASH_KEY.to_owned(), json);
+                state.dirty = true;
+            }
         }
         let removal = || s.cookie.render_removal().map(Some).ok_or(SaveError::Render);
         let Some(c) = state.claims.as_mut() else {
@@ -432,7 +491,7 @@ impl Session {
                 Ok(None)
             };
         };
-        if c.user().is_none() && c.is_empty() {
+        if !c.has_user() && c.is_empty() {
             // Nothing worth a cookie: never set one for an untouched or emptied anonymous
             // session, and delete the one the browser has if the handler emptied it.
             return if (state.dirty || state.purged) && state.cookie_present {
@@ -452,7 +511,10 @@ impl Session {
             return Ok(None);
         }
         c.touch(now, s.idle);
-        let value = s.sealer.seal(&s.cookie.name, c).map_err(SaveError::Seal)?;
+        let value = s
+            .sealer
+            .seal_core(&s.cookie.name, c, buf)
+            .map_err(SaveError::Seal)?;
         // Sealed times are whole seconds; count Max-Age the same way.
         let max_age = c.is_persistent().then(|| {
             let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -465,14 +527,14 @@ impl Session {
     }
 }
 
-fn claims(state: &State) -> &Claims {
+fn claims(state: &State) -> &ClaimsCore {
     state
         .claims
         .as_ref()
         .unwrap_or_else(|| unreachable!("with_claims creates the claims"))
 }
 
-fn claims_mut(state: &mut State) -> &mut Claims {
+fn claims_mut(state: &mut State) -> &mut ClaimsCore {
     state
         .claims
         .as_mut()
@@ -482,11 +544,14 @@ fn claims_mut(state: &mut State) -> &mut Claims {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
-        f.debug_struct("Session")
-            .field("claims", &state.claims)
+        let claims = state.claims.as_ref().map(|c| c.debug(self.buf()));
+        let result = f
+            .debug_struct("Session")
+            .field("claims", &claims)
             .field("dirty", &state.dirty)
             .field("purged", &state.purged)
             .field("client", &self.inner.client)
-            .finish()
+            .finish();
+        result
     }
 }

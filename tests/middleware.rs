@@ -124,6 +124,32 @@ async fn duplicate_cookie_names_junk_first_valid_second() {
 }
 
 #[tokio::test]
+async fn sessions_larger_than_the_inline_buffer_round_trip() {
+    // The middleware decodes cookies of up to 512 bytes into the session's own allocation and
+    // larger ones into a `Vec`; both must read and re-seal the same way, in either order.
+    let addr = server(builder(&Key::generate())).await;
+    let long = "v".repeat(1500);
+    let big = get(addr, &format!("/set/a/{long}"), None)
+        .await
+        .cookie_pair(NAME);
+    assert!(big.len() > 2000, "{} bytes", big.len());
+    let small = get(addr, "/set/a/short", None).await.cookie_pair(NAME);
+    assert_eq!(get(addr, "/get/a", Some(&big)).await.body, long);
+    for (first, second, want) in [(&small, &big, "short"), (&big, &small, long.as_str())] {
+        let both = format!("{first}; {second}");
+        assert_eq!(get(addr, "/get/a", Some(&both)).await.body, want);
+    }
+    // Junk, then the big one: the failed decode leaves nothing behind.
+    let both = format!("session=junk; {big}");
+    assert_eq!(get(addr, "/get/a", Some(&both)).await.body, long);
+    // A change re-seals from whichever buffer the cookie was decoded into.
+    let r = get(addr, "/set/b/x", Some(&big)).await;
+    let again = r.cookie_pair(NAME);
+    assert_eq!(get(addr, "/get/a", Some(&again)).await.body, long);
+    assert_eq!(get(addr, "/get/b", Some(&again)).await.body, "x");
+}
+
+#[tokio::test]
 async fn login_renews_the_id_and_logout_removes_the_cookie() {
     let addr = server(builder(&Key::generate())).await;
     let r = get(addr, "/set/cart/apple", None).await;

@@ -260,6 +260,46 @@ async fn a_revoked_duplicate_does_not_hide_a_valid_cookie() {
 }
 
 #[tokio::test]
+async fn duplicates_are_settled_in_order_from_the_cache_and_from_the_table() {
+    let (dir, reg) = sqlite();
+    let key = Key::generate();
+    let config = |reg: Arc<dyn Registry>| {
+        SessionConfig::builder(KeyRing::new(key.clone()))
+            .registry(reg)
+            .build()
+            .unwrap()
+    };
+    let warm = serve(SessionLayer::new(config(reg.clone()))).await;
+    let revoked = get(warm, "/login/jo", None).await.cookie_pair(NAME);
+    let r = get(warm, "/login/jo", None).await;
+    let valid = r.cookie_pair(NAME);
+    let r = get(warm, "/set/k/kept", Some(&valid)).await;
+    let valid = if r.set_cookies(NAME).is_empty() {
+        valid
+    } else {
+        r.cookie_pair(NAME)
+    };
+    assert_eq!(get(warm, "/logout", Some(&revoked)).await.body, "bye");
+    let both = format!("{revoked}; {valid}");
+    let reversed = format!("{valid}; {revoked}");
+
+    // A server whose registry already knows both answers (its cache).
+    for cookies in [&both, &reversed] {
+        assert_eq!(get(warm, "/user", Some(cookies)).await.body, "jo");
+        assert_eq!(get(warm, "/get/k", Some(cookies)).await.body, "kept");
+    }
+
+    // Another process on the same database, whose cache is cold: both cookies wait for a
+    // table read, in order; the revoked one must not win and the valid one's data must read.
+    let cold = Arc::new(SqliteRegistry::open(dir.path().join("sessions.db")).unwrap());
+    let cold = serve(SessionLayer::new(config(cold))).await;
+    assert_eq!(get(cold, "/get/k", Some(&both)).await.body, "kept");
+    assert_eq!(get(cold, "/user", Some(&both)).await.body, "jo");
+    // Only the revoked one: signed out.
+    assert_eq!(get(cold, "/user", Some(&revoked)).await.body, "anonymous");
+}
+
+#[tokio::test]
 async fn forwarded_for_is_recorded_only_from_trusted_proxies() {
     let (_dir, reg) = sqlite();
     let loopback = "127.0.0.1".parse().unwrap();

@@ -1,0 +1,206 @@
+//! Which of the request's cookies is its session: opening them, and asking the registry.
+//!
+//! Every cookie of our name in every `Cookie` header is tried in order, so a junk or stale
+//! duplicate (set for another path or domain, say) cannot lock a user out. The first one that
+//! opens, has not expired and, when it belongs to a user, is still active in the registry, is
+//! the session; otherwise the handler gets a fresh, empty session and the reason goes to
+//! `tracing` at debug level. When the registry fails, [`RegistryErrorPolicy`] decides.
+//!
+//! Each cookie is settled as soon as it is opened, with the registry's in-memory answer when it
+//! has one, so the usual request does no I/O, opens no more cookies than it needs, and moves the
+//! claims once: from the first cookie that opens (decoded straight into the session's own
+//! buffer) into the session state. Only when the registry must read its table are that cookie
+//! and the ones after it kept, in order, for [`validate`] to ask about after an `.await`.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+use crate::config::{RegistryErrorPolicy, Shared};
+use crate::cookie_buf::CookieBuf;
+use crate::cookie_header::find_cookie;
+use crate::registry::{Registry, RegistryError};
+use crate::session::{Candidate, Loading};
+use crate::SessionId;
+
+/// What the request's cookies come to before any registry I/O.
+pub(crate) enum Settled {
+    /// The session is decided: this one, or none (a fresh session).
+    Valid(Option<Candidate>),
+    /// The registry failed and the policy is to answer 503 after this long.
+    Unavailable(Duration),
+    /// These cookies (in order) need the registry to read its table; see [`validate`].
+    AskRegistry(Vec<Candidate>),
+}
+
+/// Opens the cookies of our name in `headers` and settles them without I/O where it can (see
+/// the module documentation). Also returns whether any cookie of our name was there at all.
+pub(crate) fn open_cookies(
+    shared: &Shared,
+    headers: &HeaderMap,
+    now: SystemTime,
+    loading: &mut Loading,
+) -> (Settled, bool) {
+    let name = shared.cookie.name.as_str();
+    let mut present = false;
+    let mut pending: Vec<Candidate> = Vec::new();
+    let mut settled = None;
+    find_cookie(headers, name, |value| {
+        present = true;
+        // The session's buffer is free until a cookie decoded into it waits for the registry.
+        let buf = if pending.is_empty() {
+            loading.buf_mut()
+        } else {
+            None
+        };
+        let result = match buf {
+            Some(buf) => {
+                shared
+                    .sealer
+                    .open_into(name, value, now, buf)
+                    .map(|(claims, needs_reseal)| Candidate {
+                        claims,
+                        needs_reseal,
+                        own: None,
+                    })
+            }
+            None => shared.sealer.open(name, value, now).map(|o| {
+                let (claims, own) = o.claims.into_parts();
+                Candidate {
+                    claims,
+                    needs_reseal: o.needs_reseal,
+                    own: Some(own),
+                }
+            }),
+        };
+        let opened = match result {
+            Ok(opened) => opened,
+            Err(err) => {
+                tracing::debug!(cookie = name, reason = %err, "ignoring session cookie");
+                return false;
+            }
+        };
+        let registry = match &shared.registry {
+            Some(registry) if opened.claims.has_user() => registry,
+            // A session without a user needs no registry: it is the session, unless a cookie
+            // before it waits for the registry's answer.
+            _ if pending.is_empty() => {
+                settled = Some(Settled::Valid(Some(opened)));
+                return true;
+            }
+            _ => {
+                pending.push(opened);
+                return true;
+            }
+        };
+        if !pending.is_empty() {
+            pending.push(opened);
+            return false;
+        }
+        let id = opened.claims.id();
+        let Some(user) = opened.user(loading.buf()) else {
+            // Cannot happen (the user id was checked when decoded); never accept it unchecked.
+            return false;
+        };
+        let Some(answer) = registry.validate_cached(id, user, now) else {
+            pending.push(opened);
+            return false;
+        };
+        match verdict(shared, registry.as_ref(), id, Ok(answer), now) {
+            Verdict::Accept => settled = Some(Settled::Valid(Some(opened))),
+            Verdict::Reject => return false,
+            Verdict::Fail(Ok(())) => settled = Some(Settled::Valid(None)),
+            Verdict::Fail(Err(retry_after)) => settled = Some(Settled::Unavailable(retry_after)),
+        }
+        true
+    });
+    let settled = match settled {
+        Some(settled) => settled,
+        None if pending.is_empty() => Settled::Valid(None),
+        None => Settled::AskRegistry(pending),
+    };
+    (settled, present)
+}
+
+/// The first of `pending` that the registry (if any, and if the session has a user) accepts,
+/// reading its table where its in-memory answer has none. `buf` is the session's buffer, which
+/// the first of them may have been decoded into. `Err(retry_after)` when the registry failed
+/// and the policy is to answer 503.
+pub(crate) async fn validate(
+    shared: &Shared,
+    buf: &CookieBuf,
+    pending: Vec<Candidate>,
+    now: SystemTime,
+) -> Result<Option<Candidate>, Duration> {
+    for opened in pending {
+        let Some(registry) = shared
+            .registry
+            .as_ref()
+            .filter(|_| opened.claims.has_user())
+        else {
+            return Ok(Some(opened));
+        };
+        let Some(user) = opened.user(buf) else {
+            // Cannot happen (the user id was checked when decoded); never accept it unchecked.
+            continue;
+        };
+        let id = opened.claims.id();
+        let answer = match registry.validate_cached(id, user, now) {
+            Some(answer) => Ok(answer),
+            None => registry.validate(id, user, now).await,
+        };
+        match verdict(shared, registry.as_ref(), id, answer, now) {
+            Verdict::Accept => return Ok(Some(opened)),
+            Verdict::Reject => {}
+            Verdict::Fail(Ok(())) => return Ok(None),
+            Verdict::Fail(Err(retry_after)) => return Err(retry_after),
+        }
+    }
+    Ok(None)
+}
+
+impl Candidate {
+    /// The signed-in user, read from the cookie's own bytes or the session's buffer.
+    fn user<'a>(&'a self, buf: &'a CookieBuf) -> Option<&'a str> {
+        let bytes = match &self.own {
+            Some(own) => own.as_slice(),
+            None => buf.as_slice(),
+        };
+        self.claims.user(bytes)
+    }
+}
+
+/// What one registry answer means for the cookie it is about.
+enum Verdict {
+    Accept,
+    Reject,
+    /// The registry failed: `Ok` to serve a fresh session, `Err(retry_after)` to answer 503.
+    Fail(Result<(), Duration>),
+}
+
+fn verdict(
+    shared: &Shared,
+    registry: &dyn Registry,
+    id: SessionId,
+    answer: Result<bool, RegistryError>,
+    now: SystemTime,
+) -> Verdict {
+    match answer {
+        Ok(true) => {
+            // Last-seen for the devices page; the registry throttles and writes behind.
+            registry.touch(id, now);
+            Verdict::Accept
+        }
+        Ok(false) => {
+            tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
+            Verdict::Reject
+        }
+        Err(err) => {
+            tracing::warn!(session = %id, error = %err, "the session registry failed");
+            Verdict::Fail(match shared.on_registry_error {
+                RegistryErrorPolicy::ServiceUnavailable { retry_after } => Err(retry_after),
+                RegistryErrorPolicy::SignedOut => Ok(()),
+            })
+        }
+    }
+}
