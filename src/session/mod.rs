@@ -7,11 +7,14 @@
 //! The state sits behind a `std::sync::Mutex` that no method holds across an `.await`:
 //! [`Session::login`], [`Session::renew`] and [`Session::logout`] change the state first, then
 //! talk to the registry, then record the outcome.
+//!
+//! `loading.rs` builds the state before any handler sees it (the request's cookie is decoded
+//! straight into it); `save.rs` turns the final state into the response's `Set-Cookie`.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
@@ -21,7 +24,13 @@ use crate::claims::ClaimsCore;
 use crate::config::Shared;
 use crate::cookie_buf::CookieBuf;
 use crate::registry::{NewSession, RegistryError};
-use crate::{SealError, SessionId};
+use crate::SessionId;
+
+mod loading;
+mod save;
+
+pub(crate) use loading::{Candidate, Loading};
+pub(crate) use save::SaveError;
 
 /// The data key under which flash messages wait for the next request.
 const FLASH_KEY: &str = "_flash";
@@ -93,7 +102,7 @@ struct State {
     cookie_present: bool,
     /// The claims changed and must be sealed again.
     dirty: bool,
-    /// Candidate with an old key: re-seal with the primary key.
+    /// Opened with an old key: re-seal with the primary key.
     needs_reseal: bool,
     /// `logout` ran: remove the cookie unless the handler started a new session afterwards.
     purged: bool,
@@ -108,89 +117,6 @@ enum Registration {
     NotNeeded,
     Pending(SessionId),
     Failed,
-}
-
-/// Why the session could not be saved into the response.
-#[derive(Debug)]
-pub(crate) enum SaveError {
-    /// A login or renewal did not complete its registration: send no cookie.
-    Unregistered,
-    /// The sealed cookie would be too large.
-    Seal(SealError),
-    /// The cookie did not render as a header value (cannot happen with validated settings).
-    Render,
-}
-
-/// A session being loaded from the request's cookies, before any handler can see it.
-///
-/// The shared state is allocated first and the first cookie that opens is decoded straight
-/// into its buffer ([`Self::buf_mut`]), so the cookie costs no allocation of its own and the
-/// state is never moved once built. Nothing else holds the `Arc` until [`Self::finish`], so
-/// the `&mut` access below always succeeds; were it ever refused, the cookie would be decoded
-/// into a `Vec` of its own instead, or (in [`Self::finish`]) the visitor would get a fresh
-/// session, never someone else's state.
-pub(crate) struct Loading {
-    inner: Arc<Inner>,
-}
-
-/// A cookie of our name that opened: its claims, whether to re-seal them, and the bytes they
-/// read from when those are not the session's own buffer.
-pub(crate) struct Candidate {
-    pub(crate) claims: ClaimsCore,
-    pub(crate) needs_reseal: bool,
-    pub(crate) own: Option<Vec<u8>>,
-}
-
-impl Loading {
-    pub(crate) fn new(shared: Arc<Shared>, now: SystemTime, client: ClientInfo) -> Self {
-        Loading {
-            inner: Arc::new(Inner {
-                shared,
-                now,
-                client,
-                buf: CookieBuf::new(),
-                state: Mutex::new(State {
-                    claims: None,
-                    cookie_present: false,
-                    dirty: false,
-                    needs_reseal: false,
-                    purged: false,
-                    registration: Registration::NotNeeded,
-                    new_flashes: Vec::new(),
-                }),
-            }),
-        }
-    }
-
-    /// The session's own buffer, to decode a cookie into.
-    pub(crate) fn buf_mut(&mut self) -> Option<&mut CookieBuf> {
-        Arc::get_mut(&mut self.inner).map(|inner| &mut inner.buf)
-    }
-
-    /// What was decoded into [`Self::buf_mut`].
-    pub(crate) fn buf(&self) -> &CookieBuf {
-        &self.inner.buf
-    }
-
-    /// The session, holding `opened` (if the cookies came to a valid session);
-    /// `cookie_present` says whether there was a cookie of our name at all, valid or not.
-    pub(crate) fn finish(mut self, opened: Option<Candidate>, cookie_present: bool) -> Session {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            let state = inner
-                .state
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner);
-            state.cookie_present = cookie_present;
-            if let Some(opened) = opened {
-                if let Some(own) = opened.own {
-                    inner.buf = CookieBuf::Heap(own);
-                }
-                state.claims = Some(opened.claims);
-                state.needs_reseal = opened.needs_reseal;
-            }
-        }
-        Session { inner: self.inner }
-    }
 }
 
 impl Session {
@@ -457,73 +383,6 @@ impl Session {
             .into_iter()
             .map(|(level, message)| Flash { level, message })
             .collect()
-    }
-
-    /// The `Set-Cookie` value this request's response needs, if any.
-    pub(crate) fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
-        let s = &*self.inner.shared;
-        let now = self.inner.now;
-        let buf = self.buf();
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        if state.registration != Registration::NotNeeded {
-            return Err(SaveError::Unregistered);
-        }
-        if !state.new_flashes.is_empty() {
-            let new = std::mem::take(&mut state.new_flashes);
-            let c = state
-                .claims
-                .get_or_insert_with(|| ClaimsCore::new(now, s.lifetime, s.idle));
-            let mut all: Vec<(String, String)> =
-                c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
-            all.extend(new);
-            // A list of string pairs always serializes.
-            if let Ok(json) = serde_json::to_vec(&all) {
-                c.insert_json(buf, FLASH_KEY.to_owned(), json);
-                state.dirty = true;
-            }
-        }
-        let removal = || s.cookie.render_removal().map(Some).ok_or(SaveError::Render);
-        let Some(c) = state.claims.as_mut() else {
-            return if state.purged && state.cookie_present {
-                removal()
-            } else {
-                Ok(None)
-            };
-        };
-        if !c.has_user() && c.is_empty() {
-            // Nothing worth a cookie: never set one for an untouched or emptied anonymous
-            // session, and delete the one the browser has if the handler emptied it.
-            return if (state.dirty || state.purged) && state.cookie_present {
-                removal()
-            } else {
-                Ok(None)
-            };
-        }
-        let refresh_due = {
-            let target = now + s.idle;
-            let target = target.min(c.expires_at());
-            target
-                .duration_since(c.idle_deadline())
-                .is_ok_and(|gained| gained >= s.refresh_after)
-        };
-        if !(state.dirty || state.needs_reseal || refresh_due) {
-            return Ok(None);
-        }
-        c.touch(now, s.idle);
-        let value = s
-            .sealer
-            .seal_core(&s.cookie.name, c, buf)
-            .map_err(SaveError::Seal)?;
-        // Sealed times are whole seconds; count Max-Age the same way.
-        let max_age = c.is_persistent().then(|| {
-            let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            Duration::from_secs(secs(c.idle_deadline()).saturating_sub(secs(now)))
-        });
-        s.cookie
-            .render(&value, max_age)
-            .map(Some)
-            .ok_or(SaveError::Render)
     }
 }
 

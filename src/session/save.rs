@@ -1,0 +1,93 @@
+//! The response side of a [`Session`]: the `Set-Cookie` it needs, if any.
+//!
+//! A cookie is set only when the session changed, got a new id, was opened with an old key, or
+//! its idle deadline is due for refresh; an emptied or signed-out session's cookie is removed;
+//! a login or renewal whose registration failed sends none.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+
+use super::{Registration, Session, FLASH_KEY};
+use crate::claims::ClaimsCore;
+use crate::SealError;
+
+/// Why the session could not be saved into the response.
+#[derive(Debug)]
+pub(crate) enum SaveError {
+    /// A login or renewal did not complete its registration: send no cookie.
+    Unregistered,
+    /// The sealed cookie would be too large.
+    Seal(SealError),
+    /// The cookie did not render as a header value (cannot happen with validated settings).
+    Render,
+}
+
+impl Session {
+    /// The `Set-Cookie` value this request's response needs, if any.
+    pub(crate) fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
+        let s = &*self.inner.shared;
+        let now = self.inner.now;
+        let buf = self.buf();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if state.registration != Registration::NotNeeded {
+            return Err(SaveError::Unregistered);
+        }
+        if !state.new_flashes.is_empty() {
+            let new = std::mem::take(&mut state.new_flashes);
+            let c = state
+                .claims
+                .get_or_insert_with(|| ClaimsCore::new(now, s.lifetime, s.idle));
+            let mut all: Vec<(String, String)> =
+                c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
+            all.extend(new);
+            // A list of string pairs always serializes.
+            if let Ok(json) = serde_json::to_vec(&all) {
+                c.insert_json(buf, FLASH_KEY.to_owned(), json);
+                state.dirty = true;
+            }
+        }
+        let removal = || s.cookie.render_removal().map(Some).ok_or(SaveError::Render);
+        let Some(c) = state.claims.as_mut() else {
+            return if state.purged && state.cookie_present {
+                removal()
+            } else {
+                Ok(None)
+            };
+        };
+        if !c.has_user() && c.is_empty() {
+            // Nothing worth a cookie: never set one for an untouched or emptied anonymous
+            // session, and delete the one the browser has if the handler emptied it.
+            return if (state.dirty || state.purged) && state.cookie_present {
+                removal()
+            } else {
+                Ok(None)
+            };
+        }
+        let refresh_due = {
+            let target = now + s.idle;
+            let target = target.min(c.expires_at());
+            target
+                .duration_since(c.idle_deadline())
+                .is_ok_and(|gained| gained >= s.refresh_after)
+        };
+        if !(state.dirty || state.needs_reseal || refresh_due) {
+            return Ok(None);
+        }
+        c.touch(now, s.idle);
+        let value = s
+            .sealer
+            .seal_core(&s.cookie.name, c, buf)
+            .map_err(SaveError::Seal)?;
+        // Sealed times are whole seconds; count Max-Age the same way.
+        let max_age = c.is_persistent().then(|| {
+            let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Duration::from_secs(secs(c.idle_deadline()).saturating_sub(secs(now)))
+        });
+        s.cookie
+            .render(&value, max_age)
+            .map(Some)
+            .ok_or(SaveError::Render)
+    }
+}
