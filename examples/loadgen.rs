@@ -15,13 +15,21 @@
 //!
 //! Method, for a 2-core machine: every server is a child process started under `taskset -c 0`
 //! with a one-thread (current-thread) tokio runtime; the client pins itself to CPU 1 and runs
-//! `--connections` keep-alive HTTP/1.1 connections on its own current-thread runtime. Each case
-//! is warmed up for half a second, then loaded for `--seconds` or `--max-requests`, whichever
-//! comes first. Besides requests/s and latency percentiles, the server's CPU time per request
-//! (from `/proc/PID/stat`) is printed: when the client, not the server, is the bottleneck,
-//! requests/s flatten while CPU per request still shows the server's cost. With `--rounds N` every
-//! case runs N times, interleaved, and the best round counts (noise from other processes only
-//! slows a round down).
+//! `--connections` keep-alive HTTP/1.1 connections on its own current-thread runtime, one
+//! request in flight per connection (no pipelining, as browsers do). Each case is warmed up for
+//! half a second, then loaded for `--seconds` or `--max-requests`, whichever comes first.
+//! Besides requests/s and latency percentiles, the server's CPU time per request (from
+//! `/proc/PID/stat`) and how busy the server was are printed. With `--rounds N` every case runs
+//! N times, interleaved, and the best round counts (noise from other processes only slows a
+//! round down).
+//!
+//! The client matters. `--client raw` (the default) writes the same pre-built request bytes on
+//! each connection and parses responses with `httparse`: its work per request is little more
+//! than two system calls, so the one server core runs out first and requests/s compare the
+//! servers. `--client hyper` uses hyper's client, which costs about as much per request as the
+//! server; the client's core then runs out first, and requests/s hide the servers' differences
+//! (server CPU per request still shows them). Every response is checked either way: status 200
+//! and no `Set-Cookie` on a read.
 //!
 //! `loadgen --serve MODE` is the server side of the first three cases.
 
@@ -60,6 +68,8 @@ struct Options {
     max_requests: i64,
     rounds: usize,
     peer: Option<String>,
+    /// `--client raw` (default) or `--client hyper`; see the module documentation.
+    raw_client: bool,
 }
 
 fn main() {
@@ -78,6 +88,11 @@ fn main() {
         max_requests: value("--max-requests").map_or(5_000_000, |s| s.parse().expect("number")),
         rounds: value("--rounds").map_or(1, |s| s.parse().expect("--rounds")),
         peer: value("--peer"),
+        raw_client: match value("--client").as_deref() {
+            None | Some("raw") => true,
+            Some("hyper") => false,
+            Some(other) => panic!("--client raw|hyper, not {other}"),
+        },
     };
     client_main(&opts);
 }
@@ -257,7 +272,11 @@ async fn load(
     connections: usize,
     duration: Duration,
     budget: i64,
+    raw: bool,
 ) -> (Vec<u32>, Duration) {
+    if raw {
+        return raw_load(addr, cookie, connections, duration, budget).await;
+    }
     let budget = Arc::new(AtomicI64::new(budget));
     let mut senders = Vec::new();
     for _ in 0..connections {
@@ -292,6 +311,86 @@ async fn load(
     (all, started.elapsed())
 }
 
+/// [`load`] with the raw client: the request's bytes built once, responses parsed by `httparse`.
+async fn raw_load(
+    addr: SocketAddr,
+    cookie: &HeaderValue,
+    connections: usize,
+    duration: Duration,
+    budget: i64,
+) -> (Vec<u32>, Duration) {
+    let mut request =
+        b"GET /read HTTP/1.1\r\nhost: 127.0.0.1\r\nuser-agent: loadgen/1\r\ncookie: ".to_vec();
+    request.extend_from_slice(cookie.as_bytes());
+    request.extend_from_slice(b"\r\n\r\n");
+    let request: Arc<[u8]> = request.into();
+    let budget = Arc::new(AtomicI64::new(budget));
+    let mut streams = Vec::new();
+    for _ in 0..connections {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).ok();
+        streams.push(stream);
+    }
+    let started = Instant::now();
+    let until = started + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut stream in streams {
+        let request = request.clone();
+        let budget = budget.clone();
+        tasks.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut buf = Vec::with_capacity(4096);
+            while Instant::now() < until && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                let t = Instant::now();
+                stream.write_all(&request).await.expect("write");
+                let len = loop {
+                    if let Some(len) = complete_response(&buf) {
+                        break len;
+                    }
+                    let n = stream.read_buf(&mut buf).await.expect("read");
+                    assert!(n > 0, "the server closed the connection");
+                };
+                buf.drain(..len);
+                let ns = t.elapsed().as_nanos();
+                latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
+            }
+            latencies
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(l) = tasks.join_next().await {
+        all.extend(l.expect("load task"));
+    }
+    (all, started.elapsed())
+}
+
+/// The length of the first response in `buf` once it is complete, after checking it: 200, a
+/// `Content-Length` body, and no `Set-Cookie` (a read must not set one).
+fn complete_response(buf: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut res = httparse::Response::new(&mut headers);
+    let head = match res.parse(buf).expect("a valid HTTP response") {
+        httparse::Status::Complete(head) => head,
+        httparse::Status::Partial => return None,
+    };
+    assert_eq!(res.code, Some(200));
+    let mut body = None;
+    for h in res.headers.iter() {
+        assert!(
+            !h.name.eq_ignore_ascii_case("set-cookie"),
+            "a read set a cookie"
+        );
+        if h.name.eq_ignore_ascii_case("content-length") {
+            body = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok());
+        }
+    }
+    let total = head + body.expect("a Content-Length response");
+    (buf.len() >= total).then_some(total)
+}
+
 fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
     let server = start(case, peer);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -307,6 +406,7 @@ fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
             opts.connections,
             Duration::from_millis(500),
             i64::MAX,
+            opts.raw_client,
         )
         .await;
         let cpu_before = cpu_time(server_pid(&server));
@@ -316,6 +416,7 @@ fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
             opts.connections,
             Duration::from_secs_f64(opts.seconds),
             opts.max_requests,
+            opts.raw_client,
         )
         .await;
         let server_cpu = cpu_time(server_pid(&server))
@@ -393,12 +494,13 @@ fn client_main(opts: &Options) {
         }
     }
     println!(
-        "loadgen: {} s per case, {} connections, max {} requests, {} round(s), {} CPUs",
+        "loadgen: {} s per case, {} connections, max {} requests, {} round(s), {} CPUs, {} client",
         opts.seconds,
         opts.connections,
         opts.max_requests,
         opts.rounds,
-        cpus()
+        cpus(),
+        if opts.raw_client { "raw" } else { "hyper" }
     );
     let cases: Vec<&str> = CASES
         .iter()
