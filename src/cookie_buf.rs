@@ -42,6 +42,21 @@ impl CookieBuf {
         }
     }
 
+    /// Replaces the contents with a copy of `bytes` (a decoded envelope kept elsewhere).
+    pub(crate) fn fill(&mut self, bytes: &[u8]) {
+        match self {
+            CookieBuf::Inline { len, bytes: inline } if bytes.len() <= INLINE => {
+                inline[..bytes.len()].copy_from_slice(bytes);
+                *len = bytes.len();
+            }
+            _ if bytes.len() <= INLINE => {
+                *self = CookieBuf::new();
+                self.fill(bytes);
+            }
+            _ => *self = CookieBuf::Heap(bytes.to_vec()),
+        }
+    }
+
     /// Decodes the unpadded base64url `value`, replacing what the buffer held; `None` if it is
     /// not canonical base64url.
     pub(crate) fn decode(&mut self, value: &str) -> Option<&mut [u8]> {
@@ -88,6 +103,17 @@ mod tests {
                 URL_SAFE_NO_PAD.estimated_decoded_length(value.len()) <= INLINE,
                 "{n}"
             );
+        }
+    }
+
+    #[test]
+    fn fill_copies_inline_up_to_the_limit_and_to_the_heap_beyond() {
+        let mut buf = CookieBuf::new();
+        for n in [3000, 0, INLINE, 7, INLINE + 1, 1] {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 13) as u8).collect();
+            buf.fill(&bytes);
+            assert_eq!(buf.as_slice(), bytes, "{n}");
+            assert_eq!(matches!(buf, CookieBuf::Inline { .. }), n <= INLINE, "{n}");
         }
     }
 

@@ -88,6 +88,8 @@ mod cookie_header;
 #[cfg(feature = "hyper")]
 mod load;
 #[cfg(feature = "hyper")]
+mod opened_cache;
+#[cfg(feature = "hyper")]
 mod service;
 #[cfg(feature = "hyper")]
 mod session;

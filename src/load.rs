@@ -16,12 +16,13 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
+use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
 use crate::cookie_header::find_cookie;
 use crate::registry::{Registry, RegistryError};
 use crate::session::{Candidate, Loading};
-use crate::SessionId;
+use crate::{OpenError, SessionId};
 
 /// What the request's cookies come to before any registry I/O.
 pub(crate) enum Settled {
@@ -55,14 +56,11 @@ pub(crate) fn open_cookies(
         };
         let result = match buf {
             Some(buf) => {
-                shared
-                    .sealer
-                    .open_into(name, value, now, buf)
-                    .map(|(claims, needs_reseal)| Candidate {
-                        claims,
-                        needs_reseal,
-                        own: None,
-                    })
+                open_into(shared, value, now, buf).map(|(claims, needs_reseal)| Candidate {
+                    claims,
+                    needs_reseal,
+                    own: None,
+                })
             }
             None => shared.sealer.open(name, value, now).map(|o| {
                 let (claims, own) = o.claims.into_parts();
@@ -120,6 +118,31 @@ pub(crate) fn open_cookies(
         None => Settled::AskRegistry(pending),
     };
     (settled, present)
+}
+
+/// Opens `value` into `buf`, from the cache of opened values when it is there (see
+/// `opened_cache.rs`), and remembers it when it opens.
+fn open_into(
+    shared: &Shared,
+    value: &str,
+    now: SystemTime,
+    buf: &mut CookieBuf,
+) -> Result<(ClaimsCore, bool), OpenError> {
+    let name = shared.cookie.name.as_str();
+    let Some(cache) = &shared.opened else {
+        return shared.sealer.open_into(name, value, now, buf);
+    };
+    if let Some((claims, needs_reseal)) = cache.get(value, buf) {
+        // The one check of `Sealer::open` that depends on more than the value.
+        return if claims.is_expired(now) {
+            Err(OpenError::Expired)
+        } else {
+            Ok((claims, needs_reseal))
+        };
+    }
+    let (claims, needs_reseal) = shared.sealer.open_into(name, value, now, buf)?;
+    cache.insert(value, buf.as_slice(), &claims, needs_reseal);
+    Ok((claims, needs_reseal))
 }
 
 /// The first of `pending` that the registry (if any, and if the session has a user) accepts,

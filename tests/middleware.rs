@@ -101,6 +101,39 @@ async fn tampered_expired_and_foreign_key_cookies_give_an_empty_session() {
 }
 
 #[tokio::test]
+async fn a_value_that_opened_before_is_reused_only_when_equal_and_unexpired() {
+    // The layer remembers values that opened (`opened_cookie_cache`): the jar's value below is
+    // served from that cache after its first request. Nothing but the very same value may be.
+    let clock = TestClock::default();
+    for entries in [2048, 0] {
+        let b = clock.install(builder(&Key::generate()).opened_cookie_cache(entries));
+        let addr = server(b).await;
+        let jar = get(addr, "/set/a/secret", None).await.cookie_pair(NAME);
+        for _ in 0..2 {
+            assert_eq!(get(addr, "/get/a", Some(&jar)).await.body, "secret");
+        }
+        // One character changed, at every fifth position of the value (the part that selects
+        // a cache slot is its end, so most of these land in the same slot as the original).
+        let value_at = jar.find('=').unwrap() + 1;
+        for i in (value_at..jar.len()).step_by(5) {
+            let mut tampered = jar.clone().into_bytes();
+            tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(tampered).unwrap();
+            let r = get(addr, "/get/a", Some(&tampered)).await;
+            assert_eq!(r.body, "none", "cache {entries}, position {i}");
+        }
+        // A prefix or an extension of it.
+        for other in [&jar[..jar.len() - 1], &format!("{jar}A")] {
+            assert_eq!(get(addr, "/get/a", Some(other)).await.body, "none");
+        }
+        assert_eq!(get(addr, "/get/a", Some(&jar)).await.body, "secret");
+        // Expiry is checked again on every request.
+        clock.advance(Duration::from_secs(2 * 3600));
+        assert_eq!(get(addr, "/get/a", Some(&jar)).await.body, "none");
+    }
+}
+
+#[tokio::test]
 async fn non_utf8_cookie_header_is_not_an_error() {
     let addr = server(builder(&Key::generate())).await;
     let jar = get(addr, "/set/a/ok", None).await.cookie_pair(NAME);

@@ -1,0 +1,246 @@
+//! [`OpenedCache`]: cookie values that already opened, so that the next request carrying the
+//! same value skips base64, the AEAD and the claims framing check.
+//!
+//! A browser sends the same cookie value on every request until the session changes, and
+//! opening it (XAES-256-GCM key derivation, AES-GCM, GHASH, the framing check) is most of what
+//! the middleware costs per request. This cache keeps, for a bounded number of values, the
+//! decoded envelope and the claims that came out of it.
+//!
+//! # Why this is as strong as opening the value again
+//!
+//! A value is served from the cache only when it is byte for byte equal to a value that passed
+//! [`Sealer::open`](crate::Sealer::open) for the same cookie name, with the same key ring and
+//! mode (the cache belongs to one [`SessionConfig`](crate::SessionConfig), whose ring and name
+//! never change). Opening is deterministic in the value, except for the expiry check, which the
+//! caller repeats on every hit. Everything after opening (the registry's verdict on a user-bound
+//! session, in particular) runs as for any other request, so revocation is unaffected.
+//!
+//! - The comparison is constant-time in the content (it reads every byte whatever the first
+//!   difference; only the lengths, which are public, are compared first), so response timing
+//!   tells an attacker nothing about how close a forged value came to a cached one.
+//! - Slots are chosen by a randomly keyed hash (std's SipHash `RandomState`) of the value's last
+//!   bytes (its tag or MAC, random per value), so nobody can aim values at one slot; a
+//!   collision only evicts.
+//! - Only values whose decoded envelope fits the session's inline buffer (cookie values of up to
+//!   680 characters) are kept, and the cache is direct-mapped with a fixed number of slots, so
+//!   its memory is bounded (about 1.3 KB per slot at most) whatever the traffic.
+//! - The decoded envelope holds the session's data in clear; it is zeroized when its slot is
+//!   overwritten and when the cache is dropped.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, PoisonError};
+
+use zeroize::Zeroize;
+
+use crate::claims::ClaimsCore;
+use crate::cookie_buf::{CookieBuf, INLINE};
+
+/// Slots per shard; shards keep two cores from waiting on one lock.
+const SHARDS: usize = 16;
+
+/// The longest value kept: one whose decoded envelope fits [`CookieBuf`]'s inline buffer.
+const MAX_VALUE_LEN: usize = INLINE / 3 * 4;
+
+/// Recently opened cookie values of one configuration; see the module documentation.
+pub(crate) struct OpenedCache {
+    shards: Box<[Mutex<Vec<Option<Entry>>>]>,
+    slots_per_shard: usize,
+    hasher: RandomState,
+}
+
+struct Entry {
+    value: Box<[u8]>,
+    /// The decoded envelope, which `claims` reads its user and data from.
+    raw: Box<[u8]>,
+    claims: ClaimsCore,
+    needs_reseal: bool,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.raw.zeroize();
+    }
+}
+
+impl OpenedCache {
+    /// A cache of about `entries` values (rounded up to a multiple of the shard count); `None`
+    /// for 0, which turns caching off.
+    pub(crate) fn new(entries: usize) -> Option<Self> {
+        if entries == 0 {
+            return None;
+        }
+        let slots_per_shard = entries.div_ceil(SHARDS);
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new((0..slots_per_shard).map(|_| None).collect()))
+            .collect();
+        Some(OpenedCache {
+            shards,
+            slots_per_shard,
+            hasher: RandomState::new(),
+        })
+    }
+
+    /// The claims of `value` and whether to re-seal them, with its decoded envelope copied into
+    /// `buf`, if `value` opened before. The caller checks the claims' expiry.
+    pub(crate) fn get(&self, value: &str, buf: &mut CookieBuf) -> Option<(ClaimsCore, bool)> {
+        let (shard, slot) = self.slot_of(value.as_bytes())?;
+        let slots = self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = slots.get(slot)?.as_ref()?;
+        if !constant_time_eq(&entry.value, value.as_bytes()) {
+            return None;
+        }
+        buf.fill(&entry.raw);
+        Some((entry.claims.clone(), entry.needs_reseal))
+    }
+
+    /// Remembers that `value` opened into `raw` (its decoded envelope) and `claims`.
+    pub(crate) fn insert(&self, value: &str, raw: &[u8], claims: &ClaimsCore, needs_reseal: bool) {
+        let Some((shard, slot)) = self.slot_of(value.as_bytes()) else {
+            return;
+        };
+        let entry = Entry {
+            value: value.as_bytes().into(),
+            raw: raw.into(),
+            claims: claims.clone(),
+            needs_reseal,
+        };
+        let mut slots = self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = slots.get_mut(slot) {
+            // The entry it replaces is zeroized when dropped, after the lock is released.
+            let old = s.replace(entry);
+            drop(slots);
+            drop(old);
+        }
+    }
+
+    /// Where `value` lives, or `None` if it is too long to be kept.
+    fn slot_of(&self, value: &[u8]) -> Option<(usize, usize)> {
+        if value.len() > MAX_VALUE_LEN || value.is_empty() {
+            return None;
+        }
+        // The last bytes are the tag (private mode) or the MAC (signed mode): random per value.
+        let tail = &value[value.len().saturating_sub(32)..];
+        let h = self.hasher.hash_one(tail) as usize;
+        Some((h % SHARDS, (h / SHARDS) % self.slots_per_shard))
+    }
+}
+
+/// Whether `a == b`, reading every byte of both whatever the first difference (when the lengths
+/// are equal; lengths are public).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |chunk: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        u64::from_ne_bytes(w)
+    };
+    let mut diff = 0u64;
+    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_rest, b_rest) = (a_words.remainder(), b_words.remainder());
+    for (x, y) in a_words.zip(b_words) {
+        diff |= word(x) ^ word(y);
+    }
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        diff |= u64::from(x ^ y);
+    }
+    // Keep the optimizer from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn claims() -> ClaimsCore {
+        ClaimsCore::new(
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            Duration::from_secs(3600),
+            Duration::from_secs(600),
+        )
+    }
+
+    #[test]
+    fn equal_values_hit_and_any_other_value_misses() {
+        let cache = OpenedCache::new(64).unwrap();
+        let value = "AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZz";
+        let c = claims();
+        cache.insert(value, b"decoded envelope", &c, true);
+
+        let mut buf = CookieBuf::new();
+        let (got, reseal) = cache.get(value, &mut buf).expect("a hit");
+        assert_eq!(got.id(), c.id());
+        assert!(reseal);
+        assert_eq!(buf.as_slice(), b"decoded envelope");
+
+        // One character changed anywhere, one more or one fewer: a miss, and `buf` untouched.
+        let mut buf = CookieBuf::new();
+        for i in 0..value.len() {
+            let mut other = value.as_bytes().to_vec();
+            other[i] = if other[i] == b'A' { b'B' } else { b'A' };
+            let other = String::from_utf8(other).unwrap();
+            assert!(cache.get(&other, &mut buf).is_none(), "position {i}");
+        }
+        assert!(cache.get(&value[1..], &mut buf).is_none());
+        assert!(cache.get(&format!("{value}A"), &mut buf).is_none());
+        assert!(buf.as_slice().is_empty());
+    }
+
+    #[test]
+    fn a_collision_evicts_and_memory_is_bounded() {
+        // One slot per shard: sixteen slots in all, whatever is inserted.
+        let cache = OpenedCache::new(1).unwrap();
+        let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}-xyz")).collect();
+        for v in &values {
+            cache.insert(v, v.as_bytes(), &claims(), false);
+        }
+        let mut buf = CookieBuf::new();
+        let hits = values
+            .iter()
+            .filter(|v| cache.get(v, &mut buf).is_some())
+            .count();
+        assert!((1..=SHARDS).contains(&hits), "{hits} hits");
+        let kept: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().iter().flatten().count())
+            .sum();
+        assert_eq!(kept, hits);
+    }
+
+    #[test]
+    fn long_and_empty_values_are_not_kept_and_zero_turns_it_off() {
+        assert!(OpenedCache::new(0).is_none());
+        let cache = OpenedCache::new(64).unwrap();
+        let long = "A".repeat(MAX_VALUE_LEN + 1);
+        cache.insert(&long, b"x", &claims(), false);
+        cache.insert("", b"x", &claims(), false);
+        let mut buf = CookieBuf::new();
+        assert!(cache.get(&long, &mut buf).is_none());
+        assert!(cache.get("", &mut buf).is_none());
+        let fits = "A".repeat(MAX_VALUE_LEN);
+        cache.insert(&fits, b"x", &claims(), false);
+        assert!(cache.get(&fits, &mut buf).is_some());
+    }
+
+    #[test]
+    fn constant_time_eq_agrees_with_eq() {
+        let a: Vec<u8> = (0..100).collect();
+        for len in [0, 1, 7, 8, 9, 64, 100] {
+            assert!(constant_time_eq(&a[..len], &a[..len]));
+            for i in 0..len {
+                let mut b = a[..len].to_vec();
+                b[i] ^= 0x80;
+                assert!(!constant_time_eq(&a[..len], &b), "{len} {i}");
+            }
+        }
+        assert!(!constant_time_eq(&a[..3], &a[..4]));
+    }
+}
