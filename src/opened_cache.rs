@@ -18,16 +18,16 @@
 //! - The comparison is constant-time in the content (it reads every byte whatever the first
 //!   difference; only the lengths, which are public, are compared first), so response timing
 //!   tells an attacker nothing about how close a forged value came to a cached one.
-//! - Slots are chosen by a randomly keyed hash (std's SipHash `RandomState`) of the value's last
-//!   bytes (its tag or MAC, random per value), so nobody can aim values at one slot; a
-//!   collision only evicts.
+//! - Slots are chosen from the value's last 16 characters (part of its tag or MAC, random per
+//!   value) mixed with a random key, so values spread evenly; a collision only evicts. (Aiming
+//!   values at one slot would gain nothing: only values that opened are inserted, and anyone
+//!   can already evict by presenting many genuine cookies.)
 //! - Only values whose decoded envelope fits the session's inline buffer (cookie values of up to
 //!   680 characters) are kept, and the cache is direct-mapped with a fixed number of slots, so
 //!   its memory is bounded (about 1.3 KB per slot at most) whatever the traffic.
 //! - The decoded envelope holds the session's data in clear; it is zeroized when its slot is
 //!   overwritten and when the cache is dropped.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroize;
@@ -45,7 +45,8 @@ const MAX_VALUE_LEN: usize = INLINE / 3 * 4;
 pub(crate) struct OpenedCache {
     shards: Box<[Mutex<Vec<Option<Entry>>>]>,
     slots_per_shard: usize,
-    hasher: RandomState,
+    /// Mixed into slot selection; drawn once per cache.
+    key: [u64; 2],
 }
 
 struct Entry {
@@ -73,10 +74,13 @@ impl OpenedCache {
         let shards = (0..SHARDS)
             .map(|_| Mutex::new((0..slots_per_shard).map(|_| None).collect()))
             .collect();
+        let mut key = [0u8; 16];
+        crate::random::fill(&mut key);
+        let (k0, k1) = key.split_at(8);
         Some(OpenedCache {
             shards,
             slots_per_shard,
-            hasher: RandomState::new(),
+            key: [word(k0), word(k1)],
         })
     }
 
@@ -122,11 +126,24 @@ impl OpenedCache {
         if value.len() > MAX_VALUE_LEN || value.is_empty() {
             return None;
         }
-        // The last bytes are the tag (private mode) or the MAC (signed mode): random per value.
-        let tail = &value[value.len().saturating_sub(32)..];
-        let h = self.hasher.hash_one(tail) as usize;
+        // The last characters are the tag (private mode) or the MAC (signed mode): random per
+        // value. Shorter values (never sealed by us, but possibly in the cache's tests) are
+        // zero-padded.
+        let mut tail = [0u8; 16];
+        let from = value.len().saturating_sub(16);
+        tail[..value.len() - from].copy_from_slice(&value[from..]);
+        let (a, b) = tail.split_at(8);
+        let h =
+            ((word(a) ^ self.key[0]).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ word(b) ^ self.key[1])
+                .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let h = (h >> 32) as usize;
         Some((h % SHARDS, (h / SHARDS) % self.slots_per_shard))
     }
+}
+
+/// Up to eight bytes as a number.
+fn word(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |w, b| w << 8 | u64::from(*b))
 }
 
 /// Whether `a == b`, reading every byte of both whatever the first difference (when the lengths
