@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::client_ip::ClientIpSource;
 use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, SameSite};
-use crate::opened_cache::OpenedCache;
+use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
 use crate::{KeyRing, Mode, Sealer};
 
@@ -91,6 +91,14 @@ pub enum ConfigError {
         refresh: Duration,
         /// The idle timeout.
         idle: Duration,
+    },
+    /// [`SessionConfigBuilder::opened_cookie_cache`] asked for more entries than allowed.
+    #[error("{entries} entries for the opened-cookie cache is over the limit of {max}")]
+    OpenedCacheTooLarge {
+        /// The entries asked for.
+        entries: usize,
+        /// The most allowed.
+        max: usize,
     },
 }
 
@@ -322,15 +330,17 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// How many recently opened cookie values to remember (default 2048; 0 turns this off).
+    /// How many recently opened cookie values to remember (default 2048, at most 65,536; 0
+    /// turns this off).
     ///
     /// A browser sends the same cookie value on every request until its session changes. A
     /// value equal (compared in constant time) to one that already opened under this
     /// configuration is not decrypted again: its claims are reused and only their expiry is
     /// checked again, which takes most of the middleware's cost off such a request. The
     /// registry still checks every user-bound session, so revocation is unaffected. Each entry
-    /// holds a decoded session (zeroized when evicted) and takes at most about 1.3 KB; cookie
-    /// values over 680 characters are not kept. See `src/opened_cache.rs` for why this is as
+    /// holds a cookie value and its decoded session (both zeroized when evicted) and takes about
+    /// 150 bytes empty and at most about 1.5 KB filled; cookie values over 680 characters are
+    /// not kept. See `src/opened_cache.rs` for why this is as
     /// strong as opening the value again.
     pub fn opened_cookie_cache(mut self, entries: usize) -> Self {
         self.opened_cache = entries;
@@ -396,6 +406,13 @@ impl SessionConfigBuilder {
             return Err(ConfigError::RefreshNotBelowIdle {
                 refresh: refresh_after,
                 idle: self.idle,
+            });
+        }
+
+        if self.opened_cache > opened_cache::MAX_ENTRIES {
+            return Err(ConfigError::OpenedCacheTooLarge {
+                entries: self.opened_cache,
+                max: opened_cache::MAX_ENTRIES,
             });
         }
 
@@ -498,6 +515,27 @@ mod tests {
                 .refresh_after(Duration::from_secs(60))),
             ConfigError::RefreshNotBelowIdle { .. }
         ));
+        assert_eq!(
+            err(builder().opened_cookie_cache(usize::MAX)),
+            ConfigError::OpenedCacheTooLarge {
+                entries: usize::MAX,
+                max: opened_cache::MAX_ENTRIES
+            }
+        );
+        assert!(builder()
+            .opened_cookie_cache(opened_cache::MAX_ENTRIES)
+            .build()
+            .unwrap()
+            .shared
+            .opened
+            .is_some());
+        assert!(builder()
+            .opened_cookie_cache(0)
+            .build()
+            .unwrap()
+            .shared
+            .opened
+            .is_none());
     }
 
     #[test]

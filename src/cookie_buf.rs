@@ -12,10 +12,12 @@
 
 use base64_simd::{Out, URL_SAFE_NO_PAD};
 
-/// Decoded envelopes up to this many bytes (cookie values of up to 680 characters) are kept
-/// inline. The ~200-byte sample session's envelope is 232 bytes. The inline bytes are zeroed
-/// and copied once per request when the state is built into its `Arc` (~150 instructions),
-/// which costs less than the allocation and free they replace (see `docs/performance.md`).
+/// The inline buffer's size. Cookie values of up to 680 characters (envelopes of up to 510
+/// bytes) are decoded into it: the decoder needs room for its length estimate, which rounds up
+/// to a multiple of three. The ~200-byte sample session's envelope is 232 bytes. The inline
+/// bytes are zeroed and copied once per request when the state is built into its `Arc` (~150
+/// instructions), which costs less than the allocation and free they replace (see
+/// `docs/performance.md`).
 pub(crate) const INLINE: usize = 512;
 
 /// A decoded cookie envelope.

@@ -132,13 +132,8 @@ fn open_into(
     let Some(cache) = &shared.opened else {
         return shared.sealer.open_into(name, value, now, buf);
     };
-    if let Some((claims, needs_reseal)) = cache.get(value, buf) {
-        // The one check of `Sealer::open` that depends on more than the value.
-        return if claims.is_expired(now) {
-            Err(OpenError::Expired)
-        } else {
-            Ok((claims, needs_reseal))
-        };
+    if let Some(hit) = cache.get(value, now, buf) {
+        return hit.map_err(|_| OpenError::Expired);
     }
     let (claims, needs_reseal) = shared.sealer.open_into(name, value, now, buf)?;
     cache.insert(value, buf.as_slice(), &claims, needs_reseal);

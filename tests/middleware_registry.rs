@@ -300,6 +300,24 @@ async fn duplicates_are_settled_in_order_from_the_cache_and_from_the_table() {
 }
 
 #[tokio::test]
+async fn revocation_takes_effect_with_and_without_the_cache_of_opened_values() {
+    for entries in [2048, 0] {
+        let (_dir, reg) = sqlite();
+        let addr = server(builder(reg.clone()).opened_cookie_cache(entries)).await;
+        let jar = get(addr, "/login/kim", None).await.cookie_pair(NAME);
+        for _ in 0..3 {
+            assert_eq!(get(addr, "/user", Some(&jar)).await.body, "kim");
+        }
+        reg.revoke_user("kim", None).await.unwrap();
+        assert_eq!(
+            get(addr, "/user", Some(&jar)).await.body,
+            "anonymous",
+            "cache {entries}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn forwarded_for_is_recorded_only_from_trusted_proxies() {
     let (_dir, reg) = sqlite();
     let loopback = "127.0.0.1".parse().unwrap();

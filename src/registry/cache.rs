@@ -15,12 +15,14 @@
 //! Capacity zero disables the cache.
 //!
 //! **Hashed without SipHash.** The index is keyed by session ids, which are 128 random bits this
-//! crate drew, and only ids of sessions in the registry's table are ever inserted, so no client
-//! can choose keys that collide; [`IdHasher`] takes the id's own bits instead of running
-//! SipHash over them (about 450 instructions per request, a twentieth of a cached read).
+//! crate drew, and only ids of sessions in the registry's table are ever inserted. [`IdHasher`]
+//! therefore mixes the id's own bits with a random per-cache key instead of running SipHash
+//! over them (which cost about 450 instructions per request, a twentieth of a cached read). The
+//! key keeps a user who signs in many times and sees their ids (a devices page shows them)
+//! from picking ids that pile into one bucket.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -42,9 +44,28 @@ struct Slot {
     referenced: bool,
 }
 
-/// Hashes a [`SessionId`] by its own (random) bits; see the module documentation.
-#[derive(Default)]
+/// Hashes a [`SessionId`] by its own (random) bits and a key; see the module documentation.
 struct IdHasher(u64);
+
+/// Makes [`IdHasher`]s that start from this cache's random key.
+#[derive(Debug, Clone)]
+struct IdHashKey(u64);
+
+impl Default for IdHashKey {
+    fn default() -> Self {
+        let mut key = [0u8; 8];
+        crate::random::fill(&mut key);
+        IdHashKey(u64::from_le_bytes(key))
+    }
+}
+
+impl BuildHasher for IdHashKey {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -69,7 +90,7 @@ impl Hasher for IdHasher {
 
 #[derive(Debug, Default)]
 struct Shard {
-    index: HashMap<SessionId, usize, BuildHasherDefault<IdHasher>>,
+    index: HashMap<SessionId, usize, IdHashKey>,
     slots: Vec<Slot>,
     hand: usize,
 }
