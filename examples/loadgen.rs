@@ -265,6 +265,52 @@ struct Run {
     server_cpu: Option<Duration>,
 }
 
+/// One keep-alive connection of the load, through either client.
+enum Client {
+    Hyper {
+        sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        cookie: HeaderValue,
+    },
+    /// Writes `request`, the same bytes every time; `buf` holds what was read past a response.
+    Raw {
+        stream: tokio::net::TcpStream,
+        request: Arc<[u8]>,
+        buf: Vec<u8>,
+    },
+}
+
+impl Client {
+    /// Sends `GET /read` and waits for its response, checking it: 200, and no `Set-Cookie`.
+    async fn read_once(&mut self) {
+        match self {
+            Client::Hyper { sender, cookie } => {
+                let res = send(sender, "/read", Some(cookie)).await;
+                assert_eq!(res.status(), StatusCode::OK);
+                assert!(
+                    res.headers().get(SET_COOKIE).is_none(),
+                    "a read set a cookie"
+                );
+            }
+            Client::Raw {
+                stream,
+                request,
+                buf,
+            } => {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                stream.write_all(request).await.expect("write");
+                let len = loop {
+                    if let Some(len) = complete_response(buf) {
+                        break len;
+                    }
+                    let n = stream.read_buf(buf).await.expect("read");
+                    assert!(n > 0, "the server closed the connection");
+                };
+                buf.drain(..len);
+            }
+        }
+    }
+}
+
 /// Loads `addr` with `connections` connections until `until` or the request budget runs out.
 async fn load(
     addr: SocketAddr,
@@ -274,84 +320,39 @@ async fn load(
     budget: i64,
     raw: bool,
 ) -> (Vec<u32>, Duration) {
-    if raw {
-        return raw_load(addr, cookie, connections, duration, budget).await;
-    }
-    let budget = Arc::new(AtomicI64::new(budget));
-    let mut senders = Vec::new();
-    for _ in 0..connections {
-        senders.push(connect(addr).await);
-    }
-    let started = Instant::now();
-    let until = started + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for mut sender in senders {
-        let cookie = cookie.clone();
-        let budget = budget.clone();
-        tasks.spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 16);
-            while Instant::now() < until && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
-                let t = Instant::now();
-                let res = send(&mut sender, "/read", Some(&cookie)).await;
-                let ns = t.elapsed().as_nanos();
-                assert_eq!(res.status(), StatusCode::OK);
-                assert!(
-                    res.headers().get(SET_COOKIE).is_none(),
-                    "a read set a cookie"
-                );
-                latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
-            }
-            latencies
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(l) = tasks.join_next().await {
-        all.extend(l.expect("load task"));
-    }
-    (all, started.elapsed())
-}
-
-/// [`load`] with the raw client: the request's bytes built once, responses parsed by `httparse`.
-async fn raw_load(
-    addr: SocketAddr,
-    cookie: &HeaderValue,
-    connections: usize,
-    duration: Duration,
-    budget: i64,
-) -> (Vec<u32>, Duration) {
     let mut request =
         b"GET /read HTTP/1.1\r\nhost: 127.0.0.1\r\nuser-agent: loadgen/1\r\ncookie: ".to_vec();
     request.extend_from_slice(cookie.as_bytes());
     request.extend_from_slice(b"\r\n\r\n");
     let request: Arc<[u8]> = request.into();
-    let budget = Arc::new(AtomicI64::new(budget));
-    let mut streams = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..connections {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).ok();
-        streams.push(stream);
+        clients.push(if raw {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).ok();
+            Client::Raw {
+                stream,
+                request: request.clone(),
+                buf: Vec::with_capacity(4096),
+            }
+        } else {
+            Client::Hyper {
+                sender: connect(addr).await,
+                cookie: cookie.clone(),
+            }
+        });
     }
+    let budget = Arc::new(AtomicI64::new(budget));
     let started = Instant::now();
     let until = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for mut stream in streams {
-        let request = request.clone();
+    for mut client in clients {
         let budget = budget.clone();
         tasks.spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut latencies = Vec::with_capacity(1 << 16);
-            let mut buf = Vec::with_capacity(4096);
             while Instant::now() < until && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
                 let t = Instant::now();
-                stream.write_all(&request).await.expect("write");
-                let len = loop {
-                    if let Some(len) = complete_response(&buf) {
-                        break len;
-                    }
-                    let n = stream.read_buf(&mut buf).await.expect("read");
-                    assert!(n > 0, "the server closed the connection");
-                };
-                buf.drain(..len);
+                client.read_once().await;
                 let ns = t.elapsed().as_nanos();
                 latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
             }
