@@ -102,8 +102,8 @@ impl OpenedCache {
     }
 
     /// The claims of `value` and whether to re-seal them, with its decoded envelope copied into
-    /// `buf`, if `value` opened before; `Err(())` if it did but has expired at `now` (the entry
-    /// is dropped then).
+    /// `buf`, if `value` opened before; `Err(Expired)` if it did but has expired at `now` (the
+    /// entry is dropped then, and `buf` left as it was).
     pub(crate) fn get(
         &self,
         value: &str,
