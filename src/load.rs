@@ -11,6 +11,10 @@
 //! claims once: from the first cookie that opens (decoded straight into the session's own
 //! buffer) into the session state. Only when the registry must read its table are that cookie
 //! and the ones after it kept, in order, for [`validate`] to ask about after an `.await`.
+//!
+//! A value that already opened under this configuration is taken from its cache of opened
+//! values (`opened_cache.rs`): the same claims, copied into the session's buffer, with their
+//! expiry checked again; the registry's check that follows is the same either way.
 
 use std::time::{Duration, SystemTime};
 
