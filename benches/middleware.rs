@@ -19,13 +19,11 @@
 //! `benches/peers` (its own crate). `cargo bench --bench middleware`; ratios are in
 //! docs/performance.md.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::SET_COOKIE;
-use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
@@ -33,42 +31,10 @@ use sealed_sessions::{Key, KeyRing, SessionConfig, SessionId, SessionLayer};
 use tower::{Layer, Service, ServiceExt};
 use workload::{cookie_of, handler, request};
 
+#[path = "common/server.rs"]
+mod server;
 #[path = "common/workload.rs"]
 mod workload;
-
-type Req = Request<Full<Bytes>>;
-type Res = Response<Full<Bytes>>;
-
-/// The same handler for tower-sessions: its `Session` loads the record from the store on first
-/// use.
-async fn peer_handler(req: Req) -> Result<Res, Infallible> {
-    if let Some(session) = req.extensions().get::<tower_sessions::Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").await.ok());
-            }
-            "/setup" => {
-                session.insert("visits", 1u64).await.ok();
-                session
-                    .insert("cart", ["apple", "pear", "plum", "fig"])
-                    .await
-                    .ok();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .await
-                    .ok();
-                session.insert("theme", "dark").await.ok();
-                session.insert("locale", "en-GB").await.ok();
-            }
-            "/login" => {
-                session.cycle_id().await.ok();
-                session.insert("user", "alice").await.ok();
-            }
-            _ => {}
-        }
-    }
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -94,14 +60,9 @@ fn bench(c: &mut Criterion) {
     let bare = tower::service_fn(handler::<Full<Bytes>>);
     let peer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
         .with_secure(false)
-        .layer(tower::service_fn(peer_handler));
+        .layer(tower::service_fn(server::peer::<Full<Bytes>>));
     let peer_cookie = rt.block_on(async {
-        let res = peer.clone().oneshot(request("/setup", None)).await.unwrap();
-        let res = peer
-            .clone()
-            .oneshot(request("/login", Some(&cookie_of(&res))))
-            .await
-            .unwrap();
+        let res = peer.clone().oneshot(request("/login", None)).await.unwrap();
         let cookie = cookie_of(&res);
         let res = peer
             .clone()

@@ -1,5 +1,5 @@
-//! What the end-to-end servers share: the signed-in read handler for sealed-sessions and the
-//! hyper accept loop. Included with `#[path]` by `examples/loadgen.rs` (bare, stateless and
+//! What the end-to-end servers and the in-process benches share: the signed-in read handlers
+//! for sealed-sessions and for tower-sessions, and the hyper accept loop. Included with `#[path]` by `examples/loadgen.rs` (bare, stateless and
 //! registry servers) and by the `benches/peers` crate (its in-process bench and `peer_server`),
 //! so every case in a loadgen run serves the same handler over the same loop.
 #![allow(dead_code)] // each includer uses a different part
@@ -31,6 +31,37 @@ pub async fn ours<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallibl
                     .ok();
                 session.insert("theme", "dark").ok();
                 session.insert("locale", "en-GB").ok();
+            }
+            _ => {}
+        }
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+/// The same for tower-sessions, whose `Session` loads its record from the store on first use:
+/// `/login` renews the id and stores the user and the same data; `/read` reads one value.
+/// (Written against the API tower-sessions 0.14 and 0.15 share: `benches/middleware.rs` uses
+/// 0.15, the `benches/peers` crate 0.14.)
+pub async fn peer<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(session) = req.extensions().get::<tower_sessions::Session>() {
+        match req.uri().path() {
+            "/read" => {
+                std::hint::black_box(session.get::<u64>("visits").await.ok());
+            }
+            "/login" => {
+                session.cycle_id().await.ok();
+                session.insert("user", "alice").await.ok();
+                session.insert("visits", 1u64).await.ok();
+                session
+                    .insert("cart", ["apple", "pear", "plum", "fig"])
+                    .await
+                    .ok();
+                session
+                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
+                    .await
+                    .ok();
+                session.insert("theme", "dark").await.ok();
+                session.insert("locale", "en-GB").await.ok();
             }
             _ => {}
         }

@@ -12,41 +12,13 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 #[path = "../../common/server.rs"]
 mod server;
-pub use server::{ours, serve};
+pub use server::{ours, peer, serve};
 
 /// The response body everywhere.
 pub type Body = Full<Bytes>;
 
 fn ok() -> Response<Body> {
     Response::new(Full::new(Bytes::from_static(b"ok")))
-}
-
-/// The same for tower-sessions, whose `Session` loads its record from the store on first use.
-pub async fn peer<B>(req: Request<B>) -> Result<Response<Body>, Infallible> {
-    if let Some(session) = req.extensions().get::<tower_sessions::Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").await.ok());
-            }
-            "/login" => {
-                session.cycle_id().await.ok();
-                session.insert("user", "alice").await.ok();
-                session.insert("visits", 1u64).await.ok();
-                session
-                    .insert("cart", ["apple", "pear", "plum", "fig"])
-                    .await
-                    .ok();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .await
-                    .ok();
-                session.insert("theme", "dark").await.ok();
-                session.insert("locale", "en-GB").await.ok();
-            }
-            _ => {}
-        }
-    }
-    Ok(ok())
 }
 
 /// The bare handler: the same response, no sessions.
