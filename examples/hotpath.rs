@@ -7,7 +7,8 @@
 //!
 //! Cases: `bare` (the handler alone), `stateless` (a ~200-byte session, read), `registry` (the
 //! same, user-bound and validated by `SqliteRegistry` from its cache), `write` (the handler
-//! changes the session: re-seal and render). It prints nothing timing-related: divide the
+//! changes the session: re-seal and render; every request sends the same cookie), `chain` (the
+//! same, each request sending the cookie the previous response set, as a browser does). It prints nothing timing-related: divide the
 //! instruction count of a run by its requests, and subtract a run with 0 requests for the setup.
 
 use std::sync::Arc;
@@ -45,7 +46,8 @@ fn main() {
                 .unwrap(),
         );
     }
-    let path = if case == "write" { "/write" } else { "/read" };
+    let writes = case == "write" || case == "chain";
+    let path = if writes { "/write" } else { "/read" };
     let mut bare = tower::service_fn(handler::<String>);
     for _ in 0..n {
         let req = request(path, Some(&cookie));
@@ -54,7 +56,10 @@ fn main() {
         } else {
             now_or_never(svc.call(req)).unwrap()
         };
-        assert_eq!(res.headers().contains_key(SET_COOKIE), case == "write");
+        assert_eq!(res.headers().contains_key(SET_COOKIE), writes);
+        if case == "chain" {
+            cookie = cookie_of(&res);
+        }
     }
     if let Some(r) = registry {
         r.stop();

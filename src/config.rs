@@ -336,7 +336,9 @@ impl SessionConfigBuilder {
     /// A browser sends the same cookie value on every request until its session changes. A
     /// value equal (compared in constant time) to one that already opened under this
     /// configuration is not decrypted again: its claims are reused and only their expiry is
-    /// checked again, which takes most of the middleware's cost off such a request. The
+    /// checked again, which takes most of the middleware's cost off such a request. A value
+    /// sealed for a visitor whose cookie opened is remembered too, as the visitor will send it
+    /// next. The
     /// registry still checks every user-bound session, so revocation is unaffected. Each entry
     /// holds a cookie value and its decoded session (both zeroized when evicted) and takes about
     /// 150 bytes empty and at most about 1.5 KB filled; cookie values over 680 characters are

@@ -18,6 +18,7 @@ use crate::claims::DecodeError;
 use crate::wire::{put_bytes, put_varint, varint_len, Reader};
 
 #[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(crate) enum Data {
     /// Entries still in their encoding: `buf[entries]` holds `count` entries whose framing has
     /// been checked, so walking them cannot fail.
@@ -132,8 +133,12 @@ impl Data {
         }
     }
 
-    pub(crate) fn encode_into(&self, buf: &[u8], out: &mut Vec<u8>) {
-        put_varint(out, self.len() as u64);
+    /// Appends the canonical encoding to `out`, and returns the same entries as they read from
+    /// `out` there: what [`Self::parse`] of that encoding returns.
+    pub(crate) fn encode_into(&self, buf: &[u8], out: &mut Vec<u8>) -> Data {
+        let count = self.len();
+        put_varint(out, count as u64);
+        let first = out.len();
         match self {
             Data::Sealed { entries, .. } => {
                 out.extend_from_slice(buf.get(entries.clone()).unwrap_or_default());
@@ -144,6 +149,10 @@ impl Data {
                     put_bytes(out, v);
                 }
             }
+        }
+        Data::Sealed {
+            entries: first..out.len(),
+            count,
         }
     }
 }

@@ -140,7 +140,7 @@ fn open_into(
         return hit.map_err(|_| OpenError::Expired);
     }
     let (claims, needs_reseal) = shared.sealer.open_into(name, value, now, buf)?;
-    cache.insert(value, buf.as_slice(), &claims, needs_reseal);
+    cache.insert(value, buf.as_slice().into(), claims.clone(), needs_reseal);
     Ok((claims, needs_reseal))
 }
 

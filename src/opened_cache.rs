@@ -6,12 +6,21 @@
 //! the middleware costs per request. This cache keeps, for a bounded number of values, the
 //! decoded envelope and the claims that came out of it.
 //!
+//! Values get in two ways: a value that opened on a cache miss, and a value the middleware has
+//! just sealed for a visitor whose own cookie opened (so the visitor returns cookies, and will
+//! send this value next). The second way spares the request after every change a full open;
+//! values sealed for visitors that came without a valid cookie (new visitors, and clients that
+//! keep no cookies, such as most crawlers) are not kept, since they would only evict others.
+//!
 //! # Why this is as strong as opening the value again
 //!
 //! A value is served from the cache only when it is byte for byte equal to a value that passed
 //! [`Sealer::open`](crate::Sealer::open) for the same cookie name, with the same key ring and
 //! mode (the cache belongs to one [`SessionConfig`](crate::SessionConfig), whose ring and name
-//! never change). Opening is deterministic in the value, except for the expiry check, which the
+//! never change), or that this configuration's sealer produced, together with exactly what
+//! opening it gives (the decrypted envelope, and the claims `ClaimsCore::decode` would read
+//! from it; `Sealer::seal_core_as_opened`, and a property test that opens every such value to
+//! check both). Opening is deterministic in the value, except for the expiry check, which the
 //! caller repeats on every hit. Everything after opening (the registry's verdict on a user-bound
 //! session, in particular) runs as for any other request, so revocation is unaffected.
 //!
@@ -20,8 +29,8 @@
 //!   tells an attacker nothing about how close a forged value came to a cached one.
 //! - Slots are chosen from the value's last 16 characters (part of its tag or MAC, random per
 //!   value) mixed with a random key, so values spread evenly; a collision only evicts. (Aiming
-//!   values at one slot would gain nothing: only values that opened are inserted, and anyone
-//!   can already evict by presenting many genuine cookies.)
+//!   values at one slot would gain nothing: only values that opened or that we sealed are
+//!   inserted, and anyone can already evict by presenting many genuine cookies.)
 //! - Only values whose decoded envelope fits the session's inline buffer (cookie values of up to
 //!   680 characters) are kept, and the cache is direct-mapped with a fixed number of slots, so
 //!   its memory is bounded whatever the traffic: about 150 bytes per slot up front, and at most
@@ -50,6 +59,9 @@ pub(crate) const MAX_ENTRIES: usize = 1 << 16;
 
 /// The longest value kept: one whose decoded envelope fits [`CookieBuf`]'s inline buffer.
 const MAX_VALUE_LEN: usize = INLINE / 3 * 4;
+
+/// The longest decoded envelope kept (that of a [`MAX_VALUE_LEN`]-character value).
+pub(crate) const MAX_RAW_LEN: usize = MAX_VALUE_LEN / 4 * 3;
 
 /// Recently opened cookie values of one configuration; see the module documentation.
 pub(crate) struct OpenedCache {
@@ -130,15 +142,22 @@ impl OpenedCache {
         Some(Ok((entry.claims.clone(), entry.needs_reseal)))
     }
 
-    /// Remembers that `value` opened into `raw` (its decoded envelope) and `claims`.
-    pub(crate) fn insert(&self, value: &str, raw: &[u8], claims: &ClaimsCore, needs_reseal: bool) {
+    /// Remembers that `value` opens into `raw` (its decoded envelope) and `claims`: because it
+    /// just did, or because this process sealed it into `value` a moment ago.
+    pub(crate) fn insert(
+        &self,
+        value: &str,
+        raw: Box<[u8]>,
+        claims: ClaimsCore,
+        needs_reseal: bool,
+    ) {
         let Some((shard, slot)) = self.slot_of(value.as_bytes()) else {
             return;
         };
         let entry = Entry {
             value: value.as_bytes().into(),
-            raw: raw.into(),
-            claims: claims.clone(),
+            raw,
+            claims,
             needs_reseal,
         };
         let mut slots = self.shards[shard]
@@ -220,7 +239,12 @@ mod tests {
         let cache = OpenedCache::new(64).unwrap();
         let value = "AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZz";
         let c = claims();
-        cache.insert(value, b"decoded envelope", &c, true);
+        cache.insert(
+            value,
+            b"decoded envelope".as_slice().into(),
+            c.clone(),
+            true,
+        );
 
         let mut buf = CookieBuf::new();
         let (got, reseal) = cache
@@ -253,7 +277,7 @@ mod tests {
     fn an_expired_hit_is_refused_and_dropped() {
         let cache = OpenedCache::new(64).unwrap();
         let c = claims();
-        cache.insert("a-value", b"raw", &c, false);
+        cache.insert("a-value", b"raw".as_slice().into(), c.clone(), false);
         let mut buf = CookieBuf::new();
         let after = c.idle_deadline();
         assert!(matches!(
@@ -271,7 +295,7 @@ mod tests {
         let cache = OpenedCache::new(1).unwrap();
         let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}-xyz")).collect();
         for v in &values {
-            cache.insert(v, v.as_bytes(), &claims(), false);
+            cache.insert(v, v.as_bytes().into(), claims(), false);
         }
         let mut buf = CookieBuf::new();
         let hits = values
@@ -292,13 +316,13 @@ mod tests {
         assert!(OpenedCache::new(0).is_none());
         let cache = OpenedCache::new(64).unwrap();
         let long = "A".repeat(MAX_VALUE_LEN + 1);
-        cache.insert(&long, b"x", &claims(), false);
-        cache.insert("", b"x", &claims(), false);
+        cache.insert(&long, b"x".as_slice().into(), claims(), false);
+        cache.insert("", b"x".as_slice().into(), claims(), false);
         let mut buf = CookieBuf::new();
         assert!(cache.get(&long, UNIX_EPOCH, &mut buf).is_none());
         assert!(cache.get("", UNIX_EPOCH, &mut buf).is_none());
         let fits = "A".repeat(MAX_VALUE_LEN);
-        cache.insert(&fits, b"x", &claims(), false);
+        cache.insert(&fits, b"x".as_slice().into(), claims(), false);
         assert!(cache.get(&fits, UNIX_EPOCH, &mut buf).is_some());
     }
 

@@ -30,6 +30,7 @@
 //! [`Sealer::reserve_for_attributes`] so that the whole `Set-Cookie` line fits as well.
 
 use std::fmt;
+use std::ops::Range;
 use std::time::SystemTime;
 
 use base64_simd::URL_SAFE_NO_PAD;
@@ -139,6 +140,15 @@ pub struct Opened {
     pub needs_reseal: bool,
 }
 
+/// What opening a value that [`Sealer`] just sealed would give, known without opening it.
+#[cfg(feature = "hyper")]
+pub(crate) struct AsOpened {
+    /// The decoded envelope, with the claims in clear in place of the ciphertext.
+    pub(crate) raw: Vec<u8>,
+    /// The claims, reading their user and data from `raw`.
+    pub(crate) claims: ClaimsCore,
+}
+
 /// Seals claims into cookie values and opens them again, with one [`KeyRing`] and one [`Mode`].
 ///
 /// ```
@@ -205,21 +215,51 @@ impl Sealer {
         claims: &ClaimsCore,
         buf: &[u8],
     ) -> Result<String, SealError> {
+        self.seal_with_nonce(name, claims, buf, &self.fresh_nonce(), None)
+            .map(|(value, _)| value)
+    }
+
+    /// [`Self::seal_core`], and also what [`Self::open`] would make of the value: the decoded
+    /// envelope with the claims in clear, and the claims decoded from it, for the cache of
+    /// opened values. `None` for an envelope over `keep_up_to` bytes, which is not kept.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn seal_core_as_opened(
+        &self,
+        name: &str,
+        claims: &ClaimsCore,
+        buf: &[u8],
+        keep_up_to: usize,
+    ) -> Result<(String, Option<AsOpened>), SealError> {
+        let mut raw = Vec::new();
+        let (value, claims) =
+            self.seal_with_nonce(name, claims, buf, &self.fresh_nonce(), Some(&mut raw))?;
+        Ok((
+            value,
+            (raw.len() <= keep_up_to).then_some(AsOpened { raw, claims }),
+        ))
+    }
+
+    /// A random nonce in private mode; zeros (unused) in signed mode.
+    fn fresh_nonce(&self) -> [u8; NONCE_LEN] {
         let mut nonce = [0u8; NONCE_LEN];
         if self.mode == Mode::Private {
             crate::random::fill(&mut nonce);
         }
-        self.seal_with_nonce(name, claims, buf, &nonce)
+        nonce
     }
 
     /// [`Self::seal`] with a given nonce (ignored in signed mode); the golden tests pin one.
+    /// Also returns the claims as opening the value would decode them, reading from the
+    /// envelope as opening would leave it (the claims in clear in place of the ciphertext),
+    /// which is left in `opened` if given.
     fn seal_with_nonce(
         &self,
         name: &str,
         claims: &ClaimsCore,
         buf: &[u8],
         nonce: &[u8; NONCE_LEN],
-    ) -> Result<String, SealError> {
+        opened: Option<&mut Vec<u8>>,
+    ) -> Result<(String, ClaimsCore), SealError> {
         let keys = self.keys.primary();
         let tag_len = match self.mode {
             Mode::Private => NONCE_LEN + TAG_LEN,
@@ -236,11 +276,18 @@ impl Sealer {
 
         let mut raw = Vec::with_capacity(raw_len);
         raw.extend_from_slice(&header(self.mode, keys.id));
+        if self.mode == Mode::Private {
+            raw.extend_from_slice(nonce);
+        }
+        let as_opened = claims.encode_into(buf, &mut raw);
+        let mut plain = opened;
+        if let Some(out) = plain.as_deref_mut() {
+            out.reserve_exact(raw_len);
+            out.extend_from_slice(&raw);
+        }
+        let (head, body) = raw.split_at_mut(HEADER_LEN);
         match self.mode {
             Mode::Private => {
-                raw.extend_from_slice(nonce);
-                claims.encode_into(buf, &mut raw);
-                let (head, body) = raw.split_at_mut(HEADER_LEN);
                 let tag = with_aad(head, name, |aad| {
                     keys.aead
                         .encrypt_in_place(nonce, aad, &mut body[NONCE_LEN..])
@@ -248,14 +295,15 @@ impl Sealer {
                 raw.extend_from_slice(&tag);
             }
             Mode::Signed => {
-                claims.encode_into(buf, &mut raw);
-                let (head, body) = raw.split_at(HEADER_LEN);
                 let tag = mac(keys, head, name, body).finalize().into_bytes();
                 raw.extend_from_slice(&tag);
             }
         }
+        if let Some(plain) = plain {
+            plain.extend_from_slice(&raw[plain.len()..]);
+        }
         debug_assert_eq!(raw.len(), raw_len);
-        Ok(URL_SAFE_NO_PAD.encode_to_string(raw))
+        Ok((URL_SAFE_NO_PAD.encode_to_string(raw), as_opened))
     }
 
     /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.
@@ -313,7 +361,7 @@ impl Sealer {
 
         let total = raw.len();
         let (head, body) = raw.split_at_mut(HEADER_LEN);
-        let plaintext = match self.mode {
+        match self.mode {
             Mode::Private => {
                 if body.len() < NONCE_LEN + TAG_LEN {
                     return Err(OpenError::Malformed);
@@ -327,7 +375,6 @@ impl Sealer {
                     keys.aead.decrypt_in_place(nonce, aad, ciphertext, tag)
                 })
                 .map_err(|_| OpenError::Tampered)?;
-                HEADER_LEN + NONCE_LEN..total - TAG_LEN
             }
             Mode::Signed => {
                 if body.len() < MAC_LEN {
@@ -337,11 +384,10 @@ impl Sealer {
                 mac(keys, head, name, plaintext)
                     .verify_slice(tag)
                     .map_err(|_| OpenError::Tampered)?;
-                HEADER_LEN..total - MAC_LEN
             }
-        };
+        }
         // The claims read their user and data entries from the decrypted buffer in place.
-        let claims = ClaimsCore::decode(raw, plaintext)?;
+        let claims = ClaimsCore::decode(raw, claims_range(self.mode, total))?;
         if claims.is_expired(now) {
             return Err(OpenError::Expired);
         }
@@ -365,6 +411,15 @@ fn check_lengths(name: &str, value: &str) -> Result<(), OpenError> {
         return Err(OpenError::Malformed);
     }
     Ok(())
+}
+
+/// Where the claims lie in a decoded envelope of `total` bytes (checked long enough to hold
+/// the header and the tag).
+fn claims_range(mode: Mode, total: usize) -> Range<usize> {
+    match mode {
+        Mode::Private => HEADER_LEN + NONCE_LEN..total - TAG_LEN,
+        Mode::Signed => HEADER_LEN..total - MAC_LEN,
+    }
 }
 
 fn header(mode: Mode, id: KeyId) -> [u8; HEADER_LEN] {

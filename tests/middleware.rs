@@ -134,6 +134,33 @@ async fn a_value_that_opened_before_is_reused_only_when_equal_and_unexpired() {
 }
 
 #[tokio::test]
+async fn a_value_sealed_for_a_returning_visitor_opens_like_any_other() {
+    // A value sealed in answer to a request whose cookie opened is remembered as opened (the
+    // visitor sends it next). It must be accepted and refused exactly as opening it would be.
+    let clock = TestClock::default();
+    for entries in [2048, 0] {
+        let b = clock.install(builder(&Key::generate()).opened_cookie_cache(entries));
+        let addr = server(b).await;
+        let first = get(addr, "/set/a/1", None).await.cookie_pair(NAME);
+        let second = get(addr, "/set/a/2", Some(&first)).await.cookie_pair(NAME);
+        assert_ne!(first, second);
+        assert_eq!(get(addr, "/get/a", Some(&second)).await.body, "2");
+        // Sessions are stateless: the older value still opens, to its own data.
+        assert_eq!(get(addr, "/get/a", Some(&first)).await.body, "1");
+        let value_at = second.find('=').unwrap() + 1;
+        for i in (value_at..second.len()).step_by(7) {
+            let mut tampered = second.clone().into_bytes();
+            tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(tampered).unwrap();
+            let r = get(addr, "/get/a", Some(&tampered)).await;
+            assert_eq!(r.body, "none", "cache {entries}, position {i}");
+        }
+        clock.advance(Duration::from_secs(2 * 3600));
+        assert_eq!(get(addr, "/get/a", Some(&second)).await.body, "none");
+    }
+}
+
+#[tokio::test]
 async fn non_utf8_cookie_header_is_not_an_error() {
     let addr = server(builder(&Key::generate())).await;
     let jar = get(addr, "/set/a/ok", None).await.cookie_pair(NAME);

@@ -21,6 +21,7 @@ use crate::SessionId;
 
 /// The fixed fields of a session, and where its user and data are.
 #[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(crate) struct ClaimsCore {
     id: SessionId,
     user: Option<User>,
@@ -34,6 +35,7 @@ pub(crate) struct ClaimsCore {
 
 /// The signed-in user's id: in the decoded buffer (checked UTF-8), or set since.
 #[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 enum User {
     Sealed(Range<usize>),
     Owned(String),
@@ -185,8 +187,10 @@ impl ClaimsCore {
             + self.data.encoded_len()
     }
 
-    /// Appends the canonical encoding to `out`.
-    pub(crate) fn encode_into(&self, buf: &[u8], out: &mut Vec<u8>) {
+    /// Appends the canonical encoding to `out`, and returns the same claims as they read from
+    /// `out` there: what [`Self::decode`] of that encoding returns, without decoding it (the
+    /// middleware remembers a value it sealed as opened; see `opened_cache.rs`).
+    pub(crate) fn encode_into(&self, buf: &[u8], out: &mut Vec<u8>) -> ClaimsCore {
         out.extend_from_slice(self.id.as_bytes());
         let mut flags = 0;
         if self.user.is_some() {
@@ -196,9 +200,10 @@ impl ClaimsCore {
             flags |= FLAG_PERSISTENT;
         }
         out.push(flags);
-        if let Some(user) = self.user(buf) {
+        let user = self.user(buf).map(|user| {
             put_bytes(out, user.as_bytes());
-        }
+            User::Sealed(out.len() - user.len()..out.len())
+        });
         for t in [
             self.issued_at,
             self.auth_time,
@@ -207,7 +212,11 @@ impl ClaimsCore {
         ] {
             put_varint(out, t);
         }
-        self.data.encode_into(buf, out);
+        ClaimsCore {
+            user,
+            data: self.data.encode_into(buf, out),
+            ..*self
+        }
     }
 
     /// Decodes `buf[range]`, recording where the user and the data entries are in `buf`.

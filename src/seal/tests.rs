@@ -55,7 +55,10 @@ fn golden_cookies_open_and_seal_identically() {
         let sealer = sealer(mode);
         let claims = fixed_claims();
         let (core, buf) = claims.parts();
-        let sealed = sealer.seal_with_nonce(NAME, core, buf, &nonce).unwrap();
+        let sealed = sealer
+            .seal_with_nonce(NAME, core, buf, &nonce, None)
+            .unwrap()
+            .0;
         assert_eq!(sealed, golden, "{mode:?}");
         let opened = sealer.open(NAME, golden, t(NOW)).unwrap();
         assert_eq!(opened.claims, fixed_claims());
@@ -315,6 +318,26 @@ prop_compose! {
     }
 }
 
+#[cfg(feature = "hyper")]
+#[test]
+fn sealed_as_opened_is_not_kept_when_too_long() {
+    let sealer = sealer(Mode::Private);
+    let claims = fixed_claims();
+    let (core, buf) = claims.parts();
+    let (value, kept) = sealer
+        .seal_core_as_opened(NAME, core, buf, usize::MAX)
+        .unwrap();
+    let len = kept.unwrap().raw.len();
+    assert_eq!(len, raw(&value).len());
+    let (core, buf) = claims.parts();
+    let (_, kept) = sealer.seal_core_as_opened(NAME, core, buf, len).unwrap();
+    assert!(kept.is_some(), "an envelope of exactly the limit is kept");
+    let (_, kept) = sealer
+        .seal_core_as_opened(NAME, core, buf, len - 1)
+        .unwrap();
+    assert!(kept.is_none());
+}
+
 proptest! {
     #[test]
     fn prop_seal_open_round_trip(
@@ -339,6 +362,30 @@ proptest! {
         let i = position.index(bytes.len());
         bytes[i] ^= 1 << bit;
         prop_assert!(sealer.open(NAME, &value(&bytes), t(NOW)).is_err());
+    }
+
+    /// What the middleware remembers of a value it sealed (see `opened_cache.rs`) is exactly
+    /// what opening that value gives: the same decrypted envelope and the same claims, for
+    /// claims built by hand and for claims that were themselves opened.
+    #[cfg(feature = "hyper")]
+    #[test]
+    fn prop_sealed_as_opened_is_what_open_gives(
+        claims in arb_claims(),
+        name in "[A-Za-z0-9_-]{1,80}",
+        signed in any::<bool>(),
+    ) {
+        let sealer = sealer(if signed { Mode::Signed } else { Mode::Private });
+        let reopened = sealer.open(&name, &sealer.seal(&name, &claims).unwrap(), t(NOW)).unwrap();
+        for claims in [&claims, &reopened.claims] {
+            let (core, buf) = claims.parts();
+            let (value, kept) = sealer.seal_core_as_opened(&name, core, buf, usize::MAX).unwrap();
+            let kept = kept.unwrap();
+            let mut decoded = raw(&value);
+            let (opened, needs_reseal) = sealer.open_decoded(&name, &mut decoded, t(NOW)).unwrap();
+            prop_assert!(!needs_reseal);
+            prop_assert_eq!(&kept.raw, &decoded);
+            prop_assert_eq!(kept.claims, opened);
+        }
     }
 
     #[test]

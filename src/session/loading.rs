@@ -39,6 +39,7 @@ impl Loading {
                 state: Mutex::new(State {
                     claims: None,
                     cookie_present: false,
+                    cookie_opened: false,
                     dirty: false,
                     needs_reseal: false,
                     purged: false,
@@ -73,6 +74,7 @@ impl Loading {
                     inner.buf = CookieBuf::Heap(own);
                 }
                 state.claims = Some(opened.claims);
+                state.cookie_opened = true;
                 state.needs_reseal = opened.needs_reseal;
             }
         }

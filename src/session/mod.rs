@@ -100,6 +100,9 @@ struct State {
     claims: Option<ClaimsCore>,
     /// The request carried a cookie of our name, valid or not: a removal cookie makes sense.
     cookie_present: bool,
+    /// That cookie opened: this client sends our cookie back, so a value sealed for it is worth
+    /// remembering as opened (a client that keeps no cookies would only evict others').
+    cookie_opened: bool,
     /// The claims changed and must be sealed again.
     dirty: bool,
     /// Opened with an old key: re-seal with the primary key.

@@ -10,6 +10,7 @@ use http::HeaderValue;
 
 use super::{Registration, Session, FLASH_KEY};
 use crate::claims::ClaimsCore;
+use crate::opened_cache::MAX_RAW_LEN;
 use crate::SealError;
 
 /// Why the session could not be saved into the response.
@@ -76,10 +77,25 @@ impl Session {
             return Ok(None);
         }
         c.touch(now, s.idle);
-        let value = s
-            .sealer
-            .seal_core(&s.cookie.name, c, buf)
-            .map_err(SaveError::Seal)?;
+        let value = match s.opened.as_ref().filter(|_| state.cookie_opened) {
+            // This client returns our cookie, so its next request will carry this value:
+            // remember what it opens to, so that that request does not pay for opening it
+            // (see `opened_cache.rs`).
+            Some(cache) => {
+                let (value, opened) = s
+                    .sealer
+                    .seal_core_as_opened(&s.cookie.name, c, buf, MAX_RAW_LEN)
+                    .map_err(SaveError::Seal)?;
+                if let Some(opened) = opened {
+                    cache.insert(&value, opened.raw.into(), opened.claims, false);
+                }
+                value
+            }
+            None => s
+                .sealer
+                .seal_core(&s.cookie.name, c, buf)
+                .map_err(SaveError::Seal)?,
+        };
         // Sealed times are whole seconds; count Max-Age the same way.
         let max_age = c.is_persistent().then(|| {
             let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
