@@ -6,7 +6,10 @@
 //! - `layer/stateless`: a ~200-byte anonymous session cookie; the handler reads one value.
 //! - `layer/registry`: the same session bound to a user and validated by `SqliteRegistry`
 //!   (an in-memory cache hit, the steady state).
-//! - `layer/write`: the handler changes the session, so the cookie is re-sealed and rendered.
+//! - `layer/write`: the handler changes the session, so the cookie is re-sealed and rendered;
+//!   every request sends the same cookie.
+//! - `layer/write chain`: the same, but each request sends the cookie the previous response
+//!   set, as a browser does (the time includes taking it from the response).
 //! - `tower-sessions/memory`: the peer, `tower-sessions` with its `MemoryStore`, on the same
 //!   signed-in session (`/read` loads it from the store and reads one value).
 //!
@@ -123,6 +126,20 @@ fn bench(c: &mut Criterion) {
     case!("layer/stateless", stateless, "/read", Some(&anon_cookie));
     case!("layer/registry", bound, "/read", Some(&user_cookie));
     case!("layer/write", stateless, "/write", Some(&anon_cookie));
+    {
+        let mut svc = stateless.clone();
+        let mut cookie = anon_cookie.clone();
+        g.bench_function("layer/write chain", |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let req = request("/write", Some(&cookie));
+                    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+                    cookie = cookie_of(&res);
+                    res
+                })
+            })
+        });
+    }
     case!("tower-sessions/memory", peer, "/read", Some(&peer_cookie));
     g.finish();
     drop(rt);

@@ -88,7 +88,9 @@ pub fn check(data: &[u8]) {
     for _ in 0..input.byte() % 8 {
         let key = input.string();
         let value = input.value(0);
-        claims.insert(key, &value).expect("a JSON value serializes");
+        claims
+            .insert(&key, &value)
+            .expect("a JSON value serializes");
     }
     let open_at = if flags & 8 != 0 {
         input.time()

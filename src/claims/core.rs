@@ -141,18 +141,16 @@ impl ClaimsCore {
             .transpose()
     }
 
-    pub(crate) fn insert_json(&mut self, buf: &[u8], key: String, json: Vec<u8>) {
-        self.data.to_mut(buf).insert(key, json.into_boxed_slice());
+    pub(crate) fn insert_json(&mut self, buf: &[u8], key: &str, json: &[u8]) {
+        self.data.insert(buf, key, json);
     }
 
     pub(crate) fn remove(&mut self, buf: &[u8], key: &str) -> bool {
-        self.data.get(buf, key).is_some() && self.data.to_mut(buf).remove(key).is_some()
+        self.data.remove(buf, key)
     }
 
-    pub(crate) fn clear(&mut self, buf: &[u8]) {
-        if self.data.len() > 0 {
-            self.data.to_mut(buf).clear();
-        }
+    pub(crate) fn clear(&mut self) {
+        self.data.clear();
     }
 
     pub(crate) fn keys<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = &'a str> {

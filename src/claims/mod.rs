@@ -212,11 +212,11 @@ impl Claims {
     /// Stores `value` under `key`, replacing any previous value.
     pub fn insert<T: Serialize + ?Sized>(
         &mut self,
-        key: impl Into<String>,
+        key: &str,
         value: &T,
     ) -> Result<(), serde_json::Error> {
         let json = serde_json::to_vec(value)?;
-        self.core.insert_json(&self.buf, key.into(), json);
+        self.core.insert_json(&self.buf, key, &json);
         Ok(())
     }
 
@@ -227,7 +227,7 @@ impl Claims {
 
     /// Removes all data (the id, user and times stay).
     pub fn clear(&mut self) {
-        self.core.clear(&self.buf);
+        self.core.clear();
     }
 
     /// The data keys, in order.

@@ -113,7 +113,7 @@ prop_compose! {
         [c.core.issued_at, c.core.auth_time, c.core.expires_at, c.core.idle_deadline] = times;
         c.set_persistent(persistent);
         for (k, v) in data {
-            c.insert(k, &v).unwrap();
+            c.insert(&k, &v).unwrap();
         }
         c
     }

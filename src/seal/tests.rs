@@ -312,7 +312,7 @@ prop_compose! {
         }
         c.set_persistent(persistent);
         for (k, v) in data {
-            c.insert(k, &v).unwrap();
+            c.insert(&k, &v).unwrap();
         }
         c
     }

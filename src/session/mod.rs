@@ -180,15 +180,11 @@ impl Session {
     }
 
     /// Stores `value` under `key`; the cookie is re-sealed on the way out.
-    pub fn insert<T: Serialize + ?Sized>(
-        &self,
-        key: impl Into<String>,
-        value: &T,
-    ) -> Result<(), SessionError> {
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         // Serialize before taking the lock: a `Serialize` impl that reads the session must not
         // deadlock, and one that fails must change nothing.
         let json = serde_json::to_vec(value)?;
-        self.write(|c| c.insert_json(self.buf(), key.into(), json));
+        self.write(|c| c.insert_json(self.buf(), key, &json));
         Ok(())
     }
 
@@ -208,7 +204,7 @@ impl Session {
         let mut state = self.lock();
         if let Some(c) = state.claims.as_mut() {
             if !c.is_empty() {
-                c.clear(self.buf());
+                c.clear();
                 state.dirty = true;
             }
         }

@@ -45,7 +45,7 @@ impl Session {
             all.extend(new);
             // A list of string pairs always serializes.
             if let Ok(json) = serde_json::to_vec(&all) {
-                c.insert_json(buf, FLASH_KEY.to_owned(), json);
+                c.insert_json(buf, FLASH_KEY, &json);
                 state.dirty = true;
             }
         }

@@ -58,7 +58,7 @@ pub async fn routes(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             Err(e) => format!("error: {e}"),
         },
         ["set", k, v] => {
-            session.insert(*k, v).unwrap();
+            session.insert(k, v).unwrap();
             "ok".into()
         }
         ["remove", k] => session.remove(k).to_string(),
