@@ -104,8 +104,16 @@ impl Key {
     /// Accepts the standard and the URL-safe alphabet, with or without padding, and ignores
     /// surrounding whitespace (a key file usually ends with a newline).
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        // Padding is optional: drop it and decode the unpadded form of either alphabet.
-        let text = text.trim().trim_end_matches('=');
+        // Padding is optional, but when present it must be what the length calls for (so
+        // `…=====` or a padded length that is not a multiple of four is refused): check that,
+        // drop it, and decode the unpadded form of either alphabet.
+        let text = text.trim();
+        let unpadded = text.trim_end_matches('=');
+        let padding = text.len() - unpadded.len();
+        if padding > 0 && (padding > 2 || text.len() % 4 != 0) {
+            return Err(KeyError::NotBase64);
+        }
+        let text = unpadded;
         let bytes = Zeroizing::new(
             STANDARD_NO_PAD
                 .decode_to_vec(text)
@@ -317,10 +325,18 @@ mod tests {
         ] {
             assert_eq!(Key::from_base64(&text).unwrap().id(), key.id(), "{text:?}");
         }
-        assert_eq!(
-            Key::from_base64("not base64!").unwrap_err(),
-            KeyError::NotBase64
-        );
+        for junk in [
+            "not base64!".to_owned(),
+            format!("{standard}="),
+            format!("{standard}===="),
+            standard.replace('+', "-"),
+        ] {
+            assert_eq!(
+                Key::from_base64(&junk).unwrap_err(),
+                KeyError::NotBase64,
+                "{junk:?}"
+            );
+        }
         assert_eq!(
             Key::from_base64("c2hvcnQ=").unwrap_err(),
             KeyError::WrongLength { len: 5 }
