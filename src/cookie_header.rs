@@ -4,6 +4,7 @@
 //! are ours and which attributes ours carries.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 use std::time::Duration;
 
 use cookie::{Cookie, Expiration};
@@ -66,7 +67,16 @@ impl CookieSettings {
                 i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
             ));
         }
-        HeaderValue::try_from(c.to_string()).ok()
+        // Sized for the whole line up front: growing the `String` as `Display` writes it piece
+        // by piece reallocated it four times. The attributes' fixed text (`; HttpOnly`,
+        // `; SameSite=Strict`, `; Secure`, `; Path=`, `; Domain=`, `; Max-Age=` and 20 digits)
+        // is at most 81 bytes.
+        let domain = self.domain.as_ref().map_or(0, String::len);
+        let mut line = String::with_capacity(
+            self.name.len() + 1 + value.len() + self.path.len() + domain + 96,
+        );
+        write!(line, "{c}").ok()?;
+        HeaderValue::try_from(line).ok()
     }
 
     /// The `Set-Cookie` value that makes the browser delete the cookie.
