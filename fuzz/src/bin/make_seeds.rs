@@ -182,7 +182,7 @@ fn sample(n: u32, user: bool, extra: usize) -> Claims {
     }
     for i in 0..extra {
         c.insert(
-            format!("k{i:02}"),
+            &format!("k{i:02}"),
             &serde_json::json!({ "i": i, "s": "näive ☃", "list": [1.5, null, true] }),
         )
         .expect("serializes");
