@@ -11,6 +11,10 @@
 //! send this value next). The second way spares the request after every change a full open;
 //! values sealed for visitors that came without a valid cookie (new visitors, and clients that
 //! keep no cookies, such as most crawlers) are not kept, since they would only evict others.
+//! A client that replays one valid cookie and ignores `Set-Cookie` does insert an entry on
+//! every request that changes (or refreshes) its session, one eviction per request; presenting
+//! distinct genuine values evicts as surely, at two requests each. Either way eviction costs
+//! other visitors only a full open on their next request, never correctness.
 //!
 //! # Why this is as strong as opening the value again
 //!

@@ -141,7 +141,7 @@ pub struct Opened {
 }
 
 /// What opening a value that [`Sealer`] just sealed would give, known without opening it.
-#[cfg(feature = "hyper")]
+#[cfg_attr(not(feature = "hyper"), allow(dead_code))] // read by the middleware's cache
 pub(crate) struct AsOpened {
     /// The decoded envelope, with the claims in clear in place of the ciphertext.
     pub(crate) raw: Vec<u8>,
@@ -230,13 +230,7 @@ impl Sealer {
         buf: &[u8],
         keep_up_to: usize,
     ) -> Result<(String, Option<AsOpened>), SealError> {
-        let mut raw = Vec::new();
-        let (value, claims) =
-            self.seal_with_nonce(name, claims, buf, &self.fresh_nonce(), Some(&mut raw))?;
-        Ok((
-            value,
-            (raw.len() <= keep_up_to).then_some(AsOpened { raw, claims }),
-        ))
+        self.seal_with_nonce(name, claims, buf, &self.fresh_nonce(), Some(keep_up_to))
     }
 
     /// A random nonce in private mode; zeros (unused) in signed mode.
@@ -249,17 +243,16 @@ impl Sealer {
     }
 
     /// [`Self::seal`] with a given nonce (ignored in signed mode); the golden tests pin one.
-    /// Also returns the claims as opening the value would decode them, reading from the
-    /// envelope as opening would leave it (the claims in clear in place of the ciphertext),
-    /// which is left in `opened` if given.
+    /// With `keep_opened_up_to`, also returns what opening the value would give, if its
+    /// envelope has at most that many bytes.
     fn seal_with_nonce(
         &self,
         name: &str,
         claims: &ClaimsCore,
         buf: &[u8],
         nonce: &[u8; NONCE_LEN],
-        opened: Option<&mut Vec<u8>>,
-    ) -> Result<(String, ClaimsCore), SealError> {
+        keep_opened_up_to: Option<usize>,
+    ) -> Result<(String, Option<AsOpened>), SealError> {
         let keys = self.keys.primary();
         let tag_len = match self.mode {
             Mode::Private => NONCE_LEN + TAG_LEN,
@@ -280,11 +273,14 @@ impl Sealer {
             raw.extend_from_slice(nonce);
         }
         let as_opened = claims.encode_into(buf, &mut raw);
-        let mut plain = opened;
-        if let Some(out) = plain.as_deref_mut() {
-            out.reserve_exact(raw_len);
-            out.extend_from_slice(&raw);
-        }
+        // The envelope as opening leaves it: the claims in clear, copied before encryption.
+        let mut plain = keep_opened_up_to
+            .is_some_and(|keep| raw_len <= keep)
+            .then(|| {
+                let mut plain = Vec::with_capacity(raw_len);
+                plain.extend_from_slice(&raw);
+                plain
+            });
         let (head, body) = raw.split_at_mut(HEADER_LEN);
         match self.mode {
             Mode::Private => {
@@ -299,11 +295,18 @@ impl Sealer {
                 raw.extend_from_slice(&tag);
             }
         }
-        if let Some(plain) = plain {
+        if let Some(plain) = plain.as_mut() {
             plain.extend_from_slice(&raw[plain.len()..]);
         }
-        debug_assert_eq!(raw.len(), raw_len);
-        Ok((URL_SAFE_NO_PAD.encode_to_string(raw), as_opened))
+        // `encoded_len` counts the user and data by their recorded lengths and `encode_into`
+        // writes what it can read from `buf`; were those ever to disagree (a core paired with
+        // the wrong buffer: a bug), the value will not open, and neither may its claims be
+        // remembered as opened.
+        let opened = plain.filter(|_| raw.len() == raw_len).map(|raw| AsOpened {
+            raw,
+            claims: as_opened,
+        });
+        Ok((URL_SAFE_NO_PAD.encode_to_string(raw), opened))
     }
 
     /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.

@@ -338,6 +338,21 @@ fn sealed_as_opened_is_not_kept_when_too_long() {
     assert!(kept.is_none());
 }
 
+/// Claims paired with a buffer they were not decoded from (a bug, were it ever to happen) seal
+/// into a value that does not open, and are not remembered as opened.
+#[cfg(feature = "hyper")]
+#[test]
+fn claims_read_against_the_wrong_buffer_fail_closed() {
+    let sealer = sealer(Mode::Private);
+    let claims = fixed_claims();
+    let (core, _) = claims.parts();
+    let (value, kept) = sealer
+        .seal_core_as_opened(NAME, core, &[], usize::MAX)
+        .unwrap();
+    assert!(kept.is_none());
+    assert!(sealer.open(NAME, &value, t(NOW)).is_err());
+}
+
 proptest! {
     #[test]
     fn prop_seal_open_round_trip(
