@@ -100,6 +100,20 @@ async fn tampered_expired_and_foreign_key_cookies_give_an_empty_session() {
     assert_eq!(get(addr, "/get/a", Some(&jar)).await.body, "none");
 }
 
+/// `jar` (`name=value`) with one character of the value changed, at every `step`-th position,
+/// with that position.
+fn tamperings(jar: &str, step: usize) -> Vec<(usize, String)> {
+    let value_at = jar.find('=').unwrap() + 1;
+    (value_at..jar.len())
+        .step_by(step)
+        .map(|i| {
+            let mut tampered = jar.as_bytes().to_vec();
+            tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+            (i, String::from_utf8(tampered).unwrap())
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_value_that_opened_before_is_reused_only_when_equal_and_unexpired() {
     // The layer remembers values that opened (`opened_cookie_cache`): the jar's value below is
@@ -114,11 +128,7 @@ async fn a_value_that_opened_before_is_reused_only_when_equal_and_unexpired() {
         }
         // One character changed, at every fifth position of the value (the part that selects
         // a cache slot is its end, so most of these land in the same slot as the original).
-        let value_at = jar.find('=').unwrap() + 1;
-        for i in (value_at..jar.len()).step_by(5) {
-            let mut tampered = jar.clone().into_bytes();
-            tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
-            let tampered = String::from_utf8(tampered).unwrap();
+        for (i, tampered) in tamperings(&jar, 5) {
             let r = get(addr, "/get/a", Some(&tampered)).await;
             assert_eq!(r.body, "none", "cache {entries}, position {i}");
         }
@@ -147,11 +157,7 @@ async fn a_value_sealed_for_a_returning_visitor_opens_like_any_other() {
         assert_eq!(get(addr, "/get/a", Some(&second)).await.body, "2");
         // Sessions are stateless: the older value still opens, to its own data.
         assert_eq!(get(addr, "/get/a", Some(&first)).await.body, "1");
-        let value_at = second.find('=').unwrap() + 1;
-        for i in (value_at..second.len()).step_by(7) {
-            let mut tampered = second.clone().into_bytes();
-            tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
-            let tampered = String::from_utf8(tampered).unwrap();
+        for (i, tampered) in tamperings(&second, 7) {
             let r = get(addr, "/get/a", Some(&tampered)).await;
             assert_eq!(r.body, "none", "cache {entries}, position {i}");
         }

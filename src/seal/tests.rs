@@ -329,7 +329,6 @@ fn sealed_as_opened_is_not_kept_when_too_long() {
         .unwrap();
     let len = kept.unwrap().raw.len();
     assert_eq!(len, raw(&value).len());
-    let (core, buf) = claims.parts();
     let (_, kept) = sealer.seal_core_as_opened(NAME, core, buf, len).unwrap();
     assert!(kept.is_some(), "an envelope of exactly the limit is kept");
     let (_, kept) = sealer
