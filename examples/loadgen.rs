@@ -31,7 +31,12 @@
 //! (server CPU per request still shows them). Every response is checked either way: status 200
 //! and no `Set-Cookie` on a read.
 //!
-//! `loadgen --serve MODE` is the server side of the first three cases.
+//! `--work N` makes every handler, with or without sessions, also render N JSON records (about
+//! 60 bytes each) as its response body, as an API endpoint would: the same per-request work
+//! for every case, to see the sessions' cost beside a handler that does something (the default,
+//! 0, answers `ok`).
+//!
+//! `loadgen --serve MODE [--work N]` is the server side of the first three cases.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -49,7 +54,7 @@ use sealed_sessions::registry::SqliteRegistry;
 use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
 use tower::Layer;
 
-use server::{ours, serve};
+use server::{ours, serve, WORK};
 
 #[path = "../benches/common/server.rs"]
 mod server;
@@ -70,18 +75,22 @@ struct Options {
     peer: Option<String>,
     /// `--client raw` (default) or `--client hyper`; see the module documentation.
     raw_client: bool,
+    /// JSON records each handler renders (`--work`); see the module documentation.
+    work: usize,
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve") {
-        return serve_main(args.get(i + 1).expect("--serve MODE"));
-    }
     let value = |name: &str| {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1).cloned())
     };
+    let work = value("--work").map_or(0, |s| s.parse().expect("--work N"));
+    if let Some(mode) = value("--serve") {
+        WORK.store(work, std::sync::atomic::Ordering::Relaxed);
+        return serve_main(&mode);
+    }
     let opts = Options {
         seconds: value("--seconds").map_or(5.0, |s| s.parse().expect("--seconds")),
         connections: value("--connections").map_or(16, |s| s.parse().expect("--connections")),
@@ -93,6 +102,7 @@ fn main() {
             Some("hyper") => false,
             Some(other) => panic!("--client raw|hyper, not {other}"),
         },
+        work,
     };
     client_main(&opts);
 }
@@ -172,7 +182,7 @@ fn cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn start(case: &str, peer: &str) -> Server {
+fn start(case: &str, peer: &str, work: usize) -> Server {
     let me = std::env::current_exe().unwrap();
     let mut cmd = if case.starts_with("tower-sessions") {
         let mut c = pinned(peer);
@@ -183,6 +193,7 @@ fn start(case: &str, peer: &str) -> Server {
         c.args(["--serve", case]);
         c
     };
+    cmd.args(["--work", &work.to_string()]);
     let mut child = cmd.spawn().expect("start the server");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -393,7 +404,7 @@ fn complete_response(buf: &[u8]) -> Option<usize> {
 }
 
 fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
-    let server = start(case, peer);
+    let server = start(case, peer, opts.work);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -495,13 +506,14 @@ fn client_main(opts: &Options) {
         }
     }
     println!(
-        "loadgen: {} s per case, {} connections, max {} requests, {} round(s), {} CPUs, {} client",
+        "loadgen: {} s per case, {} connections, max {} requests, {} round(s), {} CPUs, {} client, work {}",
         opts.seconds,
         opts.connections,
         opts.max_requests,
         opts.rounds,
         cpus(),
-        if opts.raw_client { "raw" } else { "hyper" }
+        if opts.raw_client { "raw" } else { "hyper" },
+        opts.work
     );
     let cases: Vec<&str> = CASES
         .iter()

@@ -5,12 +5,42 @@
 #![allow(dead_code)] // each includer uses a different part
 
 use std::convert::Infallible;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+
+/// How many JSON records every handler renders into its response body (`loadgen --work N`);
+/// 0, the default, answers `ok`. Set once, before serving.
+pub static WORK: AtomicUsize = AtomicUsize::new(0);
+
+/// The response body: `ok`, or [`WORK`] records of about 60 bytes each, rendered afresh as an
+/// API endpoint would (the same work for every case, with or without sessions).
+fn body() -> Full<Bytes> {
+    let n = WORK.load(Ordering::Relaxed);
+    if n == 0 {
+        return Full::new(Bytes::from_static(b"ok"));
+    }
+    let mut json = String::with_capacity(n * 64 + 2);
+    json.push('[');
+    for i in 0..n {
+        if i > 0 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            r#"{{"id":{i},"name":"item number {i}","price_cents":{},"in_stock":{}}}"#,
+            i * 129 % 10_007,
+            i % 3 != 0
+        );
+    }
+    json.push(']');
+    Full::new(Bytes::from(json))
+}
 
 /// `/login` signs in with a cart, a CSRF token and preferences (~200 bytes); `/read` reads one
 /// value. Without a session layer it answers without touching anything (the bare case).
@@ -35,7 +65,7 @@ pub async fn ours<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallibl
             _ => {}
         }
     }
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    Ok(Response::new(body()))
 }
 
 /// The same for tower-sessions, whose `Session` loads its record from the store on first use:
@@ -66,7 +96,7 @@ pub async fn peer<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallibl
             _ => {}
         }
     }
-    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    Ok(Response::new(body()))
 }
 
 /// Serves `svc` on every connection `listener` accepts, HTTP/1.1 with `TCP_NODELAY`, forever.

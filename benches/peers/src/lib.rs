@@ -12,7 +12,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 #[path = "../../common/server.rs"]
 mod server;
-pub use server::{ours, peer, serve};
+pub use server::{ours, peer, serve, WORK};
 
 /// The response body everywhere.
 pub type Body = Full<Bytes>;

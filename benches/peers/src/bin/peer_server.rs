@@ -1,13 +1,14 @@
 //! `peer_server MODE` serves the peer on 127.0.0.1 (an OS-chosen port, printed as the first
 //! line of stdout) on a current-thread runtime, for `examples/loadgen.rs` of sealed-sessions.
 //! MODE: `tower-sessions-sqlite` or `tower-sessions-memory`. It exits by itself after
-//! `--max-seconds` (default 600), so that a lost parent cannot leave it running.
+//! `--max-seconds` (default 600), so that a lost parent cannot leave it running. `--work N`:
+//! every response renders N JSON records (see `WORK`).
 
 use std::io::Write;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use sealed_sessions_peers::{peer, serve, sqlite_store};
+use sealed_sessions_peers::{peer, serve, sqlite_store, WORK};
 use tower::Layer;
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 
@@ -23,6 +24,12 @@ fn main() {
         .position(|a| a == "--max-seconds")
         .and_then(|i| args.get(i + 1))
         .map_or(600, |s| s.parse().expect("--max-seconds N"));
+    let work: usize = args
+        .iter()
+        .position(|a| a == "--work")
+        .and_then(|i| args.get(i + 1))
+        .map_or(0, |s| s.parse().expect("--work N"));
+    WORK.store(work, std::sync::atomic::Ordering::Relaxed);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
