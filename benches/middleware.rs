@@ -32,7 +32,7 @@ use hyper::body::Bytes;
 use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
 use sealed_sessions::{Key, KeyRing, SessionConfig, SessionId, SessionLayer};
 use tower::{Layer, Service, ServiceExt};
-use workload::{cookie_of, handler, request};
+use workload::{cookie_of, handler, request, signed_in};
 
 #[path = "common/server.rs"]
 mod server;
@@ -64,17 +64,7 @@ fn bench(c: &mut Criterion) {
     let peer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
         .with_secure(false)
         .layer(tower::service_fn(server::peer::<Full<Bytes>>));
-    let peer_cookie = rt.block_on(async {
-        let res = peer.clone().oneshot(request("/login", None)).await.unwrap();
-        let cookie = cookie_of(&res);
-        let res = peer
-            .clone()
-            .oneshot(request("/read", Some(&cookie)))
-            .await
-            .unwrap();
-        assert!(res.status().is_success() && res.headers().get(SET_COOKIE).is_none());
-        cookie
-    });
+    let peer_cookie = rt.block_on(signed_in(&peer));
 
     let (anon_cookie, user_cookie) = rt.block_on(async {
         let res = stateless

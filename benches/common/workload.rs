@@ -1,7 +1,8 @@
 //! The one request workload every hot-path measurement sends through `SessionLayer`:
 //! `benches/middleware.rs` (time), `examples/hotpath.rs` (instructions under callgrind) and
 //! `tests/allocations.rs` (allocation counts). Included with `#[path]`, so the three measure the
-//! same handler, the same ~200-byte session and the same request.
+//! same handler, the same ~200-byte session and the same request; the `benches/peers` crate
+//! includes it too, for the same requests and sign-in.
 #![allow(dead_code)] // each includer uses a different part
 
 use std::convert::Infallible;
@@ -59,6 +60,26 @@ pub fn request<B: Default>(path: &str, cookie: Option<&HeaderValue>) -> Request<
 pub fn cookie_of<B>(res: &Response<B>) -> HeaderValue {
     let line = res.headers()[SET_COOKIE].to_str().unwrap();
     HeaderValue::from_str(line.split(';').next().unwrap()).unwrap()
+}
+
+/// Signs in through `svc` (`/login`) and returns the cookie it set, after checking that a read
+/// with that cookie succeeds without setting another (what every read case then measures).
+pub async fn signed_in<S, B, RB>(svc: &S) -> HeaderValue
+where
+    S: tower::Service<Request<B>, Response = Response<RB>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: Default,
+{
+    use tower::ServiceExt;
+    let res = svc.clone().oneshot(request("/login", None)).await.unwrap();
+    let cookie = cookie_of(&res);
+    let res = svc
+        .clone()
+        .oneshot(request("/read", Some(&cookie)))
+        .await
+        .unwrap();
+    assert!(res.status().is_success() && res.headers().get(SET_COOKIE).is_none());
+    cookie
 }
 
 /// Polls `fut` once with a no-op waker: every request measured this way completes without

@@ -6,9 +6,8 @@
 //! `cd benches/peers && cargo bench`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::header::SET_COOKIE;
 use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
-use sealed_sessions_peers::{bare, cookie_of, ours, peer, request, sqlite_store};
+use sealed_sessions_peers::{bare, ours, peer, request, signed_in, sqlite_store, Body};
 use tower::{Layer, Service, ServiceExt};
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 
@@ -21,34 +20,19 @@ fn bench(c: &mut Criterion) {
     let config = SessionConfig::builder(KeyRing::new(Key::generate()))
         .build()
         .unwrap();
-    let ours = SessionLayer::new(config).layer(tower::service_fn(ours));
+    let ours = SessionLayer::new(config).layer(tower::service_fn(ours::<Body>));
     let memory = SessionManagerLayer::new(MemoryStore::default())
         .with_secure(false)
-        .layer(tower::service_fn(peer));
+        .layer(tower::service_fn(peer::<Body>));
     let store = rt.block_on(sqlite_store(dir.path()));
     let sqlite = SessionManagerLayer::new(store)
         .with_secure(false)
-        .layer(tower::service_fn(peer));
-    let bare = tower::service_fn(bare);
+        .layer(tower::service_fn(peer::<Body>));
+    let bare = tower::service_fn(bare::<Body>);
 
-    macro_rules! signed_in {
-        ($svc:expr) => {
-            rt.block_on(async {
-                let res = $svc.clone().oneshot(request("/login", None)).await.unwrap();
-                let cookie = cookie_of(&res);
-                let res = $svc
-                    .clone()
-                    .oneshot(request("/read", Some(&cookie)))
-                    .await
-                    .unwrap();
-                assert!(res.status().is_success() && res.headers().get(SET_COOKIE).is_none());
-                cookie
-            })
-        };
-    }
-    let ours_cookie = signed_in!(ours);
-    let memory_cookie = signed_in!(memory);
-    let sqlite_cookie = signed_in!(sqlite);
+    let ours_cookie = rt.block_on(signed_in(&ours));
+    let memory_cookie = rt.block_on(signed_in(&memory));
+    let sqlite_cookie = rt.block_on(signed_in(&sqlite));
 
     let mut g = c.benchmark_group("peers");
     macro_rules! case {

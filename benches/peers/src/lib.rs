@@ -3,8 +3,7 @@
 
 use std::convert::Infallible;
 
-use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use tower_sessions_sqlx_store::sqlx::SqlitePool;
@@ -12,7 +11,10 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 #[path = "../../common/server.rs"]
 mod server;
+#[path = "../../common/workload.rs"]
+mod workload;
 pub use server::{ours, peer, serve, WORK};
+pub use workload::{cookie_of, request, signed_in};
 
 /// The response body everywhere.
 pub type Body = Full<Bytes>;
@@ -35,22 +37,4 @@ pub async fn sqlite_store(dir: &std::path::Path) -> SqliteStore {
     let store = SqliteStore::new(pool);
     store.migrate().await.expect("create the table");
     store
-}
-
-/// A GET of `path` with the `Cookie` header `cookie`.
-pub fn request(path: &str, cookie: Option<&HeaderValue>) -> Request<Body> {
-    let mut req = Request::get(path)
-        .header("user-agent", "bench/1")
-        .body(Body::default())
-        .expect("a valid request");
-    if let Some(c) = cookie {
-        req.headers_mut().insert(COOKIE, c.clone());
-    }
-    req
-}
-
-/// The `name=value` of the response's `Set-Cookie`, as a `Cookie` header.
-pub fn cookie_of<B>(res: &Response<B>) -> HeaderValue {
-    let line = res.headers()[SET_COOKIE].to_str().expect("ASCII");
-    HeaderValue::from_str(line.split(';').next().expect("a pair")).expect("a header value")
 }
