@@ -122,6 +122,29 @@ impl Registry for Flaky {
         })
     }
 
+    fn rotate<'a>(
+        &'a self,
+        user: &'a str,
+        old: SessionId,
+        new: NewSession,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let fail = self.fail_register.load(Ordering::SeqCst);
+        let mut map = self.sessions.lock().unwrap();
+        let active = map.get(&old).map(String::as_str) == Some(user);
+        if !fail && active {
+            map.remove(&old);
+            map.insert(new.id, new.user_id);
+        }
+        Box::pin(async move {
+            if fail {
+                Err(RegistryError::Busy)
+            } else {
+                Ok(active)
+            }
+        })
+    }
+
     fn validate<'a>(
         &'a self,
         id: SessionId,

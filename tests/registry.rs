@@ -327,3 +327,101 @@ async fn usable_as_a_shared_trait_object() {
     });
     assert!(task.await.unwrap().unwrap());
 }
+
+#[tokio::test]
+async fn a_cap_on_sessions_per_user_revokes_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = SqliteRegistry::builder(dir.path().join("s.db"))
+        .max_sessions_per_user(2)
+        .open()
+        .unwrap();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut ids = Vec::new();
+    for n in 0..4u64 {
+        let id = SessionId::generate();
+        let at = t0 + Duration::from_secs(n);
+        reg.register(NewSession::new(
+            id,
+            "alice",
+            at,
+            at + Duration::from_secs(3600),
+        ))
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let other = SessionId::generate();
+    reg.register(NewSession::new(
+        other,
+        "bob",
+        t0,
+        t0 + Duration::from_secs(3600),
+    ))
+    .await
+    .unwrap();
+    let now = t0 + Duration::from_secs(10);
+    let listed: Vec<SessionId> = reg
+        .list_for_user("alice", now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [ids[3], ids[2]], "the two newest are kept");
+    for (id, active) in [
+        (ids[0], false),
+        (ids[1], false),
+        (ids[3], true),
+        (other, true),
+    ] {
+        let user = if id == other { "bob" } else { "alice" };
+        assert_eq!(reg.validate(id, user, now).await.unwrap(), active, "{id}");
+    }
+    // A rotation counts the same way: the new id is kept, the oldest goes.
+    let renewed = SessionId::generate();
+    let at = t0 + Duration::from_secs(20);
+    assert!(reg
+        .rotate(
+            "alice",
+            ids[3],
+            NewSession::new(renewed, "alice", at, at + Duration::from_secs(3600))
+        )
+        .await
+        .unwrap());
+    let listed = reg.list_for_user("alice", at).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [renewed, ids[2]]
+    );
+}
+
+#[tokio::test]
+async fn rotation_needs_the_old_id_active_and_the_users_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = SqliteRegistry::open(dir.path().join("s.db")).unwrap();
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let old = SessionId::generate();
+    reg.register(NewSession::new(old, "alice", now, now + hour))
+        .await
+        .unwrap();
+    let new = || NewSession::new(SessionId::generate(), "alice", now, now + hour);
+    // Another user's claim on the id changes nothing.
+    assert!(!reg.rotate("mallory", old, new()).await.unwrap());
+    assert!(reg.validate(old, "alice", now).await.unwrap());
+    let first = new();
+    let first_id = first.id;
+    assert!(reg.rotate("alice", old, first).await.unwrap());
+    assert!(!reg.validate(old, "alice", now).await.unwrap());
+    assert!(reg.validate(first_id, "alice", now).await.unwrap());
+    // The old id is spent: a second rotation of it records nothing.
+    let second = new();
+    let second_id = second.id;
+    assert!(!reg.rotate("alice", old, second).await.unwrap());
+    assert!(!reg.validate(second_id, "alice", now).await.unwrap());
+    // An expired session does not rotate either.
+    let later = now + 2 * hour;
+    let late = NewSession::new(SessionId::generate(), "alice", later, later + hour);
+    assert!(!reg.rotate("alice", first_id, late).await.unwrap());
+    assert_eq!(reg.list_for_user("alice", now).await.unwrap().len(), 1);
+}

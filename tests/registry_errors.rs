@@ -141,7 +141,7 @@ fn a_schema_from_a_newer_version() {
             err,
             RegistryError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err:?}"
@@ -189,8 +189,55 @@ fn a_fresh_file_gets_the_current_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!((version, mode.as_str()), (1, "wal"));
+    assert_eq!((version, mode.as_str()), (2, "wal"));
     assert_eq!(indexes, ["sessions_expires_at", "sessions_user_id"]);
     drop(conn);
     drop(open(&path).unwrap()); // reopening an up-to-date file migrates nothing
+}
+
+#[tokio::test]
+async fn a_version_1_file_migrates_keeping_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Version 1 as it shipped.
+    conn.execute_batch(
+        "CREATE TABLE sessions (id BLOB PRIMARY KEY NOT NULL, user_id TEXT NOT NULL,
+             created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+             last_seen_at INTEGER NOT NULL, revoked_at INTEGER, user_agent TEXT, ip TEXT)
+             WITHOUT ROWID;
+         CREATE INDEX sessions_user_id ON sessions (user_id);
+         CREATE INDEX sessions_expires_at ON sessions (expires_at);
+         CREATE TABLE revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL,
+             expires_at INTEGER NOT NULL);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    let id = sealed_sessions::SessionId::generate();
+    conn.execute(
+        "INSERT INTO sessions VALUES (?1, 'alice', 0, 32503680000000, 0, NULL, NULL, NULL)",
+        [id.as_bytes()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let reg = open(&path).unwrap();
+    use sealed_sessions::registry::Registry;
+    assert!(reg
+        .validate(id, "alice", std::time::SystemTime::now())
+        .await
+        .unwrap());
+    reg.stop();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let triggers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = 'sessions_deleted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((version, triggers), (2, 1));
 }

@@ -120,6 +120,25 @@ async fn strict_mode_refuses_a_foreign_revocation_at_once() {
     assert_eq!(first.validate_cached(other, "alice", now), Some(true));
 }
 
+#[tokio::test]
+async fn rows_deleted_by_hand_are_evicted_like_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = registry(&path, Duration::from_millis(20), false);
+    let now = SystemTime::now();
+    let deleted = cached_session(&reg, "alice", now).await;
+    let emptied = cached_session(&reg, "bob", now).await;
+    let operator = rusqlite::Connection::open(&path).unwrap();
+    operator
+        .execute("DELETE FROM sessions WHERE id = ?1", [deleted.as_bytes()])
+        .unwrap();
+    let took = refused_within_deadline(&reg, deleted, "alice", now).await;
+    eprintln!("a deleted row left the cache in {took:?}");
+    // An emptied table signs everyone out too.
+    operator.execute_batch("DELETE FROM sessions").unwrap();
+    refused_within_deadline(&reg, emptied, "bob", now).await;
+}
+
 /// The child half of `another_process_revokes`: runs only when re-invoked with these variables.
 #[test]
 fn child_process_revoker() {

@@ -10,6 +10,19 @@
 //! its database read and inserts only if the epoch is unchanged (checked inside the same lock).
 //! An insert that loses that race is simply skipped; the next validate reads the table again.
 //!
+//! **Not while a revocation is in flight.** A revocation marks its target (one id, or every
+//! session of a user) as *pending* before it is queued and clears the mark once its evictions
+//! are done: while marked, the cache answers nothing for it and refuses to insert it, so no cached
+//! answer vouches for a session whose revocation is committing. Marks are rare, so a lookup pays
+//! one atomic load for them ([`ValidationCache::lookup`] looks at the marks only when one is set).
+//!
+//! **Refusals are remembered briefly.** A "no" (unknown, revoked, another user's, expired) is
+//! final for a 128-bit random id, which is registered before any cookie naming it is sent, so the
+//! cache keeps it for [`REFUSED_FOR`] in a bounded side table: a revoked browser that keeps
+//! sending its cookie, or a request carrying many copies of one, costs one table read, not one
+//! per cookie per request. A refusal is never turned into a "yes": an id is cached as active only
+//! through [`insert_if_current`](ValidationCache::insert_if_current), which drops the refusal.
+//!
 //! **Bounded.** The capacity is split over [`SHARDS`] shards; a full shard evicts with CLOCK
 //! (second chance): expired entries and entries not hit since the hand last passed go first.
 //! Capacity zero disables the cache.
@@ -23,7 +36,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +44,12 @@ use crate::SessionId;
 
 /// The number of shards; a power of two so that the shard is a mask of an id byte.
 pub(crate) const SHARDS: usize = 16;
+
+/// How long a refusal is remembered; see the module documentation.
+pub(crate) const REFUSED_FOR: Duration = Duration::from_secs(30);
+
+/// The most refusals remembered per shard (so at most 16 times this in all, about 40 bytes each).
+const REFUSED_PER_SHARD: usize = 1024;
 
 /// What the cache knows of one active session.
 #[derive(Debug)]
@@ -93,6 +112,17 @@ struct Shard {
     index: HashMap<SessionId, usize, IdHashKey>,
     slots: Vec<Slot>,
     hand: usize,
+    /// Ids known not to be active, until when; see the module documentation.
+    refused: HashMap<SessionId, SystemTime, IdHashKey>,
+}
+
+/// The target of a revocation in flight; see [`ValidationCache::begin_revocation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// One session, whoever's it is.
+    Id(SessionId),
+    /// Every session of this user.
+    User(Box<str>),
 }
 
 impl Shard {
@@ -129,6 +159,29 @@ pub(crate) struct ValidationCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     epoch: AtomicU64,
+    /// Revocations in flight, one entry per revocation (a target may be there twice).
+    pending: Mutex<Vec<Target>>,
+    /// `pending.len()`, readable without the lock: the hot path looks at it alone.
+    pending_count: AtomicUsize,
+}
+
+/// Marks a revocation as in flight until dropped; see [`ValidationCache::begin_revocation`].
+#[derive(Debug)]
+pub(crate) struct InFlight<'a> {
+    cache: &'a ValidationCache,
+    target: Target,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.cache.pending_lock();
+        if let Some(at) = pending.iter().position(|t| *t == self.target) {
+            pending.swap_remove(at);
+        }
+        self.cache
+            .pending_count
+            .store(pending.len(), Ordering::SeqCst);
+    }
 }
 
 impl ValidationCache {
@@ -138,6 +191,40 @@ impl ValidationCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS),
             epoch: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            pending_count: AtomicUsize::new(0),
+        }
+    }
+
+    fn pending_lock(&self) -> MutexGuard<'_, Vec<Target>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a revocation in flight covers `id` of `user_id`.
+    fn is_pending(&self, id: SessionId, user_id: &str) -> bool {
+        // SeqCst pairs with the store in `begin_revocation`: a lookup that runs after the mark
+        // was published sees it.
+        self.pending_count.load(Ordering::SeqCst) != 0
+            && self.pending_lock().iter().any(|t| match t {
+                Target::Id(pending) => *pending == id,
+                Target::User(user) => **user == *user_id,
+            })
+    }
+
+    /// Marks a revocation of `target` as in flight, until the returned guard is dropped (after
+    /// the revocation committed and evicted, or failed). Meanwhile the cache answers nothing
+    /// for it and inserts nothing of it; the epoch is bumped so that no read begun earlier
+    /// inserts it either.
+    pub(crate) fn begin_revocation(&self, target: Target) -> InFlight<'_> {
+        {
+            let mut pending = self.pending_lock();
+            pending.push(target.clone());
+            self.pending_count.store(pending.len(), Ordering::SeqCst);
+        }
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        InFlight {
+            cache: self,
+            target,
         }
     }
 
@@ -151,16 +238,51 @@ impl ValidationCache {
     }
 
     /// `Some(true)` if `id` is cached as an active session of `user_id` at `now`; `Some(false)`
-    /// if cached as another user's or as expired; `None` if not cached.
+    /// if cached as another user's or as expired, or refused less than [`REFUSED_FOR`] ago;
+    /// `None` if not cached or while a revocation that covers it is in flight.
     pub(crate) fn lookup(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
         if self.per_shard == 0 {
             return None;
         }
         let mut shard = self.shard(&id);
-        let at = *shard.index.get(&id)?;
+        let Some(&at) = shard.index.get(&id) else {
+            let until = *shard.refused.get(&id)?;
+            if now < until {
+                return Some(false);
+            }
+            shard.refused.remove(&id);
+            return None;
+        };
         let slot = &mut shard.slots[at];
         slot.referenced = true;
-        Some(&*slot.user_id == user_id && now < slot.expires_at)
+        let active = &*slot.user_id == user_id && now < slot.expires_at;
+        drop(shard);
+        if active && self.is_pending(id, user_id) {
+            return None;
+        }
+        Some(active)
+    }
+
+    /// Remembers that `id` is not an active session (the backend said so at `now`), for
+    /// [`REFUSED_FOR`]. Bounded: a full shard first drops its lapsed refusals, then all.
+    pub(crate) fn refuse(&self, id: SessionId, now: SystemTime) {
+        if self.per_shard == 0 {
+            return;
+        }
+        let mut shard = self.shard(&id);
+        if shard.index.contains_key(&id) {
+            // Cached as active by a newer read; a refusal cannot be newer than that insert,
+            // which happened under a current epoch.
+            return;
+        }
+        if shard.refused.len() >= REFUSED_PER_SHARD && !shard.refused.contains_key(&id) {
+            shard.refused.retain(|_, until| now < *until);
+            if shard.refused.len() >= REFUSED_PER_SHARD {
+                // Clearing costs as much as the inserts that filled it: amortised O(1).
+                shard.refused.clear();
+            }
+        }
+        shard.refused.insert(id, now + REFUSED_FOR);
     }
 
     /// The current eviction epoch; read it before the database read that a later
@@ -180,13 +302,14 @@ impl ValidationCache {
         last_seen: SystemTime,
         now: SystemTime,
     ) -> bool {
-        if self.per_shard == 0 || expires_at <= now {
+        if self.per_shard == 0 || expires_at <= now || self.is_pending(id, user_id) {
             return false;
         }
         let mut shard = self.shard(&id);
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return false;
         }
+        shard.refused.remove(&id);
         let slot = Slot {
             id,
             user_id: user_id.into(),
@@ -227,6 +350,7 @@ impl ValidationCache {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.index.clear();
             shard.slots.clear();
+            shard.refused.clear();
             shard.hand = 0;
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
@@ -355,6 +479,60 @@ mod tests {
         assert!(!cache.insert_if_current(cache.epoch(), id(1), "u", t(100), t(0), t(1)));
         assert_eq!(cache.lookup(id(1), "u", t(1)), None);
         assert!(cache.should_touch(id(1), t(1), Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_revocation_in_flight_is_never_vouched_for_nor_cached() {
+        let cache = ValidationCache::new(64);
+        for n in 1..=3 {
+            assert!(cache.insert_if_current(cache.epoch(), id(n), "alice", t(100), t(0), t(1)));
+        }
+        assert!(cache.insert_if_current(cache.epoch(), id(4), "bob", t(100), t(0), t(1)));
+        let epoch = cache.epoch();
+        let one = cache.begin_revocation(Target::Id(id(1)));
+        assert_eq!(cache.lookup(id(1), "alice", t(1)), None);
+        assert_eq!(cache.lookup(id(2), "alice", t(1)), Some(true));
+        // A read begun before the mark cannot insert, nor can one begun after it.
+        assert!(!cache.insert_if_current(epoch, id(5), "alice", t(100), t(0), t(1)));
+        cache.evict([id(1)]);
+        assert!(!cache.insert_if_current(cache.epoch(), id(1), "alice", t(100), t(0), t(1)));
+        {
+            let everyone = cache.begin_revocation(Target::User("alice".into()));
+            assert_eq!(cache.lookup(id(2), "alice", t(1)), None);
+            assert_eq!(cache.lookup(id(3), "alice", t(1)), None);
+            assert_eq!(cache.lookup(id(4), "bob", t(1)), Some(true));
+            // The same target twice: one guard's end leaves the other's mark.
+            drop(cache.begin_revocation(Target::User("alice".into())));
+            assert_eq!(cache.lookup(id(2), "alice", t(1)), None);
+            drop(everyone);
+        }
+        assert_eq!(cache.lookup(id(2), "alice", t(1)), Some(true));
+        drop(one);
+        assert!(cache.insert_if_current(cache.epoch(), id(1), "alice", t(100), t(0), t(1)));
+        assert_eq!(cache.lookup(id(1), "alice", t(1)), Some(true));
+    }
+
+    #[test]
+    fn refusals_are_remembered_for_a_while_and_bounded() {
+        let cache = ValidationCache::new(64);
+        cache.refuse(id(1), t(10));
+        assert_eq!(cache.lookup(id(1), "alice", t(10)), Some(false));
+        let lapsed = t(10) + REFUSED_FOR;
+        assert_eq!(cache.lookup(id(1), "alice", lapsed), None);
+        // An insert (a newer read found it active) supersedes a refusal.
+        cache.refuse(id(2), t(10));
+        assert!(cache.insert_if_current(cache.epoch(), id(2), "alice", t(100), t(0), t(10)));
+        assert_eq!(cache.lookup(id(2), "alice", t(11)), Some(true));
+        // Never more than the bound per shard, however many are refused.
+        for n in 0..(REFUSED_PER_SHARD as u32 * 3) {
+            let mut bytes = [0u8; 16];
+            bytes[4..8].copy_from_slice(&n.to_le_bytes());
+            cache.refuse(SessionId::from_bytes(bytes), t(20));
+        }
+        let refused = cache.shards[0].lock().unwrap().refused.len();
+        assert!(refused <= REFUSED_PER_SHARD, "{refused}");
+        cache.clear();
+        assert_eq!(cache.lookup(id(1), "alice", t(10)), None);
     }
 
     #[test]

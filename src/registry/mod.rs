@@ -34,6 +34,8 @@ use crate::SessionId;
 #[cfg(feature = "sqlite")]
 mod cache;
 #[cfg(feature = "sqlite")]
+mod freshness;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_builder;
@@ -52,6 +54,20 @@ pub use sqlite_builder::SqliteRegistryBuilder;
 /// A pinned, boxed, `Send` future: what the [`Registry`] methods return so that the trait stays
 /// object safe (`Arc<dyn Registry>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The most bytes of a `User-Agent` a registry stores: enough for any real browser's (they run
+/// to about 150-300 bytes), and a bound on what a client can make the registry keep per login.
+pub const MAX_USER_AGENT_LEN: usize = 512;
+
+/// The longest prefix of `user_agent` of at most [`MAX_USER_AGENT_LEN`] bytes that ends on a
+/// character boundary; what backends store, whoever built the [`NewSession`].
+pub(crate) fn cap_user_agent(user_agent: &str) -> &str {
+    let mut end = user_agent.len().min(MAX_USER_AGENT_LEN);
+    while !user_agent.is_char_boundary(end) {
+        end -= 1;
+    }
+    &user_agent[..end]
+}
 
 /// A session to record with [`Registry::register`], typically at login.
 ///
@@ -77,6 +93,7 @@ pub struct NewSession {
     /// The absolute expiry; the session is invalid from this instant on.
     pub expires_at: SystemTime,
     /// The `User-Agent` the session was created from, to show on a "your devices" page.
+    /// Backends store at most [`MAX_USER_AGENT_LEN`] bytes of it.
     pub user_agent: Option<String>,
     /// The client address the session was created from.
     pub ip: Option<IpAddr>,
@@ -100,9 +117,11 @@ impl NewSession {
         }
     }
 
-    /// Sets the user agent.
+    /// Sets the user agent, cut to [`MAX_USER_AGENT_LEN`] bytes (on a character boundary).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = Some(user_agent.into());
+        let mut user_agent = user_agent.into();
+        user_agent.truncate(cap_user_agent(&user_agent).len());
+        self.user_agent = Some(user_agent);
         self
     }
 
@@ -231,6 +250,10 @@ pub enum RegistryError {
     /// The registry was stopped; no more operations are accepted.
     #[error("the registry has been stopped")]
     Stopped,
+    /// A registry setting is out of bounds (say, a timeout of `Duration::MAX`); the message
+    /// names the setting.
+    #[error("invalid registry configuration: {0}")]
+    InvalidConfig(String),
     /// Any other backend failure.
     #[error("registry backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -281,13 +304,33 @@ pub trait Registry: Send + Sync {
     /// Fails with [`RegistryError::DuplicateId`] if the id is already known.
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>>;
 
+    /// Replaces the session `old` of `user_id` by `new`, atomically: in one transaction, if
+    /// `old` is still an active session of `user_id` at `new.created_at` (its row exists, is
+    /// that user's, is not revoked and has not expired), revokes it and records `new`. Returns
+    /// `true` if it did; `false`, changing nothing, if `old` is no longer active.
+    ///
+    /// This is how a session id is renewed ([`Session::renew`](crate::Session), and a login
+    /// over a signed-in session). Registering the new id and revoking the old one as two steps
+    /// would let a request that validated just before "sign out everywhere" renew after it and
+    /// come out with a new, valid session: here, whichever commits first wins, and a revocation
+    /// that commits after the rotation revokes the new id as well.
+    ///
+    /// Fails with [`RegistryError::DuplicateId`] if `new.id` is already known.
+    fn rotate<'a>(
+        &'a self,
+        user_id: &'a str,
+        old: SessionId,
+        new: NewSession,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>>;
+
     /// Answers from memory alone, if it can: `Some(true)` for a session known active, `Some(false)`
     /// for one known to be another user's or expired, `None` when the backend must be asked with
     /// [`validate`](Registry::validate).
     ///
     /// This is the hot path: it must not do I/O (except in an opt-in strict mode) nor allocate.
     /// It never answers `Some(true)` for a session whose revocation has returned through this
-    /// registry. The default knows nothing and returns `None`.
+    /// registry or is in flight through it, nor while the backend's feed of other writers'
+    /// revocations is stale past its bound. The default knows nothing and returns `None`.
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
         let _ = (id, user_id, now);
         None
@@ -342,4 +385,23 @@ pub trait Registry: Send + Sync {
     /// Deletes sessions that expired at or before `now` (and revocation records of expired
     /// sessions). Returns the number of sessions deleted.
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_user_agent_is_cut_on_a_character_boundary() {
+        let now = SystemTime::UNIX_EPOCH;
+        let s = |ua: &str| NewSession::new(SessionId::generate(), "u", now, now).user_agent(ua);
+        assert_eq!(s("curl/8").user_agent.as_deref(), Some("curl/8"));
+        let ascii = "a".repeat(MAX_USER_AGENT_LEN + 100);
+        assert_eq!(s(&ascii).user_agent.unwrap().len(), MAX_USER_AGENT_LEN);
+        // 511 ASCII bytes, then a 3-byte character that would end past the cap.
+        let wide = format!("{}€€", "a".repeat(MAX_USER_AGENT_LEN - 1));
+        let cut = s(&wide).user_agent.unwrap();
+        assert_eq!(cut.len(), MAX_USER_AGENT_LEN - 1);
+        assert!(wide.starts_with(&cut));
+    }
 }

@@ -22,12 +22,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::cache::ValidationCache;
+use super::cache::{Target, ValidationCache};
+use super::freshness::Freshness;
 use super::sqlite_builder::SqliteRegistryBuilder;
 use super::sqlite_file::Identity;
 use super::sqlite_schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
@@ -90,6 +91,7 @@ impl SqliteRegistry {
     }
 
     pub(crate) fn start(config: SqliteRegistryBuilder) -> Result<Self, RegistryError> {
+        let started = Instant::now();
         let path = config.path;
         let mut writer_conn = connect(&path, config.busy_timeout)?;
         migrate(&mut writer_conn, &path)?;
@@ -112,6 +114,10 @@ impl SqliteRegistry {
             identity,
             stale: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            // The log was read to its end just now, by SyncState::new.
+            freshness: (!config.poll_interval.is_zero() || config.strict)
+                .then(|| Freshness::new(started, config.staleness_bound)),
+            max_sessions_per_user: config.max_sessions_per_user,
         });
         let mut threads = Threads::default();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
@@ -227,10 +233,19 @@ impl SqliteRegistry {
         })
     }
 
-    fn revoked(&self, op: WriteOp) -> BoxFuture<'static, Result<Vec<SessionId>, RegistryError>> {
+    /// Queues a revocation of `target`, marked in flight in the cache until it is done (see
+    /// `cache.rs`), and returns the revoked ids.
+    fn revoked(
+        &self,
+        target: Target,
+        op: WriteOp,
+    ) -> BoxFuture<'_, Result<Vec<SessionId>, RegistryError>> {
+        let in_flight = self.shared.cache.begin_revocation(target);
         let done = self.write(op);
         Box::pin(async move {
-            match done.await? {
+            let outcome = done.await;
+            drop(in_flight);
+            match outcome? {
                 Outcome::Revoked(ids) => Ok(ids),
                 _ => Err(RegistryError::Backend("unexpected write outcome".into())),
             }
@@ -272,11 +287,41 @@ impl Registry for SqliteRegistry {
         Box::pin(async move { done.await.map(drop) })
     }
 
+    fn rotate<'a>(
+        &'a self,
+        user_id: &'a str,
+        old: SessionId,
+        new: NewSession,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        // The old id's revocation is in flight from here; the epoch is read after the mark
+        // (which bumps it), so the new id can still be cached when the rotation commits.
+        let in_flight = self.shared.cache.begin_revocation(Target::Id(old));
+        let epoch = self.shared.cache.epoch();
+        let done = self.write(WriteOp::Rotate {
+            user_id: user_id.to_owned(),
+            old,
+            session: new,
+            epoch,
+        });
+        Box::pin(async move {
+            let outcome = done.await;
+            drop(in_flight);
+            match outcome? {
+                Outcome::Rotated(rotated) => Ok(rotated.is_some()),
+                _ => Err(RegistryError::Backend("unexpected write outcome".into())),
+            }
+        })
+    }
+
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
         if self.shared.strict && self.shared.sync_revocations().is_err() {
             return None;
         }
-        self.shared.cache.lookup(id, user_id, now)
+        match self.shared.cache.lookup(id, user_id, now) {
+            // A "yes" only while other processes' revocations are known to have been seen.
+            Some(true) if !self.shared.cache_trusted() => None,
+            answer => answer,
+        }
     }
 
     fn validate<'a>(
@@ -293,9 +338,16 @@ impl Registry for SqliteRegistry {
         let user = user_id.to_owned();
         self.read(move |conn, shared| {
             let Some((owner, expires, revoked, last_seen)) = validate_row(conn, shared, id)? else {
+                shared.cache.refuse(id, now);
                 return Ok(false);
             };
-            let valid = owner == user && !revoked && to_ms(now) < expires;
+            if revoked || to_ms(now) >= expires {
+                shared.cache.refuse(id, now);
+                return Ok(false);
+            }
+            // Another user's id is refused without remembering: the refusal would hold for the
+            // owner too.
+            let valid = owner == user;
             if valid {
                 let (expires, last_seen) = (from_ms(expires), from_ms(last_seen));
                 shared
@@ -363,12 +415,12 @@ impl Registry for SqliteRegistry {
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
         let user_id = Some(user_id.to_owned());
-        let done = self.revoked(WriteOp::Revoke { user_id, id });
+        let done = self.revoked(Target::Id(id), WriteOp::Revoke { user_id, id });
         Box::pin(async move { Ok(!done.await?.is_empty()) })
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        let done = self.revoked(WriteOp::Revoke { user_id: None, id });
+        let done = self.revoked(Target::Id(id), WriteOp::Revoke { user_id: None, id });
         Box::pin(async move { Ok(!done.await?.is_empty()) })
     }
 
@@ -377,8 +429,9 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        let target = Target::User(user_id.into());
         let user_id = user_id.to_owned();
-        let done = self.revoked(WriteOp::RevokeUser { user_id, except });
+        let done = self.revoked(target, WriteOp::RevokeUser { user_id, except });
         Box::pin(async move { Ok(done.await?.len() as u64) })
     }
 
@@ -410,5 +463,65 @@ impl Registry for SqliteRegistry {
                 _ => Err(RegistryError::Backend("unexpected write outcome".into())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A poller that cannot read the log (here: stuck behind its own lock, as it would be in a
+    /// long busy wait or a hung disk) stops the cache vouching once the staleness bound passed,
+    /// so a revocation made elsewhere in the meantime is not ignored; the table still answers.
+    #[tokio::test]
+    // Holding the poller's lock across the awaits is the point: only the poller thread wants it.
+    #[allow(clippy::await_holding_lock)]
+    async fn a_stuck_poller_stops_the_cache_vouching_past_the_staleness_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        // The default bound (2 s), so that this test reads the same on the code before it.
+        let reg = SqliteRegistry::builder(&path)
+            .poll_interval(Duration::from_millis(10))
+            .cleanup_interval(Duration::ZERO)
+            .open()
+            .unwrap();
+        let other = SqliteRegistry::open(&path).unwrap();
+        let now = SystemTime::now();
+        let (kept, revoked) = (SessionId::generate(), SessionId::generate());
+        for id in [kept, revoked] {
+            let s = NewSession::new(id, "alice", now, now + Duration::from_secs(60));
+            reg.register(s).await.unwrap();
+        }
+        assert_eq!(reg.validate_cached(revoked, "alice", now), Some(true));
+
+        let stuck = reg.shared.sync.lock().unwrap();
+        assert!(other.revoke("alice", revoked).await.unwrap());
+        let started = Instant::now();
+        while reg.validate_cached(revoked, "alice", now) == Some(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the cache went on vouching for a revocation it could not have seen"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        eprintln!(
+            "stopped vouching {:?} after the poller stuck (bound 2 s)",
+            started.elapsed()
+        );
+        assert_eq!(reg.validate_cached(kept, "alice", now), None);
+        assert!(!reg.validate(revoked, "alice", now).await.unwrap());
+        assert!(reg.validate(kept, "alice", now).await.unwrap());
+
+        drop(stuck);
+        let started = Instant::now();
+        while reg.validate_cached(kept, "alice", now) != Some(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never fresh again"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

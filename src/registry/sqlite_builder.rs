@@ -1,5 +1,6 @@
 //! Configuration of a [`SqliteRegistry`]: the builder and its defaults.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct SqliteRegistryBuilder {
     pub(crate) busy_timeout: Duration,
     pub(crate) readers: usize,
     pub(crate) touch_throttle: Duration,
+    pub(crate) staleness_bound: Duration,
+    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
 }
 
 impl SqliteRegistryBuilder {
@@ -47,6 +50,14 @@ impl SqliteRegistryBuilder {
     pub const DEFAULT_READERS: usize = 2;
     /// The default [`touch_throttle`](Self::touch_throttle): 60 seconds.
     pub const DEFAULT_TOUCH_THROTTLE: Duration = Duration::from_secs(60);
+    /// The default [`staleness_bound`](Self::staleness_bound): 2 seconds.
+    pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
+    /// The most [`readers`](Self::readers).
+    pub const MAX_READERS: usize = 64;
+    /// The longest interval, timeout or throttle the builder accepts: one day. Longer ones are
+    /// configuration mistakes, and some (a busy timeout past `i32::MAX` milliseconds) would not
+    /// even be representable.
+    pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
     pub(crate) fn new(path: PathBuf) -> Self {
         SqliteRegistryBuilder {
@@ -58,6 +69,8 @@ impl SqliteRegistryBuilder {
             busy_timeout: Self::DEFAULT_BUSY_TIMEOUT,
             readers: Self::DEFAULT_READERS,
             touch_throttle: Self::DEFAULT_TOUCH_THROTTLE,
+            staleness_bound: Self::DEFAULT_STALENESS_BOUND,
+            max_sessions_per_user: None,
         }
     }
 
@@ -100,8 +113,29 @@ impl SqliteRegistryBuilder {
         self
     }
 
+    /// How old the poller's last complete read of the revocation log may be for the validation
+    /// cache to be trusted (default 2 seconds; it must be longer than the poll interval).
+    ///
+    /// While the poller cannot read the log (the file is locked, the disk hangs), the cache
+    /// would go on vouching for sessions that another process revoked. Past this bound, cached
+    /// answers give way to reads of the table, and if the table cannot be read either, the
+    /// middleware's error policy decides (HTTP 503 by default). So a revocation made by another
+    /// process is honoured within this bound, whatever happens to the poller.
+    pub fn staleness_bound(mut self, bound: Duration) -> Self {
+        self.staleness_bound = bound;
+        self
+    }
+
+    /// Caps the active sessions a user may have: registering one more (a login) revokes the
+    /// user's oldest active sessions beyond the cap, in the same transaction. Off by default.
+    /// Zero turns it off again.
+    pub fn max_sessions_per_user(mut self, sessions: usize) -> Self {
+        self.max_sessions_per_user = NonZeroUsize::new(sessions);
+        self
+    }
+
     /// The number of reader threads (each with its own connection) serving cache misses and
-    /// listings; at least one.
+    /// listings; at least one, at most [`MAX_READERS`](Self::MAX_READERS).
     pub fn readers(mut self, threads: usize) -> Self {
         self.readers = threads.max(1);
         self
@@ -115,9 +149,72 @@ impl SqliteRegistryBuilder {
 
     /// Opens (creating or migrating) the database and starts the registry's threads.
     ///
-    /// Errors are typed and happen here, not at the first request: a missing directory, a file
-    /// that is not a database, a corrupt or read-only database, a schema from a newer version.
+    /// Errors are typed and happen here, not at the first request: a configuration out of
+    /// bounds ([`RegistryError::InvalidConfig`]), a missing directory, a file that is not a
+    /// database, a corrupt or read-only database, a schema from a newer version.
     pub fn open(self) -> Result<SqliteRegistry, RegistryError> {
+        self.check()?;
         SqliteRegistry::start(self)
+    }
+
+    fn check(&self) -> Result<(), RegistryError> {
+        let invalid = |problem: String| Err(RegistryError::InvalidConfig(problem));
+        for (what, value) in [
+            ("poll_interval", self.poll_interval),
+            ("cleanup_interval", self.cleanup_interval),
+            ("busy_timeout", self.busy_timeout),
+            ("touch_throttle", self.touch_throttle),
+            ("staleness_bound", self.staleness_bound),
+        ] {
+            if value > Self::MAX_DURATION {
+                return invalid(format!(
+                    "{what} {value:?} is longer than the most allowed, {:?}",
+                    Self::MAX_DURATION
+                ));
+            }
+        }
+        if self.readers > Self::MAX_READERS {
+            return invalid(format!(
+                "{} readers is more than the most allowed, {}",
+                self.readers,
+                Self::MAX_READERS
+            ));
+        }
+        if !self.poll_interval.is_zero() && self.staleness_bound <= self.poll_interval {
+            return invalid(format!(
+                "the staleness bound {:?} must be longer than the poll interval {:?}",
+                self.staleness_bound, self.poll_interval
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_bounds_settings_are_refused_before_anything_opens() {
+        let b = || SqliteRegistryBuilder::new(PathBuf::from("/nonexistent/dir/s.db"));
+        for builder in [
+            b().cleanup_interval(Duration::MAX),
+            b().busy_timeout(Duration::MAX),
+            b().poll_interval(Duration::MAX),
+            b().touch_throttle(Duration::MAX),
+            b().staleness_bound(Duration::MAX),
+            b().readers(usize::MAX),
+            b().poll_interval(Duration::from_secs(3)),
+        ] {
+            match builder.open() {
+                Err(RegistryError::InvalidConfig(problem)) => assert!(!problem.is_empty()),
+                other => panic!("expected InvalidConfig, got {other:?}"),
+            }
+        }
+        // In bounds, the same path fails for what it is.
+        assert!(matches!(
+            b().open(),
+            Err(RegistryError::MissingDirectory(_))
+        ));
     }
 }

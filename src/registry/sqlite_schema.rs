@@ -1,7 +1,7 @@
 //! The SQLite side of the registry: opening connections, the schema and its migrations, error
 //! mapping and the time representation.
 //!
-//! Schema version 1 (`PRAGMA user_version = 1`):
+//! Schema version 2 (`PRAGMA user_version = 2`):
 //!
 //! ```sql
 //! CREATE TABLE sessions (id BLOB PRIMARY KEY NOT NULL, user_id TEXT NOT NULL,
@@ -11,11 +11,21 @@
 //! CREATE INDEX sessions_expires_at ON sessions (expires_at);
 //! CREATE TABLE revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL,
 //!     expires_at INTEGER NOT NULL);
+//! -- version 2:
+//! CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
+//!     WHEN old.revoked_at IS NULL AND old.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
+//!     BEGIN INSERT INTO revocations (id, expires_at) VALUES (old.id, old.expires_at); END;
 //! ```
 //!
 //! Times are integer milliseconds since the Unix epoch. `revocations.seq` is `AUTOINCREMENT` so
 //! that pruning the newest entries can never make a sequence number be handed out twice, which
 //! would hide a revocation from other processes' pollers.
+//!
+//! The trigger keeps the allow-list promise for rows deleted by any means (an operator's
+//! `DELETE`, a script, another library version): a deleted live session is logged as revoked,
+//! so every process's poller evicts it from its cache, exactly as for a revocation. Rows already
+//! revoked were logged when revoked, and rows already expired are refused by every cache anyway
+//! (which keeps `delete_expired` from logging what it deletes).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -25,10 +35,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use super::RegistryError;
 
 /// The newest schema version this library creates and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations from version `i` to `i + 1`, applied in one transaction at open.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = ["
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    "
     CREATE TABLE sessions (
         id BLOB PRIMARY KEY NOT NULL,
         user_id TEXT NOT NULL,
@@ -46,7 +57,15 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = ["
         id BLOB NOT NULL,
         expires_at INTEGER NOT NULL
     );
-"];
+",
+    "
+    CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
+    WHEN old.revoked_at IS NULL AND old.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
+    BEGIN
+        INSERT INTO revocations (id, expires_at) VALUES (old.id, old.expires_at);
+    END;
+",
+];
 
 /// Maps an SQLite error to the registry's error, by its code; `path` names the database.
 pub(crate) fn map_err(file: &Path, err: &rusqlite::Error) -> RegistryError {

@@ -7,6 +7,7 @@
 //! reply, which does not need a tokio runtime.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -17,9 +18,10 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use tokio::sync::oneshot;
 
 use super::cache::ValidationCache;
+use super::freshness::Freshness;
 use super::sqlite_file::Identity;
 use super::sqlite_schema::{forget_damage, from_ms, map_err, to_ms};
-use super::{NewSession, RegistryError};
+use super::{cap_user_agent, NewSession, RegistryError};
 use crate::SessionId;
 
 /// The most operations committed in one transaction.
@@ -46,6 +48,11 @@ pub(crate) struct Shared {
     pub(crate) stale: AtomicBool,
     /// Bumped at every reopen; a reader whose connection is older reopens it.
     pub(crate) generation: AtomicU64,
+    /// When the revocation log was last confirmed read to its end; `None` when nothing polls
+    /// it (the cache is then trusted without a bound: see `poll_interval`).
+    pub(crate) freshness: Option<Freshness>,
+    /// The most active sessions a user may have; registering one more revokes the oldest.
+    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
 }
 
 /// The connection that watches `PRAGMA data_version` and the revocation log.
@@ -78,13 +85,28 @@ impl SyncState {
 
 impl Shared {
     /// If any other connection committed since the last check, evicts the ids revoked since.
+    ///
+    /// On success the log has been read to its end as of `began`, which confirms the cache fresh
+    /// (see `freshness.rs`).
     pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
+        let began = Instant::now();
         let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
         let result = Self::sync_with(&mut state, &self.cache, &self.path);
-        if let Err(e) = &result {
-            forget_damage(&state.conn, e);
+        match &result {
+            Ok(()) => {
+                if let Some(freshness) = &self.freshness {
+                    freshness.confirm(began);
+                }
+            }
+            Err(e) => forget_damage(&state.conn, e),
         }
         result
+    }
+
+    /// Whether the cache may vouch for sessions: strict mode checked just now, and otherwise
+    /// the poller confirmed the revocation log within the staleness bound.
+    pub(crate) fn cache_trusted(&self) -> bool {
+        self.freshness.as_ref().is_none_or(Freshness::is_fresh)
     }
 
     fn sync_with(
@@ -139,6 +161,14 @@ pub(crate) enum WriteOp {
         session: NewSession,
         epoch: u64,
     },
+    /// Revokes `old` and registers `session` in its place, only if `old` is still an active
+    /// session of `user_id`.
+    Rotate {
+        user_id: String,
+        old: SessionId,
+        session: NewSession,
+        epoch: u64,
+    },
     Revoke {
         user_id: Option<String>,
         id: SessionId,
@@ -155,7 +185,12 @@ pub(crate) enum WriteOp {
 /// What a committed write did.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    Registered,
+    /// Registered; older sessions of the user revoked to keep within its session cap.
+    Registered {
+        capped: Vec<SessionId>,
+    },
+    /// `Some(capped)` if rotated (as `Registered`), `None` if the old id was no longer active.
+    Rotated(Option<Vec<SessionId>>),
     Revoked(Vec<SessionId>),
     Deleted(u64),
 }
@@ -301,17 +336,38 @@ fn commit_batch(
 /// Updates the cache for a committed write, before its caller is told: revoked ids leave the
 /// cache, so the next validate through this registry refuses them.
 fn after_commit(shared: &Shared, op: &WriteOp, outcome: &Outcome) {
+    let cache_new = |session: &NewSession, epoch: u64| {
+        let created = from_ms(to_ms(session.created_at));
+        shared.cache.insert_if_current(
+            epoch,
+            session.id,
+            &session.user_id,
+            from_ms(to_ms(session.expires_at)),
+            created,
+            created,
+        );
+    };
     match (op, outcome) {
-        (WriteOp::Register { session, epoch }, Outcome::Registered) => {
-            let created = from_ms(to_ms(session.created_at));
-            shared.cache.insert_if_current(
-                *epoch,
-                session.id,
-                &session.user_id,
-                from_ms(to_ms(session.expires_at)),
-                created,
-                created,
-            );
+        (WriteOp::Register { session, epoch }, Outcome::Registered { capped }) => {
+            // Cached before the evictions, which bump the epoch the insert checks.
+            cache_new(session, *epoch);
+            shared.cache.evict(capped.iter().copied());
+        }
+        (
+            WriteOp::Rotate {
+                old,
+                session,
+                epoch,
+                ..
+            },
+            Outcome::Rotated(rotated),
+        ) => {
+            if let Some(capped) = rotated {
+                cache_new(session, *epoch);
+                shared.cache.evict(capped.iter().copied());
+            }
+            // Rotated or not, the old id is no longer active.
+            shared.cache.evict([*old]);
         }
         (WriteOp::Revoke { id, .. }, Outcome::Revoked(ids)) => {
             shared.cache.evict(ids.iter().copied().chain([*id]));
@@ -340,28 +396,37 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
     let err = shared.err();
     match op {
         WriteOp::Register { session, .. } => {
-            let inserted = tx
+            insert(tx, shared, session)?;
+            let capped = cap_sessions(tx, shared, session)?;
+            Ok(Outcome::Registered { capped })
+        }
+        WriteOp::Rotate {
+            user_id,
+            old,
+            session,
+            ..
+        } => {
+            // The check and the revocation are one statement, and the insert follows in the
+            // same transaction: a revocation committed before this sees the old id revoked,
+            // one committed after revokes the new id too.
+            let now = to_ms(session.created_at);
+            let expires: Option<i64> = tx
                 .prepare_cached(
-                    "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, \
-                     user_agent, ip) VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+                    "UPDATE sessions SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 \
+                     AND revoked_at IS NULL AND expires_at > ?3 RETURNING expires_at",
                 )
                 .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        session.id.as_bytes(),
-                        session.user_id,
-                        to_ms(session.created_at),
-                        to_ms(session.expires_at),
-                        session.user_agent,
-                        session.ip.map(|ip| ip.to_string()),
-                    ])
-                });
-            match inserted {
-                Ok(_) => Ok(Outcome::Registered),
-                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                    Err(RegistryError::DuplicateId(session.id))
-                }
-                Err(e) => Err(err(e)),
-            }
+                    stmt.query_row(params![old.as_bytes(), user_id, now], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(&err)?;
+            let Some(expires) = expires else {
+                return Ok(Outcome::Rotated(None));
+            };
+            log_revocation(tx, *old, expires).map_err(&err)?;
+            insert(tx, shared, session)?;
+            let capped = cap_sessions(tx, shared, session)?;
+            Ok(Outcome::Rotated(Some(capped)))
         }
         WriteOp::Revoke { user_id, id } => {
             let expires: Option<i64> = tx
@@ -383,40 +448,18 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
             log_revocation(tx, *id, expires).map_err(&err)?;
             Ok(Outcome::Revoked(vec![*id]))
         }
-        WriteOp::RevokeUser { user_id, except } => {
-            let revoked: Vec<(SessionId, i64)> = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 \
-                         AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) \
-                         RETURNING id, expires_at",
-                    )
-                    .map_err(&err)?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            user_id,
-                            except.as_ref().map(|id| id.as_bytes().to_vec()),
-                            to_ms(SystemTime::now())
-                        ],
-                        |row| Ok((id_of(row.get_ref(0)?.as_blob().ok()), row.get(1)?)),
-                    )
-                    .map_err(&err)?;
-                let mut revoked = Vec::new();
-                for row in rows {
-                    if let (Some(id), expires) = row.map_err(&err)? {
-                        revoked.push((id, expires));
-                    }
-                }
-                revoked
-            };
-            for &(id, expires) in &revoked {
-                log_revocation(tx, id, expires).map_err(&err)?;
-            }
-            Ok(Outcome::Revoked(
-                revoked.into_iter().map(|(id, _)| id).collect(),
-            ))
-        }
+        WriteOp::RevokeUser { user_id, except } => revoke_rows(
+            tx,
+            shared,
+            "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 \
+             AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) RETURNING id, expires_at",
+            params![
+                user_id,
+                except.as_ref().map(|id| id.as_bytes().to_vec()),
+                to_ms(SystemTime::now())
+            ],
+        )
+        .map(Outcome::Revoked),
         WriteOp::DeleteExpired { now } => {
             let now = to_ms(*now);
             let deleted = tx
@@ -430,6 +473,88 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
             Ok(Outcome::Deleted(deleted as u64))
         }
     }
+}
+
+/// Inserts a new session's row.
+fn insert(tx: &Connection, shared: &Shared, session: &NewSession) -> Result<(), RegistryError> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, \
+             user_agent, ip) VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                session.id.as_bytes(),
+                session.user_id,
+                to_ms(session.created_at),
+                to_ms(session.expires_at),
+                session.user_agent.as_deref().map(cap_user_agent),
+                session.ip.map(|ip| ip.to_string()),
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            Err(RegistryError::DuplicateId(session.id))
+        }
+        Err(e) => Err(map_err(&shared.path, &e)),
+    }
+}
+
+/// With a cap on sessions per user, revokes the user's oldest active sessions beyond it (never
+/// the one just registered) and returns their ids.
+fn cap_sessions(
+    tx: &Connection,
+    shared: &Shared,
+    session: &NewSession,
+) -> Result<Vec<SessionId>, RegistryError> {
+    let Some(cap) = shared.max_sessions_per_user else {
+        return Ok(Vec::new());
+    };
+    revoke_rows(
+        tx,
+        shared,
+        "UPDATE sessions SET revoked_at = ?3 WHERE id IN (SELECT id FROM sessions \
+         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?3 \
+         ORDER BY id = ?2 DESC, created_at DESC, id LIMIT -1 OFFSET ?4) \
+         RETURNING id, expires_at",
+        params![
+            session.user_id,
+            session.id.as_bytes(),
+            to_ms(session.created_at),
+            i64::try_from(cap.get()).unwrap_or(i64::MAX)
+        ],
+    )
+}
+
+/// Runs `update`, an `UPDATE sessions SET revoked_at ... RETURNING id, expires_at`, logs every
+/// row it revoked, and returns their ids.
+fn revoke_rows(
+    tx: &Connection,
+    shared: &Shared,
+    update: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<SessionId>, RegistryError> {
+    let err = shared.err();
+    let revoked: Vec<(SessionId, i64)> = {
+        let mut stmt = tx.prepare_cached(update).map_err(&err)?;
+        let rows = stmt
+            .query_map(params, |row| {
+                Ok((id_of(row.get_ref(0)?.as_blob().ok()), row.get(1)?))
+            })
+            .map_err(&err)?;
+        let mut revoked = Vec::new();
+        for row in rows {
+            if let (Some(id), expires) = row.map_err(&err)? {
+                revoked.push((id, expires));
+            }
+        }
+        revoked
+    };
+    for &(id, expires) in &revoked {
+        log_revocation(tx, id, expires).map_err(&err)?;
+    }
+    Ok(revoked.into_iter().map(|(id, _)| id).collect())
 }
 
 fn log_revocation(tx: &Connection, id: SessionId, expires: i64) -> rusqlite::Result<()> {
@@ -478,13 +603,32 @@ pub(crate) fn poller_loop(
     interval: Duration,
     writer: Sender<WriteMsg>,
 ) {
+    let mut failing = false;
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
         if shared.file_replaced() {
             let _ = writer.send(WriteMsg::Wake);
             continue;
         }
-        // A failed poll (the file is briefly locked) is retried at the next tick; validate's
-        // database reads are unaffected.
-        let _ = shared.sync_revocations();
+        // A failed poll (the file is briefly locked) is retried at the next tick. Until one
+        // succeeds, the confirmation ages, and past the staleness bound cached answers give way
+        // to reads of the table, which fail closed if it cannot be read.
+        match shared.sync_revocations() {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(path = %shared.path.display(), "the registry's revocation log is readable again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                let bound = shared.freshness.as_ref().map(Freshness::bound);
+                tracing::warn!(
+                    path = %shared.path.display(),
+                    error = %e,
+                    staleness_bound = ?bound,
+                    "cannot read the registry's revocation log; cached sessions are trusted until the staleness bound, then checked in the table"
+                );
+            }
+            Err(_) => {}
+        }
     }
 }

@@ -55,6 +55,11 @@ pub enum SessionError {
     /// becomes HTTP 503 and carries no session cookie, whatever the handler returns.
     #[error("the session registry failed: {0}")]
     Registry(#[from] RegistryError),
+    /// [`Session::renew`] found the session no longer active in the registry (it was revoked
+    /// while the request ran): the session is now signed out, and the response removes its
+    /// cookie.
+    #[error("the session was revoked; it is signed out now")]
+    NotActive,
 }
 
 /// The session of the current request: cheap to clone, shared by all clones.
@@ -254,16 +259,20 @@ impl Session {
     /// Gives the session a new id, keeping its data and user; do it whenever privileges change.
     /// The absolute expiry stays as it was, so renewing never extends a session.
     ///
-    /// A signed-in session's new id is registered, and its old id revoked, in the registry. If
-    /// the registration fails, the error is returned here and the response becomes HTTP 503
-    /// without a session cookie (the browser keeps its old one).
+    /// A signed-in session's id is rotated in the registry in one step: the new id is recorded
+    /// only if the old one is still active. If it is not (the session was revoked, say by "sign
+    /// out everywhere", while this request ran), the session ends signed out, as after
+    /// [`logout`](Self::logout), and [`SessionError::NotActive`] is returned. If the registry
+    /// fails, the error is returned here and the response becomes HTTP 503 without a session
+    /// cookie (the browser keeps its old one).
     pub async fn renew(&self) -> Result<(), SessionError> {
         self.reissue(None).await
     }
 
     /// Signs `user` in: gives the session a new id first (so that an id planted by an attacker
     /// before login is worthless afterwards), binds the user, keeps the data, and registers the
-    /// session (with the client's address and user agent) before any cookie is sent.
+    /// session (with the client's address and user agent) before any cookie is sent. A session
+    /// that was signed in already has its old id retired in the same registry transaction.
     ///
     /// If the registration fails, the error is returned here and the response becomes HTTP 503
     /// without a session cookie: a cookie the registry does not know would be refused anyway.
@@ -274,6 +283,7 @@ impl Session {
     async fn reissue(&self, user: Option<String>) -> Result<(), SessionError> {
         let s = &self.inner.shared;
         let now = self.inner.now;
+        let login = user.is_some();
         let (register, old) = self.with_claims(|state| {
             state.dirty = true;
             state.purged = false;
@@ -297,31 +307,42 @@ impl Session {
             };
             (register, old)
         });
-        let Some(registry) = &s.registry else {
+        let (Some(registry), Some(new)) = (&s.registry, register) else {
             return Ok(());
         };
-        if let Some(new) = register {
-            let id = new.id;
-            let result = registry.register(new).await;
-            let mut state = self.lock();
-            // A later login in the same request may have replaced this id meanwhile.
-            if state.registration == Registration::Pending(id) {
-                state.registration = match result {
-                    Ok(()) => Registration::NotNeeded,
-                    Err(_) => Registration::Failed,
-                };
+        let id = new.id;
+        let result = match old {
+            Some((old_user, old_id)) => {
+                // A login proved who the user is, so it may start a session even if the old
+                // one is gone: keep a copy to register then.
+                let retry = login.then(|| new.clone());
+                match (registry.rotate(&old_user, old_id, new).await, retry) {
+                    (Ok(false), Some(new)) => registry.register(new).await.map(|()| true),
+                    (result, _) => result,
+                }
             }
-            drop(state);
-            result?;
+            None => registry.register(new).await.map(|()| true),
+        };
+        let mut state = self.lock();
+        // A later login in the same request may have replaced this id meanwhile.
+        if state.registration != Registration::Pending(id) {
+            return result.map(drop).map_err(SessionError::from);
         }
-        if let Some((user, id)) = old {
-            // The new id is registered; failing to retire the old one only leaves it valid
-            // until it expires, which is no reason to fail the login.
-            if let Err(err) = registry.revoke(&user, id).await {
-                tracing::warn!(session = %id, error = %err, "could not revoke the replaced session id");
+        match result {
+            Ok(true) => {
+                state.registration = Registration::NotNeeded;
+                Ok(())
+            }
+            Ok(false) => {
+                // Revoked while this request ran: no new id may come of it.
+                purge(&mut state);
+                Err(SessionError::NotActive)
+            }
+            Err(err) => {
+                state.registration = Registration::Failed;
+                Err(err.into())
             }
         }
-        Ok(())
     }
 
     fn new_registration(&self, c: &ClaimsCore, user: &str) -> NewSession {
@@ -344,12 +365,9 @@ impl Session {
             let mut state = self.lock();
             let old = state
                 .claims
-                .take()
+                .as_ref()
                 .and_then(|c| c.user(self.buf()).map(|u| (u.to_owned(), c.id())));
-            state.dirty = false;
-            state.needs_reseal = false;
-            state.purged = true;
-            state.registration = Registration::NotNeeded;
+            purge(&mut state);
             old
         };
         if let (Some(registry), Some((user, id))) = (&self.inner.shared.registry, old) {
@@ -383,6 +401,16 @@ impl Session {
             .map(|(level, message)| Flash { level, message })
             .collect()
     }
+}
+
+/// Drops the session (data included) so that the response removes its cookie, unless the
+/// handler starts a new session afterwards.
+fn purge(state: &mut State) {
+    state.claims = None;
+    state.dirty = false;
+    state.needs_reseal = false;
+    state.purged = true;
+    state.registration = Registration::NotNeeded;
 }
 
 fn claims(state: &State) -> &ClaimsCore {

@@ -106,6 +106,15 @@ pub async fn routes(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 /// Serves `layer` around [`routes`] on a fresh loopback port, with the peer address in the
 /// request extensions as a real server would put it. The server lives as long as the runtime.
 pub async fn serve(layer: SessionLayer) -> SocketAddr {
+    serve_fn(layer, routes).await
+}
+
+/// Serves `layer` around the handler `f` on a fresh loopback port, as [`serve`] does.
+pub async fn serve_fn<F, Fut>(layer: SessionLayer, f: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -113,7 +122,7 @@ pub async fn serve(layer: SessionLayer) -> SocketAddr {
             let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
-            let svc = layer.layer(tower::service_fn(routes)).map_request(
+            let svc = layer.layer(tower::service_fn(f.clone())).map_request(
                 move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
                     req

@@ -1,0 +1,83 @@
+//! How fresh a registry's view of other writers' revocations is: the staleness bound.
+//!
+//! A backend's validation cache learns of revocations made elsewhere (another process on the
+//! same SQLite file, another host on PostgreSQL) from a feed it reads in the background. While
+//! that feed cannot be read, the cache would go on vouching for sessions that were revoked
+//! elsewhere. So the feed's reader records when it last *confirmed* that it had seen every
+//! revocation (the instant its successful check began, not ended: the check saw the log as of
+//! some moment after it began), and the cache is trusted only while that confirmation is younger
+//! than the bound. Past it, cached answers give way to reads of the backend, which fail with an
+//! error if the backend cannot answer: the middleware's error policy then decides (a 503 by
+//! default), and nothing is vouched for from a view that may be out of date.
+//!
+//! The check is one monotonic clock read and one atomic load per cached validation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The last confirmed-fresh instant of a revocation feed, and the bound on its age.
+#[derive(Debug)]
+pub(crate) struct Freshness {
+    /// What `confirmed` counts from.
+    base: Instant,
+    /// Nanoseconds after `base` at which the feed was last confirmed complete.
+    confirmed: AtomicU64,
+    bound: Duration,
+}
+
+impl Freshness {
+    /// A feed confirmed complete at `at` (the moment its first read began), trusted for `bound`.
+    pub(crate) fn new(at: Instant, bound: Duration) -> Self {
+        Freshness {
+            base: at,
+            confirmed: AtomicU64::new(0),
+            bound,
+        }
+    }
+
+    /// Records that a check that began at `began` saw every revocation committed before it.
+    /// Never moves the confirmation back.
+    pub(crate) fn confirm(&self, began: Instant) {
+        let at = nanos(began.saturating_duration_since(self.base));
+        self.confirmed.fetch_max(at, Ordering::SeqCst);
+    }
+
+    /// How long ago the feed was last confirmed complete.
+    pub(crate) fn age(&self) -> Duration {
+        let confirmed = Duration::from_nanos(self.confirmed.load(Ordering::SeqCst));
+        self.base.elapsed().saturating_sub(confirmed)
+    }
+
+    /// Whether cached answers may be trusted: the last confirmation is within the bound.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.age() <= self.bound
+    }
+
+    /// The staleness bound.
+    pub(crate) fn bound(&self) -> Duration {
+        self.bound
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_until_the_bound_passes_and_again_after_a_confirmation() {
+        let start = Instant::now();
+        let f = Freshness::new(start, Duration::from_millis(300));
+        assert!(f.is_fresh());
+        std::thread::sleep(Duration::from_millis(350));
+        assert!(!f.is_fresh(), "age {:?}", f.age());
+        f.confirm(Instant::now());
+        assert!(f.is_fresh());
+        // An older confirmation arriving late does not make the feed look staler.
+        f.confirm(start);
+        assert!(f.is_fresh());
+    }
+}

@@ -1,0 +1,156 @@
+//! Renewing a session id races revocation: a renewal must never bring a revoked session back.
+//!
+//! The registry rotates an id in one transaction (the new row exists only if the old one was
+//! still active), so a request that validated just before "sign out everywhere" and renews after
+//! it ends signed out, and many renewal chains racing one `revoke_user` leave no survivor.
+#![cfg(all(feature = "hyper", feature = "sqlite"))]
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use sealed_sessions::registry::{Registry, SqliteRegistry};
+use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+use support::{get, serve, serve_fn};
+use tokio::sync::Notify;
+
+fn sqlite() -> (tempfile::TempDir, Arc<SqliteRegistry>) {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = SqliteRegistry::open(dir.path().join("sessions.db")).unwrap();
+    (dir, Arc::new(reg))
+}
+
+fn config(registry: Arc<SqliteRegistry>) -> SessionConfig {
+    SessionConfig::builder(KeyRing::new(Key::generate()))
+        .registry(registry)
+        .build()
+        .unwrap()
+}
+
+/// The value of the session cookie a reply sets, if it sets a live one (not a removal).
+fn live_cookie(reply: &support::Reply, name: &str) -> Option<String> {
+    reply
+        .cookie(name)
+        .filter(|c| !c.value().is_empty())
+        .map(|c| format!("{}={}", c.name(), c.value()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_held_past_sign_out_everywhere_ends_signed_out() {
+    let (_dir, reg) = sqlite();
+    let config = config(reg.clone());
+    let name = config.cookie_name().to_owned();
+    let validated = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let gates = (validated.clone(), release.clone());
+    let addr = serve_fn(SessionLayer::new(config), move |req: Request<Incoming>| {
+        let (validated, release) = gates.clone();
+        async move {
+            let session = req.extensions().get::<Session>().cloned().unwrap();
+            let body = match req.uri().path() {
+                "/login" => session.login("alice").await.map(|()| "in".to_owned()),
+                // The middleware validated this request's cookie before the handler runs; hold
+                // it there until the test has signed alice out everywhere.
+                "/held-renew" => {
+                    validated.notify_one();
+                    release.notified().await;
+                    session.renew().await.map(|()| "renewed".to_owned())
+                }
+                _ => Ok(session.user().unwrap_or_else(|| "anonymous".into())),
+            };
+            let body = body.unwrap_or_else(|e| format!("error: {e}"));
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
+    })
+    .await;
+
+    let jar = live_cookie(&get(addr, "/login", None).await, &name).expect("signed in");
+    let held = tokio::spawn({
+        let jar = jar.clone();
+        async move { get(addr, "/held-renew", Some(&jar)).await }
+    });
+    validated.notified().await;
+    assert_eq!(reg.revoke_user("alice", None).await.unwrap(), 1);
+    release.notify_one();
+    let reply = held.await.unwrap();
+
+    assert!(
+        reply.body.starts_with("error: "),
+        "the renewal is refused: {}",
+        reply.body
+    );
+    assert_eq!(
+        live_cookie(&reply, &name),
+        None,
+        "no new session cookie goes out"
+    );
+    assert!(
+        reg.list_for_user("alice", SystemTime::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "alice has no active session"
+    );
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "anonymous");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_chains_racing_sign_out_everywhere_leave_no_survivor() {
+    const TRIALS: usize = 12;
+    const CHAINS: usize = 8;
+    const MAX_STEPS: usize = 40;
+    let (_dir, reg) = sqlite();
+    let config = config(reg.clone());
+    let name: Arc<str> = config.cookie_name().into();
+    let addr = serve(SessionLayer::new(config)).await;
+    let started = Instant::now();
+    let mut survivors = 0;
+    let mut renewals = 0;
+    for trial in 0..TRIALS {
+        let user = format!("user{trial}");
+        let steps = Arc::new(AtomicUsize::new(0));
+        let mut chains = Vec::new();
+        for _ in 0..CHAINS {
+            let login = get(addr, &format!("/login/{user}"), None).await;
+            let mut jar = live_cookie(&login, &name).expect("signed in");
+            let (name, steps) = (name.clone(), steps.clone());
+            chains.push(tokio::spawn(async move {
+                for _ in 0..MAX_STEPS {
+                    let reply = get(addr, "/renew", Some(&jar)).await;
+                    steps.fetch_add(1, Ordering::SeqCst);
+                    match live_cookie(&reply, &name) {
+                        Some(next) => jar = next,
+                        None => break,
+                    }
+                }
+                jar
+            }));
+        }
+        // Revoke while the chains are in full swing, not before they start.
+        while steps.load(Ordering::SeqCst) < CHAINS * 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        reg.revoke_user(&user, None).await.unwrap();
+        for chain in chains {
+            let last = chain.await.unwrap();
+            if get(addr, "/user", Some(&last)).await.body != "anonymous" {
+                survivors += 1;
+            }
+        }
+        renewals += steps.load(Ordering::SeqCst);
+        let active = reg.list_for_user(&user, SystemTime::now()).await.unwrap();
+        survivors += active.len();
+    }
+    println!(
+        "{TRIALS} trials x {CHAINS} renewal chains racing revoke_user: {renewals} renewals, \
+         {survivors} survivors, {:?}",
+        started.elapsed()
+    );
+    assert_eq!(survivors, 0, "a renewal brought a revoked session back");
+}
