@@ -1,11 +1,24 @@
 //! [`SessionConfig`]: everything the middleware needs, checked once at start-up.
 //!
 //! The defaults are the safe ones: an `HttpOnly; Secure; SameSite=Lax; Path=/` browser-session
-//! cookie, XAES-256-GCM sealing, a 24-hour absolute lifetime, a 2-hour idle timeout refreshed
-//! at most every 30 minutes, and HTTP 503 when the registry cannot answer. Mistakes that would
-//! otherwise show up as a browser silently ignoring the cookie (a `__Host-` cookie with a
-//! `Domain`, `SameSite=None` without `Secure`) are [`ConfigError`]s from
+//! cookie named `__Host-session`, XAES-256-GCM sealing, a 24-hour absolute lifetime, a 2-hour
+//! idle timeout refreshed at most every 30 minutes, and HTTP 503 when the registry cannot
+//! answer. Mistakes that would otherwise show up as a browser silently ignoring the cookie (a
+//! `__Host-` cookie with a `Domain`, `SameSite=None` without `Secure`), and durations so long
+//! that the session's times would overflow, are [`ConfigError`]s from
 //! [`SessionConfigBuilder::build`].
+//!
+//! **Why `__Host-` by default.** Without a prefix, any sibling subdomain (or a man in the middle
+//! on a plain-http page of the site) can set a cookie of our name for the parent domain, and the
+//! server cannot tell it from its own: an attacker signed in to their own account could plant
+//! their session in a victim's browser and see what the victim then does in it ("cookie
+//! tossing"). Browsers accept a `__Host-` cookie only if it is `Secure`, has `Path=/` and no
+//! `Domain`, so only this host, over https, can set it. The default name therefore takes the
+//! prefix whenever the cookie is `Secure` with `Path=/` and no `Domain`, and `__Secure-` (which
+//! at least keeps plain-http pages from setting it) when it is `Secure` otherwise. What remains:
+//! a name chosen with [`SessionConfigBuilder::cookie_name`] is used as given, and a site that
+//! needs a `Domain` cookie shares it with every subdomain by design. Prefixes are recognised
+//! whatever their case, as RFC 6265bis has browsers do.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,8 +31,16 @@ use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
 use crate::{KeyRing, Mode, Sealer};
 
-/// The cookie name used unless [`SessionConfigBuilder::cookie_name`] says otherwise.
+/// The cookie name used unless [`SessionConfigBuilder::cookie_name`] says otherwise, after the
+/// `__Host-` or `__Secure-` prefix the cookie's attributes allow (see the module docs).
 pub const DEFAULT_COOKIE_NAME: &str = "session";
+
+/// The longest [`SessionConfigBuilder::lifetime`]: 400 days, the most browsers keep a cookie
+/// (RFC 6265bis caps `Max-Age` and `Expires` there).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
+/// The longest `Retry-After` of [`RegistryErrorPolicy::ServiceUnavailable`]: one day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Entries in the cache of opened cookie values; see [`SessionConfigBuilder::opened_cookie_cache`].
 const DEFAULT_OPENED_CACHE: usize = 2048;
@@ -75,6 +96,16 @@ pub enum ConfigError {
     /// A lifetime, idle timeout or `Retry-After` of zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A duration is longer than the most allowed.
+    #[error("{what} {value:?} is longer than the most allowed, {max:?}")]
+    DurationTooLong {
+        /// Which setting.
+        what: &'static str,
+        /// What it was set to.
+        value: Duration,
+        /// The most allowed.
+        max: Duration,
+    },
     /// The idle timeout is longer than the absolute lifetime.
     #[error("the idle timeout {idle:?} is longer than the lifetime {lifetime:?}")]
     IdleExceedsLifetime {
@@ -234,8 +265,9 @@ pub struct SessionConfigBuilder {
 }
 
 impl SessionConfigBuilder {
-    /// The cookie name (default [`DEFAULT_COOKIE_NAME`]). With [`Self::host_prefix`], the
-    /// `__Host-` prefix is added to it.
+    /// The cookie name, used as given (with [`Self::host_prefix`], after the `__Host-` prefix).
+    /// The default is [`DEFAULT_COOKIE_NAME`] after the prefix the attributes allow: see the
+    /// module documentation for why a name without a prefix is weaker.
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -355,14 +387,26 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The cookie name: as set (after `__Host-` if asked for), or the default name after the
+    /// strongest prefix the attributes allow.
+    fn resolved_name(&self) -> String {
+        let host_allowed = self.secure && self.path == "/" && self.domain.is_none();
+        let prefix = match &self.name {
+            Some(name) if self.host_prefix && !has_prefix(name, HOST_PREFIX) => HOST_PREFIX,
+            Some(_) => "",
+            None if self.host_prefix || host_allowed => HOST_PREFIX,
+            None if self.secure => SECURE_PREFIX,
+            None => "",
+        };
+        format!(
+            "{prefix}{}",
+            self.name.as_deref().unwrap_or(DEFAULT_COOKIE_NAME)
+        )
+    }
+
     /// Checks the settings and builds the configuration.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
-        let base = self.name.as_deref().unwrap_or(DEFAULT_COOKIE_NAME);
-        let name = if self.host_prefix && !base.starts_with(HOST_PREFIX) {
-            format!("{HOST_PREFIX}{base}")
-        } else {
-            base.to_owned()
-        };
+        let name = self.resolved_name();
         if !is_valid_name(&name) {
             return Err(ConfigError::InvalidCookieName(name));
         }
@@ -374,16 +418,31 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::InvalidAttribute(domain.clone()));
             }
         }
-        if name.starts_with(HOST_PREFIX)
+        if has_prefix(&name, HOST_PREFIX)
             && (!self.secure || self.path != "/" || self.domain.is_some())
         {
             return Err(ConfigError::HostPrefixConflict);
         }
-        if name.starts_with(SECURE_PREFIX) && !self.secure {
+        if has_prefix(&name, SECURE_PREFIX) && !self.secure {
             return Err(ConfigError::SecurePrefixInsecure);
         }
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::SameSiteNoneInsecure);
+        }
+        // Bounded first, so that no later arithmetic on them (expiry times, Max-Age) can
+        // overflow at request time.
+        let retry_after = match self.on_registry_error {
+            RegistryErrorPolicy::ServiceUnavailable { retry_after } => retry_after,
+            RegistryErrorPolicy::SignedOut => Duration::ZERO,
+        };
+        for (what, value, max) in [
+            ("lifetime", self.lifetime, MAX_LIFETIME),
+            ("idle timeout", self.idle, MAX_LIFETIME),
+            ("Retry-After", retry_after, MAX_RETRY_AFTER),
+        ] {
+            if value > max {
+                return Err(ConfigError::DurationTooLong { what, value, max });
+            }
         }
         // Times are sealed in whole seconds, so anything under one second is zero.
         if self.lifetime.as_secs() == 0 {
@@ -445,6 +504,12 @@ impl SessionConfigBuilder {
     }
 }
 
+/// Whether `name` starts with the cookie prefix `prefix`, in any case (RFC 6265bis).
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,9 +520,79 @@ mod tests {
     }
 
     #[test]
+    fn the_default_name_takes_the_strongest_prefix_the_attributes_allow() {
+        let name = |b: SessionConfigBuilder| b.build().unwrap().cookie_name().to_owned();
+        assert_eq!(name(builder()), "__Host-session");
+        assert_eq!(name(builder().path("/app")), "__Secure-session");
+        assert_eq!(name(builder().domain("example.com")), "__Secure-session");
+        assert_eq!(name(builder().insecure_http_for_development()), "session");
+        // A name chosen by hand is used as given.
+        assert_eq!(name(builder().cookie_name("sid")), "sid");
+        assert_eq!(
+            name(builder().cookie_name("sid").host_prefix()),
+            "__Host-sid"
+        );
+    }
+
+    #[test]
+    fn prefixes_are_recognised_in_any_case() {
+        let err = |b: SessionConfigBuilder| b.build().unwrap_err();
+        assert_eq!(
+            err(builder().cookie_name("__HOST-s").domain("example.com")),
+            ConfigError::HostPrefixConflict
+        );
+        assert_eq!(
+            err(builder()
+                .cookie_name("__secure-s")
+                .insecure_http_for_development()),
+            ConfigError::SecurePrefixInsecure
+        );
+        let c = builder()
+            .cookie_name("__host-x")
+            .host_prefix()
+            .build()
+            .unwrap();
+        assert_eq!(c.cookie_name(), "__host-x", "no second prefix");
+    }
+
+    #[test]
+    fn durations_that_would_overflow_later_do_not_build() {
+        let err = |b: SessionConfigBuilder| b.build().unwrap_err();
+        assert!(matches!(
+            err(builder()
+                .lifetime(Duration::MAX)
+                .idle_timeout(Duration::MAX)),
+            ConfigError::DurationTooLong {
+                what: "lifetime",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(builder().idle_timeout(Duration::MAX)),
+            ConfigError::DurationTooLong { .. }
+        ));
+        assert!(matches!(
+            err(
+                builder().on_registry_error(RegistryErrorPolicy::ServiceUnavailable {
+                    retry_after: Duration::MAX
+                })
+            ),
+            ConfigError::DurationTooLong {
+                what: "Retry-After",
+                ..
+            }
+        ));
+        assert!(builder()
+            .lifetime(MAX_LIFETIME)
+            .idle_timeout(MAX_LIFETIME / 2)
+            .build()
+            .is_ok());
+    }
+
+    #[test]
     fn defaults_build() {
         let c = builder().build().unwrap();
-        assert_eq!(c.cookie_name(), DEFAULT_COOKIE_NAME);
+        assert_eq!(c.cookie_name(), "__Host-session");
         assert_eq!(c.shared.refresh_after, c.idle_timeout() / 4);
         assert!(c.shared.cookie.secure && c.shared.cookie.http_only);
     }

@@ -99,6 +99,7 @@ pub use client_ip::PeerAddr;
 #[cfg(feature = "hyper")]
 pub use config::{
     ConfigError, RegistryErrorPolicy, SessionConfig, SessionConfigBuilder, DEFAULT_COOKIE_NAME,
+    MAX_LIFETIME, MAX_RETRY_AFTER,
 };
 #[cfg(feature = "hyper")]
 pub use cookie_header::SameSite;

@@ -1,10 +1,19 @@
 //! Which of the request's cookies is its session: opening them, and asking the registry.
 //!
-//! Every cookie of our name in every `Cookie` header is tried in order, so a junk or stale
+//! The cookies of our name in the `Cookie` headers are tried in order, so a junk or stale
 //! duplicate (set for another path or domain, say) cannot lock a user out. The first one that
 //! opens, has not expired and, when it belongs to a user, is still active in the registry, is
 //! the session; otherwise the handler gets a fresh, empty session and the reason goes to
 //! `tracing` at debug level. When the registry fails, [`RegistryErrorPolicy`] decides.
+//!
+//! **Bounded work, whatever the client sends.** Only the first [`MAX_SESSION_COOKIES`] cookies
+//! of our name are considered, and a value identical to one already tried is skipped, so a
+//! request carrying thousands of copies of a cookie costs at most that many opens and registry
+//! checks. Legitimate duplicates come from a cookie of the same name set for another path, or
+//! for the parent domain as well as the host, of which a browser holds one or two; four leaves
+//! room for those and for a stale one beside them. A refusal by the registry is remembered by it
+//! for a while (`registry/cache.rs`), and the response removes a refused cookie, so a revoked
+//! browser stops sending it.
 //!
 //! Each cookie is settled as soon as it is opened, with the registry's in-memory answer when it
 //! has one, so the usual request does no I/O, opens no more cookies than it needs, and moves the
@@ -25,8 +34,11 @@ use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
 use crate::cookie_header::find_cookie;
 use crate::registry::{Registry, RegistryError};
-use crate::session::{Candidate, Loading};
+use crate::session::{Candidate, Loading, Seen};
 use crate::{OpenError, SessionId};
+
+/// The most cookies of our name a request has considered; see the module documentation.
+pub(crate) const MAX_SESSION_COOKIES: usize = 4;
 
 /// What the request's cookies come to before any registry I/O.
 pub(crate) enum Settled {
@@ -39,19 +51,19 @@ pub(crate) enum Settled {
 }
 
 /// Opens the cookies of our name in `headers` and settles them without I/O where it can (see
-/// the module documentation). Also returns whether any cookie of our name was there at all.
+/// the module documentation). Also returns what was seen of them.
 pub(crate) fn open_cookies(
     shared: &Shared,
     headers: &HeaderMap,
     now: SystemTime,
     loading: &mut Loading,
-) -> (Settled, bool) {
+) -> (Settled, Seen) {
     let name = shared.cookie.name.as_str();
-    let mut present = false;
+    let mut refused = false;
     let mut pending: Vec<Candidate> = Vec::new();
     let mut settled = None;
-    find_cookie(headers, name, |value| {
-        present = true;
+    // Settles one cookie value; `true` once the session is decided.
+    let mut consider = |value: &str| -> bool {
         // The session's buffer is free until a cookie decoded into it waits for the registry.
         let buf = if pending.is_empty() {
             loading.buf_mut()
@@ -110,18 +122,47 @@ pub(crate) fn open_cookies(
         };
         match verdict(shared, registry.as_ref(), id, Ok(answer), now) {
             Verdict::Accept => settled = Some(Settled::Valid(Some(opened))),
-            Verdict::Reject => return false,
+            Verdict::Reject => {
+                refused = true;
+                return false;
+            }
             Verdict::Fail(Ok(())) => settled = Some(Settled::Valid(None)),
             Verdict::Fail(Err(retry_after)) => settled = Some(Settled::Unavailable(retry_after)),
         }
         true
+    };
+    let mut present = false;
+    let mut considered = 0;
+    // Values tried and not taken: filled only when a first cookie is not the session, which
+    // the usual request never reaches.
+    let mut tried: Vec<Box<str>> = Vec::new();
+    find_cookie(headers, name, |value| {
+        present = true;
+        if considered == MAX_SESSION_COOKIES {
+            tracing::debug!(
+                cookie = name,
+                limit = MAX_SESSION_COOKIES,
+                "ignoring the request's further session cookies"
+            );
+            return true;
+        }
+        considered += 1;
+        if tried.iter().any(|t| **t == *value) {
+            return false;
+        }
+        let decided = consider(value);
+        if !decided {
+            tried.push(value.into());
+        }
+        decided
     });
+    let seen = Seen { present, refused };
     let settled = match settled {
         Some(settled) => settled,
         None if pending.is_empty() => Settled::Valid(None),
         None => Settled::AskRegistry(pending),
     };
-    (settled, present)
+    (settled, seen)
 }
 
 /// Opens `value` into `buf`, from the cache of opened values when it is there (see
@@ -146,13 +187,14 @@ fn open_into(
 
 /// The first of `pending` that the registry (if any, and if the session has a user) accepts,
 /// reading its table where its in-memory answer has none. `buf` is the session's buffer, which
-/// the first of them may have been decoded into. `Err(retry_after)` when the registry failed
-/// and the policy is to answer 503.
+/// the first of them may have been decoded into; refusals are noted in `seen`.
+/// `Err(retry_after)` when the registry failed and the policy is to answer 503.
 pub(crate) async fn validate(
     shared: &Shared,
     buf: &CookieBuf,
     pending: Vec<Candidate>,
     now: SystemTime,
+    seen: &mut Seen,
 ) -> Result<Option<Candidate>, Duration> {
     for opened in pending {
         let Some(registry) = shared
@@ -173,7 +215,7 @@ pub(crate) async fn validate(
         };
         match verdict(shared, registry.as_ref(), id, answer, now) {
             Verdict::Accept => return Ok(Some(opened)),
-            Verdict::Reject => {}
+            Verdict::Reject => seen.refused = true,
             Verdict::Fail(Ok(())) => return Ok(None),
             Verdict::Fail(Err(retry_after)) => return Err(retry_after),
         }

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{HeaderValue, CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{SessionConfig, Shared};
 use crate::load::{open_cookies, validate, Settled};
-use crate::session::{ClientInfo, Loading, SaveError};
+use crate::session::{ClientInfo, Loading, SaveError, Saved};
 use crate::Session;
 
 /// A tower [`Layer`] that wraps a service in a [`SessionService`].
@@ -110,12 +110,12 @@ where
             ClientInfo::default()
         };
         let mut loading = Loading::new(Arc::clone(shared), now, client);
-        let (settled, cookie_present) = open_cookies(shared, req.headers(), now, &mut loading);
+        let (settled, mut seen) = open_cookies(shared, req.headers(), now, &mut loading);
         let state = match settled {
             // The usual case, settled without I/O: no boxed future, and the inner service that
             // was polled ready is the one called.
             Settled::Valid(valid) => {
-                let session = loading.finish(valid, cookie_present);
+                let session = loading.finish(valid, seen);
                 req.extensions_mut().insert(session.clone());
                 State::Inner {
                     future: self.inner.call(req),
@@ -132,11 +132,12 @@ where
                 let shared = Arc::clone(shared);
                 State::Registry {
                     future: Box::pin(async move {
-                        let valid = match validate(&shared, loading.buf(), pending, now).await {
-                            Ok(valid) => valid,
-                            Err(retry_after) => return Ok(unavailable(retry_after)),
-                        };
-                        let session = loading.finish(valid, cookie_present);
+                        let valid =
+                            match validate(&shared, loading.buf(), pending, now, &mut seen).await {
+                                Ok(valid) => valid,
+                                Err(retry_after) => return Ok(unavailable(retry_after)),
+                            };
+                        let session = loading.finish(valid, seen);
                         req.extensions_mut().insert(session.clone());
                         let res = inner.call(req).await?;
                         Ok(save(&session, res))
@@ -209,11 +210,26 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
 /// Adds the session cookie to `res` if the session needs one.
 fn save<B: Default>(session: &Session, mut res: Response<B>) -> Response<B> {
     match session.save() {
-        Ok(None) => res,
-        Ok(Some(cookie)) => {
+        Ok(Saved {
+            cookie: None,
+            accessed,
+        }) => {
+            // The handler read the session, so the response depends on the request's cookie
+            // even if none is set (Django's session middleware does the same). Its
+            // Cache-Control is the handler's to choose.
+            if accessed {
+                vary_cookie(res.headers_mut());
+            }
+            res
+        }
+        Ok(Saved {
+            cookie: Some(cookie),
+            ..
+        }) => {
             let headers = res.headers_mut();
             headers.append(SET_COOKIE, cookie);
-            mark_private(headers);
+            vary_cookie(headers);
+            no_store(headers);
             res
         }
         Err(SaveError::Unregistered) => {
@@ -232,20 +248,27 @@ fn save<B: Default>(session: &Session, mut res: Response<B>) -> Response<B> {
     }
 }
 
-/// `Vary: Cookie` (appended unless already covered) and `Cache-Control: no-store` (unless the
-/// response already says it), so that no cache serves one visitor's cookie to another.
-fn mark_private(headers: &mut HeaderMap) {
-    let lists = |headers: &HeaderMap, name, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
-            })
+/// Whether a header `name` of `headers` lists `token` (or `*`).
+fn lists(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
         })
-    };
+    })
+}
+
+/// `Vary: Cookie`, appended unless already covered, so that no cache serves a response made
+/// for one visitor's cookie to another.
+fn vary_cookie(headers: &mut HeaderMap) {
     if !lists(headers, VARY, "cookie") {
         headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
+}
+
+/// `Cache-Control: no-store` (unless the response already says it), for a response that sets
+/// a cookie, so that no cache stores the cookie.
+fn no_store(headers: &mut HeaderMap) {
     if !lists(headers, CACHE_CONTROL, "no-store") {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -271,14 +294,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mark_private_appends_vary_and_keeps_no_store() {
+    fn vary_is_appended_and_no_store_kept() {
         let mut h = HeaderMap::new();
         h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
         h.insert(
             CACHE_CONTROL,
             HeaderValue::from_static("private, max-age=60"),
         );
-        mark_private(&mut h);
+        vary_cookie(&mut h);
+        no_store(&mut h);
         let vary: Vec<_> = h.get_all(VARY).iter().collect();
         assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
         assert_eq!(h[CACHE_CONTROL], "no-store");
@@ -289,7 +313,8 @@ mod tests {
             CACHE_CONTROL,
             HeaderValue::from_static("no-store, no-cache"),
         );
-        mark_private(&mut h);
+        vary_cookie(&mut h);
+        no_store(&mut h);
         assert_eq!(h.get_all(VARY).iter().count(), 1);
         assert_eq!(h[CACHE_CONTROL], "no-store, no-cache");
     }

@@ -10,7 +10,8 @@ use http::StatusCode;
 use sealed_sessions::{Key, KeyRing, SessionConfig, SessionConfigBuilder, SessionLayer};
 use support::{get, get_with, serve, TestClock};
 
-const NAME: &str = "session";
+/// The default name: `__Host-` is taken because the default cookie is `Secure`, `Path=/`.
+const NAME: &str = "__Host-session";
 
 fn builder(key: &Key) -> SessionConfigBuilder {
     SessionConfig::builder(KeyRing::new(key.clone()))
@@ -23,18 +24,17 @@ async fn server(b: SessionConfigBuilder) -> std::net::SocketAddr {
 #[tokio::test]
 async fn new_visitor_gets_no_cookie_until_data_is_written() {
     let addr = server(builder(&Key::generate())).await;
-    for path in [
-        "/nothing",
-        "/get/a",
-        "/id",
-        "/user",
-        "/flashes",
-        "/remove/a",
-    ] {
+    let r = get(addr, "/nothing", None).await;
+    assert!(r.set_cookies(NAME).is_empty());
+    assert!(r.headers.get(VARY).is_none(), "the session was not used");
+    for path in ["/get/a", "/id", "/user", "/flashes", "/remove/a"] {
         let r = get(addr, path, None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert!(r.set_cookies(NAME).is_empty(), "{path} set {:?}", r.headers);
-        assert!(r.headers.get(VARY).is_none(), "{path}");
+        // The answer depends on the (absent) cookie, so no shared cache may reuse it for a
+        // request that has one; its caching is otherwise the handler's business.
+        assert_eq!(r.headers[VARY], "Cookie", "{path}");
+        assert!(r.headers.get(CACHE_CONTROL).is_none(), "{path}");
     }
     let r = get(addr, "/set/a/1", None).await;
     assert_eq!(r.set_cookies(NAME).len(), 1);
@@ -383,13 +383,13 @@ async fn cookie_attributes_default_to_secure_ones() {
     assert_eq!(c.path(), Some("/"));
     assert_eq!(c.domain(), None);
 
-    let addr = server(builder(&Key::generate()).host_prefix()).await;
+    let addr = server(builder(&Key::generate()).cookie_name("sid").host_prefix()).await;
     let r = get(addr, "/set/a/1", None).await;
-    assert_eq!(r.cookie("__Host-session").unwrap().secure(), Some(true));
+    assert_eq!(r.cookie("__Host-sid").unwrap().secure(), Some(true));
 
     let addr = server(builder(&Key::generate()).insecure_http_for_development()).await;
     let r = get(addr, "/set/a/1", None).await;
-    assert_eq!(r.cookie(NAME).unwrap().secure(), None);
+    assert_eq!(r.cookie("session").unwrap().secure(), None, "no prefix");
 }
 
 #[tokio::test]

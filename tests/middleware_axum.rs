@@ -38,11 +38,11 @@ async fn router_layer_and_extractor_count_visits() {
     .await;
     let r = get(addr, "/", None).await;
     assert_eq!(r.body, "1");
-    let mut jar = r.cookie_pair("session");
+    let mut jar = r.cookie_pair("__Host-session");
     for expected in ["2", "3"] {
         let r = get(addr, "/", Some(&jar)).await;
         assert_eq!(r.body, expected);
-        jar = r.cookie_pair("session");
+        jar = r.cookie_pair("__Host-session");
     }
 }
 

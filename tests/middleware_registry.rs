@@ -19,7 +19,7 @@ use sealed_sessions::{
 };
 use support::{get, get_with, serve};
 
-const NAME: &str = "session";
+const NAME: &str = "__Host-session";
 
 fn builder(registry: Arc<dyn Registry>) -> SessionConfigBuilder {
     SessionConfig::builder(KeyRing::new(Key::generate())).registry(registry)
@@ -370,4 +370,125 @@ async fn forwarded_for_is_recorded_only_from_trusted_proxies() {
         .is_success());
     let listed = reg.list_for_user("ivy", SystemTime::now()).await.unwrap();
     assert_eq!(listed[0].ip, Some(loopback));
+}
+
+/// A registry that counts the validations that had to read the table.
+struct CountingReads {
+    inner: Arc<SqliteRegistry>,
+    reads: AtomicUsize,
+}
+
+impl Registry for CountingReads {
+    fn register(&self, s: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.inner.register(s)
+    }
+    fn rotate<'a>(
+        &'a self,
+        user: &'a str,
+        old: SessionId,
+        new: NewSession,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        self.inner.rotate(user, old, new)
+    }
+    fn validate_cached(&self, id: SessionId, user: &str, now: SystemTime) -> Option<bool> {
+        self.inner.validate_cached(id, user, now)
+    }
+    fn validate<'a>(
+        &'a self,
+        id: SessionId,
+        user: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        if self.inner.validate_cached(id, user, now).is_none() {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.validate(id, user, now)
+    }
+    fn list_for_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<SessionInfo>, RegistryError>> {
+        self.inner.list_for_user(user, now)
+    }
+    fn revoke<'a>(
+        &'a self,
+        user: &'a str,
+        id: SessionId,
+    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
+        self.inner.revoke(user, id)
+    }
+    fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
+        self.inner.revoke_id(id)
+    }
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<SessionId>,
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        self.inner.revoke_user(user, except)
+    }
+    fn touch(&self, id: SessionId, now: SystemTime) {
+        self.inner.touch(id, now)
+    }
+    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        self.inner.delete_expired(now)
+    }
+}
+
+#[tokio::test]
+async fn many_copies_of_a_revoked_cookie_cost_one_table_read_and_are_removed() {
+    const COPIES: usize = 1000;
+    let (_dir, inner) = sqlite();
+    let reg = Arc::new(CountingReads {
+        inner: inner.clone(),
+        reads: AtomicUsize::new(0),
+    });
+    let addr = server(builder(reg.clone())).await;
+    let jar = get(addr, "/login/mallory", None).await.cookie_pair(NAME);
+    assert_eq!(get(addr, "/logout", Some(&jar)).await.body, "bye");
+
+    // One request, one header, a thousand copies of the revoked cookie.
+    let header = vec![jar.as_str(); COPIES].join("; ");
+    let before = reg.reads.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let r = get_with(addr, "/user", &[header.as_bytes()], &[]).await;
+    let took = started.elapsed();
+    let reads = reg.reads.load(Ordering::SeqCst) - before;
+    println!(
+        "{COPIES} copies of a revoked cookie ({} KB): {reads} table reads, {took:?}",
+        header.len() / 1024
+    );
+    assert_eq!(r.body, "anonymous");
+    assert!(reads <= 1, "{reads} table reads");
+    let removal = r.cookie(NAME).expect("the refused cookie is removed");
+    assert_eq!(removal.value(), "");
+
+    // The refusal is remembered: the browser that did not drop it costs no read.
+    let r = get(addr, "/user", Some(&jar)).await;
+    assert_eq!(r.body, "anonymous");
+    assert_eq!(reg.reads.load(Ordering::SeqCst) - before, reads);
+    assert_eq!(
+        r.cookie(NAME).map(|c| c.value().to_owned()),
+        Some(String::new())
+    );
+
+    // Distinct cookies of our name beyond the first few are not even looked at: a valid one
+    // after four junk ones is ignored.
+    let good = get(addr, "/login/mallory", None).await.cookie_pair(NAME);
+    let junk: Vec<String> = (0..4).map(|n| format!("{NAME}=junk{n}")).collect();
+    let mut cookies: Vec<&[u8]> = junk.iter().map(|j| j.as_bytes()).collect();
+    assert_eq!(
+        get_with(addr, "/user", &cookies, &[]).await.body,
+        "anonymous"
+    );
+    cookies.truncate(3);
+    cookies.push(good.as_bytes());
+    assert_eq!(get_with(addr, "/user", &cookies, &[]).await.body, "mallory");
+    cookies.insert(0, b"__Host-session=junk");
+    assert_eq!(
+        get_with(addr, "/user", &cookies, &[]).await.body,
+        "anonymous",
+        "the fifth cookie of our name is past the cap"
+    );
 }

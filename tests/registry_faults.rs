@@ -606,7 +606,9 @@ async fn the_middleware_answers_503_with_the_cookie_kept_and_recovers() {
         .build()
         .unwrap();
     let addr = serve(SessionLayer::new(config)).await;
-    let jar = get(addr, "/login/dave", None).await.cookie_pair("session");
+    let jar = get(addr, "/login/dave", None)
+        .await
+        .cookie_pair("__Host-session");
     assert_eq!(get(addr, "/user", Some(&jar)).await.body, "dave");
 
     // Move the rows into the main file, then corrupt every page but the first.
@@ -624,7 +626,10 @@ async fn the_middleware_answers_503_with_the_cookie_kept_and_recovers() {
     let r = get(addr, "/set/a/1", Some(&jar)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers[RETRY_AFTER], "5");
-    assert!(r.set_cookies("session").is_empty(), "the cookie is kept");
+    assert!(
+        r.set_cookies("__Host-session").is_empty(),
+        "the cookie is kept"
+    );
 
     std::fs::write(&path, &good).unwrap();
     let r = get(addr, "/user", Some(&jar)).await;

@@ -41,7 +41,14 @@ pub async fn handler<B: Default>(req: Request<B>) -> Result<Response<B>, Infalli
             _ => {}
         }
     }
-    Ok(Response::new(B::default()))
+    // With a content type, as every real handler's response has (axum's `String` does): the
+    // header map then exists before the middleware adds its headers, as in a real server.
+    let mut res = Response::new(B::default());
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(res)
 }
 
 /// `GET path` with a user agent and, if given, the session cookie.

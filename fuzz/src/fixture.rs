@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sealed_sessions::{Key, KeyRing, Mode, Sealer};
 
-/// The cookie name: the middleware's default, so seeds work for both the sealer and the layer.
-pub const COOKIE_NAME: &str = sealed_sessions::DEFAULT_COOKIE_NAME;
+/// The cookie name the seeds were sealed for; the layer is configured with it by name.
+pub const COOKIE_NAME: &str = "session";
 
 /// The fixed "now" of every check, in Unix seconds, so that committed seeds never expire.
 pub const NOW_SECS: u64 = 1_800_000_000;

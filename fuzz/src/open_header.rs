@@ -147,6 +147,8 @@ fn layer(mode: Mode) -> &'static SessionLayer {
     };
     cell.get_or_init(|| {
         let config = SessionConfig::builder(fixture::keyring())
+            // By name: the corpus was sealed for it, and the default takes a prefix.
+            .cookie_name(COOKIE_NAME)
             .mode(mode)
             .clock(fixture::now)
             .build()

@@ -20,6 +20,15 @@ pub(crate) struct Loading {
     inner: Arc<Inner>,
 }
 
+/// What was seen of the request's cookies of our name, beside the session they came to.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Seen {
+    /// A cookie of our name was there, valid or not.
+    pub(crate) present: bool,
+    /// The registry refused one of them (revoked, unknown or expired there).
+    pub(crate) refused: bool,
+}
+
 /// A cookie of our name that opened: its claims, whether to re-seal them, and the bytes they
 /// read from when those are not the session's own buffer.
 pub(crate) struct Candidate {
@@ -45,6 +54,7 @@ impl Loading {
                     purged: false,
                     registration: Registration::NotNeeded,
                     new_flashes: Vec::new(),
+                    accessed: false,
                 }),
             }),
         }
@@ -60,15 +70,17 @@ impl Loading {
         &self.inner.buf
     }
 
-    /// The session, holding `opened` (if the cookies came to a valid session);
-    /// `cookie_present` says whether there was a cookie of our name at all, valid or not.
-    pub(crate) fn finish(mut self, opened: Option<Candidate>, cookie_present: bool) -> Session {
+    /// The session, holding `opened` (if the cookies came to a valid session); `seen` says
+    /// whether there was a cookie of our name at all, and whether the registry refused one.
+    pub(crate) fn finish(mut self, opened: Option<Candidate>, seen: Seen) -> Session {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             let state = inner
                 .state
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner);
-            state.cookie_present = cookie_present;
+            state.cookie_present = seen.present;
+            // A refused cookie is removed only if no cookie was taken instead.
+            state.purged = seen.refused && opened.is_none();
             if let Some(opened) = opened {
                 if let Some(own) = opened.own {
                     inner.buf = CookieBuf::Heap(own);

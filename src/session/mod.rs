@@ -29,8 +29,8 @@ use crate::SessionId;
 mod loading;
 mod save;
 
-pub(crate) use loading::{Candidate, Loading};
-pub(crate) use save::SaveError;
+pub(crate) use loading::{Candidate, Loading, Seen};
+pub(crate) use save::{SaveError, Saved};
 
 /// The data key under which flash messages wait for the next request.
 const FLASH_KEY: &str = "_flash";
@@ -118,6 +118,8 @@ struct State {
     registration: Registration,
     /// Flash messages set during this request, for the next one.
     new_flashes: Vec<(String, String)>,
+    /// The handler used the session, so its response depends on the cookie (`Vary: Cookie`).
+    accessed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +130,15 @@ enum Registration {
 }
 
 impl Session {
+    /// The state, for a handler's call: the response now depends on the session (see `save`).
     fn lock(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock_quietly();
+        state.accessed = true;
+        state
+    }
+
+    /// The state, for the middleware's own use.
+    fn lock_quietly(&self) -> MutexGuard<'_, State> {
         // A handler that panicked while holding the lock left consistent data: every method
         // finishes its changes before it can panic.
         self.inner
@@ -429,7 +439,7 @@ fn claims_mut(state: &mut State) -> &mut ClaimsCore {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
+        let state = self.lock_quietly();
         let claims = state.claims.as_ref().map(|c| c.debug(self.buf()));
         let result = f
             .debug_struct("Session")

@@ -8,10 +8,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-use super::{Registration, Session, FLASH_KEY};
+use super::{Registration, Session, State, FLASH_KEY};
 use crate::claims::ClaimsCore;
 use crate::opened_cache::MAX_RAW_LEN;
 use crate::SealError;
+
+/// What the response needs for the session.
+#[derive(Debug)]
+pub(crate) struct Saved {
+    /// The `Set-Cookie` value, if one is needed.
+    pub(crate) cookie: Option<HeaderValue>,
+    /// The handler used the session, so the response depends on the request's cookie.
+    pub(crate) accessed: bool,
+}
 
 /// Why the session could not be saved into the response.
 #[derive(Debug)]
@@ -25,13 +34,19 @@ pub(crate) enum SaveError {
 }
 
 impl Session {
+    /// What this request's response needs: a `Set-Cookie`, and whether it varies by cookie.
+    pub(crate) fn save(&self) -> Result<Saved, SaveError> {
+        let mut state = self.lock_quietly();
+        let accessed = state.accessed;
+        let cookie = self.cookie(&mut state)?;
+        Ok(Saved { cookie, accessed })
+    }
+
     /// The `Set-Cookie` value this request's response needs, if any.
-    pub(crate) fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
+    fn cookie(&self, state: &mut State) -> Result<Option<HeaderValue>, SaveError> {
         let s = &*self.inner.shared;
         let now = self.inner.now;
         let buf = self.buf();
-        let mut guard = self.lock();
-        let state = &mut *guard;
         if state.registration != Registration::NotNeeded {
             return Err(SaveError::Unregistered);
         }
