@@ -126,7 +126,12 @@ pub(crate) fn open_cookies(
                 refused = true;
                 return false;
             }
-            Verdict::Fail(Ok(())) => settled = Some(Settled::Valid(None)),
+            Verdict::Fail(Ok(())) => {
+                // The registry could not answer for this one: its cookie must stay, and a
+                // removal for an earlier refused one would remove it too.
+                refused = false;
+                settled = Some(Settled::Valid(None));
+            }
             Verdict::Fail(Err(retry_after)) => settled = Some(Settled::Unavailable(retry_after)),
         }
         true
@@ -216,7 +221,11 @@ pub(crate) async fn validate(
         match verdict(shared, registry.as_ref(), id, answer, now) {
             Verdict::Accept => return Ok(Some(opened)),
             Verdict::Reject => seen.refused = true,
-            Verdict::Fail(Ok(())) => return Ok(None),
+            Verdict::Fail(Ok(())) => {
+                // As in `open_cookies`: keep the cookies of a registry that could not answer.
+                seen.refused = false;
+                return Ok(None);
+            }
             Verdict::Fail(Err(retry_after)) => return Err(retry_after),
         }
     }

@@ -102,6 +102,8 @@ async fn renewal_registers_the_new_id_and_revokes_the_old_one() {
 struct Flaky {
     sessions: Mutex<HashMap<SessionId, String>>,
     fail_validate: AtomicBool,
+    /// Validation fails for these ids only.
+    fail_ids: Mutex<Vec<SessionId>>,
     fail_register: AtomicBool,
     calls: AtomicUsize,
 }
@@ -152,7 +154,9 @@ impl Registry for Flaky {
         _now: SystemTime,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let answer = if self.fail_validate.load(Ordering::SeqCst) {
+        let answer = if self.fail_validate.load(Ordering::SeqCst)
+            || self.fail_ids.lock().unwrap().contains(&id)
+        {
             Err(RegistryError::Busy)
         } else {
             Ok(self.sessions.lock().unwrap().get(&id).map(String::as_str) == Some(user))
@@ -234,6 +238,30 @@ async fn signed_out_policy_serves_an_anonymous_session_when_the_registry_is_down
     let r = get(addr, "/user", Some(&jar)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "anonymous"));
     assert!(r.set_cookies(NAME).is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_stale_cookie_is_not_removed_when_the_registry_fails_on_the_next() {
+    let reg = Arc::new(Flaky::default());
+    let b = builder(reg.clone()).on_registry_error(RegistryErrorPolicy::SignedOut);
+    let addr = server(b).await;
+    let stale = get(addr, "/login/erin", None).await.cookie_pair(NAME);
+    assert_eq!(get(addr, "/logout", Some(&stale)).await.body, "bye");
+    let r = get(addr, "/login/erin", None).await;
+    let current = r.cookie_pair(NAME);
+    reg.fail_ids.lock().unwrap().push(r.body.parse().unwrap());
+    let r = get_with(addr, "/user", &[stale.as_bytes(), current.as_bytes()], &[]).await;
+    assert_eq!(r.body, "anonymous");
+    assert!(
+        r.set_cookies(NAME).is_empty(),
+        "the current cookie is kept while the registry cannot answer for it"
+    );
+    // Without the failure, the stale one alone is refused and removed.
+    let r = get(addr, "/user", Some(&stale)).await;
+    assert_eq!(
+        r.cookie(NAME).map(|c| c.value().to_owned()),
+        Some(String::new())
+    );
 }
 
 #[tokio::test]
