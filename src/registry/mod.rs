@@ -37,19 +37,9 @@ mod cache;
 mod freshness;
 #[cfg(feature = "sqlite")]
 mod sqlite;
-#[cfg(feature = "sqlite")]
-mod sqlite_builder;
-#[cfg(feature = "sqlite")]
-mod sqlite_file;
-#[cfg(feature = "sqlite")]
-mod sqlite_schema;
-#[cfg(feature = "sqlite")]
-mod sqlite_threads;
 
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteRegistry;
-#[cfg(feature = "sqlite")]
-pub use sqlite_builder::SqliteRegistryBuilder;
+pub use sqlite::{SqliteRegistry, SqliteRegistryBuilder};
 
 /// A pinned, boxed, `Send` future: what the [`Registry`] methods return so that the trait stays
 /// object safe (`Arc<dyn Registry>`).

@@ -16,6 +16,13 @@
 //!
 //! All threads stop on [`SqliteRegistry::stop`] or when the registry is dropped.
 
+mod builder;
+mod file;
+mod schema;
+mod threads;
+
+pub use builder::SqliteRegistryBuilder;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,17 +34,16 @@ use std::time::{Instant, SystemTime};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::cache::{Target, ValidationCache};
-use super::freshness::Freshness;
-use super::sqlite_builder::SqliteRegistryBuilder;
-use super::sqlite_file::Identity;
-use super::sqlite_schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
-use super::sqlite_threads::{
+use crate::registry::cache::{Target, ValidationCache};
+use crate::registry::freshness::Freshness;
+use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::SessionId;
+use file::Identity;
+use schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
+use threads::{
     id_of, poller_loop, reader_loop, writer_loop, Outcome, ReadMsg, Shared, SyncState, WriteMsg,
     WriteOp, MAX_PENDING_TOUCHES,
 };
-use super::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
-use crate::SessionId;
 
 /// A [`Registry`] stored in an SQLite file (WAL mode), with a validation cache.
 ///

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::RegistryError;
+use crate::registry::RegistryError;
 
 /// The newest schema version this library creates and understands.
 pub(crate) const SCHEMA_VERSION: i64 = 2;

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::cache::ValidationCache;
-use super::freshness::Freshness;
-use super::sqlite_file::Identity;
-use super::sqlite_schema::{forget_damage, from_ms, map_err, to_ms};
-use super::{cap_user_agent, NewSession, RegistryError};
+use super::file::Identity;
+use super::schema::{forget_damage, from_ms, map_err, to_ms};
+use crate::registry::cache::ValidationCache;
+use crate::registry::freshness::Freshness;
+use crate::registry::{cap_user_agent, NewSession, RegistryError};
 use crate::SessionId;
 
 /// The most operations committed in one transaction.
@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     pub(crate) strict: bool,
     pub(crate) stopped: AtomicBool,
     pub(crate) busy_timeout: Duration,
-    /// What the path named when the connections were (re)opened; see `sqlite_file.rs`.
+    /// What the path named when the connections were (re)opened; see `file.rs`.
     pub(crate) identity: Mutex<Identity>,
     /// Set when the files were found replaced, cleared when the writer has reopened them.
     pub(crate) stale: AtomicBool,

@@ -4,7 +4,8 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{RegistryError, SqliteRegistry};
+use super::SqliteRegistry;
+use crate::registry::RegistryError;
 
 /// Configures and opens a [`SqliteRegistry`]; get one from [`SqliteRegistry::builder`].
 ///

@@ -29,9 +29,9 @@ use std::sync::atomic::Ordering;
 use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
-use super::sqlite_schema::{connect, migrate};
-use super::sqlite_threads::{Shared, SyncState};
-use super::RegistryError;
+use super::schema::{connect, migrate};
+use super::threads::{Shared, SyncState};
+use crate::registry::RegistryError;
 
 /// Which file a path names: device and inode, or `None` if there is no file.
 type FileId = Option<(u64, u64)>;
