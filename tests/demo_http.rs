@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use demo_support::{csrf_in, revoke_all, session_ids, Client, Demo, COOKIE_NAME};
 use http::StatusCode;
 use sealed_sessions::{Key, KeyRing, Mode, Sealer};
+use sha2::{Digest, Sha256};
+use support::Reply;
 
 fn sealer(demo: &Demo) -> Sealer {
     let text = std::fs::read_to_string(demo.dir.path().join("session.key")).unwrap();
@@ -296,4 +298,218 @@ async fn a_restart_keeps_the_key_and_the_sessions() {
     let demo = Demo::start_in(dir);
     a.addr = demo.addr;
     assert_eq!(a.me().await.unwrap()["user"], "alice");
+}
+
+fn header<'r>(reply: &'r Reply, name: &str) -> &'r str {
+    reply
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header ({})", reply.status))
+        .to_str()
+        .unwrap()
+}
+
+/// The whole number of seconds a refusal asks the client to wait.
+fn retry_after(reply: &Reply) -> u64 {
+    let value = header(reply, "retry-after");
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {value:?}"))
+}
+
+fn assert_security_headers(reply: &Reply, what: &str) {
+    assert_eq!(header(reply, "x-frame-options"), "DENY", "{what}");
+    assert_eq!(header(reply, "x-content-type-options"), "nosniff", "{what}");
+    let csp = header(reply, "content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{what}: {directive} missing in {csp}"
+        );
+    }
+}
+
+async fn post_login(client: &mut Client, user: &str, password: &str, csrf: &str) -> Reply {
+    client
+        .post(
+            "/login",
+            &[
+                ("username", user),
+                ("password", password),
+                ("csrf_token", csrf),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let home = a.get("/").await;
+    assert_security_headers(&home, "GET /");
+    // The pages' only inline content is one <style> element: the policy allows exactly that
+    // text by its hash, so an injected style or script would not run.
+    let style = home
+        .body
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .expect("a <style> element")
+        .0;
+    let hash = base64_simd::STANDARD.encode_to_string(Sha256::digest(style));
+    let csp = header(&home, "content-security-policy");
+    assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    let csrf = csrf_in(&home.body).unwrap();
+    let r = post_login(&mut a, "alice", "wrong", &csrf).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_security_headers(&r, "failed login");
+    let r = post_login(&mut a, "alice", "correct-horse", &csrf).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_security_headers(&r, "login redirect");
+    let r = a.post("/logout", &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_security_headers(&r, "refused form");
+    let r = a.get("/no-such-page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_security_headers(&r, "unknown path");
+}
+
+/// The demo's default: five failures lock an account.
+const ACCOUNT_FAILURES: usize = 5;
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_but_not_other_accounts() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let csrf = a.csrf("/").await;
+    for attempt in 1..=ACCOUNT_FAILURES {
+        let r = post_login(&mut a, "alice", "wrong", &csrf).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    // Locked: even the right password is refused, without being checked.
+    let r = post_login(&mut a, "alice", "correct-horse", &csrf).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(retry_after(&r) > 0);
+    assert!(a.me().await.is_none());
+
+    // The same address, another account: below the address's own limit.
+    let mut bob = Client::new(demo.addr, "bob");
+    bob.login("bob", "battery-staple").await;
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_lock_that_address() {
+    let demo = Demo::start_with(&["--address-failures", "2"]);
+    let mut a = Client::new(demo.addr, "agent-a");
+    let csrf = a.csrf("/").await;
+    // One failure each for two accounts: no account is locked, the address is.
+    for user in ["alice", "mallory"] {
+        let r = post_login(&mut a, user, "wrong", &csrf).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
+    }
+    let mut bob = Client::new(demo.addr, "bob");
+    let csrf = bob.csrf("/").await;
+    let r = post_login(&mut bob, "bob", "battery-staple", &csrf).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(retry_after(&r) > 0);
+}
+
+#[tokio::test]
+async fn parallel_failed_logins_stop_being_checked_once_the_account_is_locked() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let csrf = a.csrf("/").await;
+    let cookie = a.cookie.clone().unwrap();
+    let attempts: Vec<_> = (0..24)
+        .map(|_| {
+            let (addr, cookie, csrf) = (demo.addr, cookie.clone(), csrf.clone());
+            tokio::spawn(async move {
+                let form = [
+                    ("username", "alice"),
+                    ("password", "wrong"),
+                    ("csrf_token", csrf.as_str()),
+                ];
+                support::send(
+                    addr,
+                    "POST",
+                    "/login",
+                    &[cookie.as_bytes()],
+                    &[],
+                    Some(&form),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for attempt in attempts {
+        let r = attempt.await.unwrap();
+        match r.status {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(retry_after(&r) > 0);
+            }
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    // Each 401 cost an Argon2 hash. Past the five that lock the account, only the hashes already
+    // running (the demo runs at most two at once) can add to them.
+    assert!(
+        checked <= ACCOUNT_FAILURES + 2,
+        "{checked} passwords checked"
+    );
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    meta.permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// The registry holds users' addresses and browsers, the key file forges any session.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_key_files_are_private_to_their_owner() {
+    let demo = Demo::start();
+    // A write, so that the -wal has been used, not just opened.
+    let mut bob = Client::new(demo.addr, "bob");
+    bob.login("bob", "battery-staple").await;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = with_suffix(&demo.db(), suffix);
+        assert_eq!(mode(&path), 0o600, "{}: {:o}", path.display(), mode(&path));
+    }
+    let key = demo.dir.path().join("session.key");
+    assert_eq!(mode(&key), 0o600, "{:o}", mode(&key));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_database_keeps_the_mode_its_owner_gave_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let demo = Demo::start_in(dir);
+    let mut a = Client::new(demo.addr, "agent-a");
+    assert_eq!(a.get("/").await.status, StatusCode::OK);
+    for suffix in ["", "-wal"] {
+        let path = with_suffix(&demo.db(), suffix);
+        assert_eq!(mode(&path), 0o640, "{}: {:o}", path.display(), mode(&path));
+    }
 }

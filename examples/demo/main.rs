@@ -10,16 +10,17 @@
 //! synchronizer CSRF token kept in the session and compared in constant time.
 
 mod pages;
+mod passwords;
 mod setup;
+mod throttle;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use axum::extract::{ConnectInfo, Extension, Form, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,20 +29,37 @@ use sealed_sessions::{Flash, KeyRing, PeerAddr, Session, SessionConfig, SessionI
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use pages::{busy, forbidden, not_found, server_error, too_many_failures, unavailable};
+use passwords::Hashing;
 use setup::{Args, KeySource};
-
-/// The demo accounts. Only Argon2id hashes are kept (made with argon2's defaults).
-const ACCOUNTS: [(&str, &str); 2] = [
-    ("alice", "$argon2id$v=19$m=19456,t=2,p=1$oLvEojZ9v6JT/4qrtN/Yug$tqVz50YwE5uVlFFawC5/qGm57jSsa2WN7/QJzNeesbs"),
-    ("bob", "$argon2id$v=19$m=19456,t=2,p=1$qj143PMHh8DaOMGsIjyjcQ$opymVQUrWsY0tCi+a2ciOeTv/lJA+6CXgoB4UGN9Oko"),
-];
-/// Checked for unknown usernames, so that they take as long as wrong passwords.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$f8+mbB3EOuHVVkywM5ldPA$kzaGHGfkBDJ9OIJro4ZArmg+kNnTIwCOrrQyoBml6hw";
+use throttle::{Limits, Throttle};
 
 const CSRF_KEY: &str = "csrf";
 
+/// How long failed sign-ins count together, and how long a lock lasts.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 struct App {
     registry: Arc<SqliteRegistry>,
+    hashing: Hashing,
+    throttle: Mutex<Throttle>,
+}
+
+impl App {
+    /// The throttle, even after a panic elsewhere while it was held: its counts stay usable, and
+    /// refusing every sign-in from then on would be worse.
+    fn throttle(&self) -> MutexGuard<'_, Throttle> {
+        self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A 429 while the account or the client address is locked.
+    fn locked(&self, account: &str, client: IpAddr) -> Option<Response> {
+        let wait = self
+            .throttle()
+            .check(account, client, Instant::now())
+            .err()?;
+        Some(too_many_failures(wait))
+    }
 }
 
 type AppState = State<Arc<App>>;
@@ -70,6 +88,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
+    setup::create_db_file(&args.db)?;
     let registry = Arc::new(
         SqliteRegistry::open(&args.db)
             .map_err(|e| format!("session registry {}: {e}", args.db.display()))?,
@@ -84,6 +103,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .registry(registry.clone())
         .build()?;
 
+    let csp = HeaderValue::try_from(pages::content_security_policy())?;
     let app = Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -94,10 +114,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/sessions/revoke-all", post(revoke_all))
         .route("/api/me", get(me))
         .layer(SessionLayer::new(config))
-        // Outermost: tells the session layer the client's address, for the devices page.
+        // Before the session layer: tells it the client's address, for the devices page.
         .layer(axum::middleware::map_request(peer_addr))
+        // Outside the session layer too, so that its own refusals (503) carry the headers.
+        .layer(axum::middleware::map_response_with_state(
+            csp,
+            security_headers,
+        ))
         .with_state(Arc::new(App {
             registry: registry.clone(),
+            hashing: Hashing::new(),
+            throttle: Mutex::new(Throttle::new(Limits {
+                account: args.account_failures,
+                address: args.address_failures,
+                window: LOGIN_WINDOW,
+            })),
         }));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -142,6 +173,19 @@ async fn peer_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request)
     req
 }
 
+/// Keeps the pages out of other sites' frames (clickjacking) and stops browsers from guessing
+/// content types or running anything the pages did not ship.
+async fn security_headers(State(csp): State<HeaderValue>, mut res: Response) -> Response {
+    let headers = res.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    res
+}
+
 async fn home(Extension(session): Extension<Session>) -> Response {
     let Ok(csrf) = csrf_token(&session) else {
         return server_error();
@@ -163,11 +207,36 @@ struct LoginForm {
     remember: Option<String>,
 }
 
-async fn login(Extension(session): Extension<Session>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(app): AppState,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(session): Extension<Session>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if !csrf_ok(&session, &form.csrf_token) {
         return forbidden();
     }
-    if !password_ok(form.username.clone(), form.password).await {
+    let client = peer.ip();
+    if let Some(refusal) = app.locked(&form.username, client) {
+        return refusal;
+    }
+    let Some(slot) = app.hashing.slot().await else {
+        return busy();
+    };
+    // Again: the failures of the sign-ins this one queued behind may have locked the account.
+    if let Some(refusal) = app.locked(&form.username, client) {
+        return refusal;
+    }
+    let (matches, slot) = passwords::check(slot, form.username.clone(), form.password).await;
+    // Counted before the hashing slot is free, so that the next queued guess sees this failure.
+    if matches {
+        app.throttle().record_success(&form.username);
+    } else {
+        app.throttle()
+            .record_failure(&form.username, client, Instant::now());
+    }
+    drop(slot);
+    if !matches {
         let Ok(csrf) = csrf_token(&session) else {
             return server_error();
         };
@@ -394,69 +463,4 @@ fn csrf_ok(session: &Session, submitted: &str) -> bool {
         }
         _ => false,
     }
-}
-
-/// Checks the password against the account's Argon2id hash, off the async runtime. Unknown users
-/// are checked against a dummy hash so that both failures take the same time.
-async fn password_ok(username: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let (known, phc) = match ACCOUNTS.iter().find(|(name, _)| *name == username) {
-            Some((_, phc)) => (true, *phc),
-            None => (false, DUMMY_HASH),
-        };
-        let Ok(hash) = PasswordHash::new(phc) else {
-            return false;
-        };
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok();
-        known && matches
-    })
-    .await
-    .unwrap_or(false)
-}
-
-fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Html(pages::message(
-            "Request refused",
-            "The form's security token is missing or out of date. Go back, reload and try again.",
-        )),
-    )
-        .into_response()
-}
-
-fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(pages::message(
-            "Session not found",
-            "There is no active session with that id among yours.",
-        )),
-    )
-        .into_response()
-}
-
-fn unavailable() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(axum::http::header::RETRY_AFTER, "1")],
-        Html(pages::message(
-            "Try again",
-            "The session registry could not be reached. Nothing was lost; please retry.",
-        )),
-    )
-        .into_response()
-}
-
-fn server_error() -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Html(pages::message(
-            "Something went wrong",
-            "Please reload the page.",
-        )),
-    )
-        .into_response()
 }

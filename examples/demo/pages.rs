@@ -1,10 +1,14 @@
-//! The demo's HTML: one layout, three pages, no external assets.
+//! The demo's HTML: one layout, three pages and the refusals, no external assets.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 
 use sealed_sessions::registry::SessionInfo;
 use sealed_sessions::{Flash, SessionId};
+use sha2::{Digest, Sha256};
 
 const STYLE: &str = r#"
 :root { --ink:#1d2330; --muted:#667085; --line:#e4e7ec; --accent:#3056d3; --danger:#c0392b; --bg:#f6f7fb; }
@@ -37,6 +41,17 @@ td.agent { max-width:320px; word-break:break-word; }
 .muted { color:var(--muted); font-size:13px; }
 code { background:#f2f4f7; padding:1px 5px; border-radius:4px; }
 "#;
+
+/// The Content-Security-Policy for every response. The pages have no scripts and no `style=`
+/// attributes; their one inline element is `<style>{STYLE}</style>`, allowed by its hash rather
+/// than by `'unsafe-inline'`, so a style or script injected into a page would not apply.
+pub fn content_security_policy() -> String {
+    let style = base64_simd::STANDARD.encode_to_string(Sha256::digest(STYLE));
+    format!(
+        "default-src 'self'; style-src 'sha256-{style}'; frame-ancestors 'none'; \
+         form-action 'self'; base-uri 'none'"
+    )
+}
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -197,4 +212,75 @@ pub fn message(title: &str, text: &str) -> String {
         escape(text)
     );
     layout(title, None, &body)
+}
+
+pub fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(message(
+            "Request refused",
+            "The form's security token is missing or out of date. Go back, reload and try again.",
+        )),
+    )
+        .into_response()
+}
+
+pub fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(message(
+            "Session not found",
+            "There is no active session with that id among yours.",
+        )),
+    )
+        .into_response()
+}
+
+pub fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        Html(message(
+            "Try again",
+            "The session registry could not be reached. Nothing was lost; please retry.",
+        )),
+    )
+        .into_response()
+}
+
+pub fn too_many_failures(wait: Duration) -> Response {
+    // Whole seconds, rounded up: a client retrying after the rounded-down value would be refused.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let minutes = secs.div_ceil(60);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        Html(message(
+            "Too many failed sign-ins",
+            &format!(
+                "Sign-ins for this account or from this address are paused. Try again in {minutes} min."
+            ),
+        )),
+    )
+        .into_response()
+}
+
+pub fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "2")],
+        Html(message(
+            "Try again",
+            "Too many sign-ins at once. Please retry in a moment.",
+        )),
+    )
+        .into_response()
+}
+
+pub fn server_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(message("Something went wrong", "Please reload the page.")),
+    )
+        .into_response()
 }

@@ -1,8 +1,9 @@
 //! Start-up: command-line flags and the session key (environment, key file, or a new one).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::SocketAddr;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -10,17 +11,23 @@ use sealed_sessions::Key;
 
 pub const USAGE: &str = "\
 usage: cargo run --example demo -- [--addr HOST:PORT] [--db PATH] [--key-file PATH]
+                                   [--account-failures N] [--address-failures N]
 
-  --addr      where to listen              (default 127.0.0.1:3000)
-  --db        the SQLite session registry  (default ./demo-sessions.db)
-  --key-file  the session key, base64      (default ./demo-session.key; made on first run)
+  --addr              where to listen              (default 127.0.0.1:3000)
+  --db                the SQLite session registry  (default ./demo-sessions.db; made 0600)
+  --key-file          the session key, base64      (default ./demo-session.key; made 0600)
+  --account-failures  failed sign-ins that lock an account for 15 minutes        (default 5)
+  --address-failures  failed sign-ins that lock a client address for 15 minutes  (default 20)
 
+A locked account or address is answered 429 with Retry-After, even for the right password.
 The environment variable SESSION_KEY (base64) wins over the key file.";
 
 pub struct Args {
     pub addr: SocketAddr,
     pub db: PathBuf,
     pub key_file: PathBuf,
+    pub account_failures: u32,
+    pub address_failures: u32,
 }
 
 impl Args {
@@ -30,6 +37,10 @@ impl Args {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             db: PathBuf::from("demo-sessions.db"),
             key_file: PathBuf::from("demo-session.key"),
+            account_failures: 5,
+            // Above the account limit, so that one person's typos do not lock out everyone
+            // behind the same address.
+            address_failures: 20,
         };
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -44,10 +55,19 @@ impl Args {
                 }
                 "--db" => parsed.db = value.into(),
                 "--key-file" => parsed.key_file = value.into(),
+                "--account-failures" => parsed.account_failures = count(&flag, &value)?,
+                "--address-failures" => parsed.address_failures = count(&flag, &value)?,
                 _ => return Err(format!("unknown flag {flag:?}")),
             }
         }
         Ok(parsed)
+    }
+}
+
+fn count(flag: &str, value: &str) -> Result<u32, String> {
+    match value.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag} {value:?} is not a positive whole number")),
     }
 }
 
@@ -58,7 +78,7 @@ pub enum KeySource {
     NewFile,
 }
 
-/// `SESSION_KEY` if set, else the key file, else a new key written to the key file (mode 0600).
+/// `SESSION_KEY` if set, else the key file, else a new key written to a new key file (mode 0600).
 pub fn load_key(key_file: &Path) -> Result<(Key, KeySource), String> {
     if let Ok(text) = std::env::var("SESSION_KEY") {
         let key = Key::from_base64(&text).map_err(|e| format!("SESSION_KEY: {e}"))?;
@@ -72,11 +92,7 @@ pub fn load_key(key_file: &Path) -> Result<(Key, KeySource), String> {
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let key = Key::generate();
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(key_file)
+            let mut file = create_private(key_file)
                 .map_err(|e| format!("cannot create key file {}: {e}", key_file.display()))?;
             writeln!(file, "{}", key.to_base64())
                 .map_err(|e| format!("cannot write key file {}: {e}", key_file.display()))?;
@@ -87,4 +103,29 @@ pub fn load_key(key_file: &Path) -> Result<(Key, KeySource), String> {
             key_file.display()
         )),
     }
+}
+
+/// Creates the registry's database file readable by its owner only, if it does not exist yet:
+/// it holds the addresses and browsers of everyone signed in. SQLite gives its -wal and -shm the
+/// database file's mode, and takes an empty file as an empty database. An existing file keeps
+/// the mode its owner chose.
+pub fn create_db_file(db: &Path) -> Result<(), String> {
+    match create_private(db) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(format!(
+            "cannot create session registry {}: {err}",
+            db.display()
+        )),
+    }
+}
+
+/// A new file with mode 0600 on Unix. The mode only applies to a file being created, so
+/// `create_new` makes an existing file an error instead of a silently readable one.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)
 }

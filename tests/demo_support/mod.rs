@@ -45,13 +45,23 @@ pub struct Demo {
 
 impl Demo {
     pub fn start() -> Demo {
+        Self::start_with(&[])
+    }
+
+    /// Starts the demo with extra command-line flags.
+    pub fn start_with(flags: &[&str]) -> Demo {
         let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir)
+        Self::launch(dir, flags)
     }
 
     /// Starts the demo on the database and key file in `dir` (a restart keeps both).
     pub fn start_in(dir: tempfile::TempDir) -> Demo {
+        Self::launch(dir, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, flags: &[&str]) -> Demo {
         let mut child = Command::new(example_binary("demo"))
+            .args(flags)
             .args(["--addr", "127.0.0.1:0", "--db"])
             .arg(dir.path().join("sessions.db"))
             .arg("--key-file")
