@@ -40,7 +40,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use crate::SessionId;
+use crate::id::SessionId;
+use crate::registry::freshness::Freshness;
 
 /// The number of shards; a power of two so that the shard is a mask of an id byte.
 pub(crate) const SHARDS: usize = 16;
@@ -261,6 +262,22 @@ impl ValidationCache {
             return None;
         }
         Some(active)
+    }
+
+    /// [`lookup`](Self::lookup), but a "yes" only while `freshness` (the backend's feed of
+    /// other writers' revocations, if it has one) is within its staleness bound: past it, the
+    /// backend must be asked.
+    pub(crate) fn lookup_trusted(
+        &self,
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
+        freshness: Option<&Freshness>,
+    ) -> Option<bool> {
+        match self.lookup(id, user_id, now) {
+            Some(true) if !freshness.is_none_or(Freshness::is_fresh) => None,
+            answer => answer,
+        }
     }
 
     /// Remembers that `id` is not an active session (the backend said so at `now`), for

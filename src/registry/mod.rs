@@ -31,13 +31,21 @@ use std::time::SystemTime;
 
 use crate::SessionId;
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod cache;
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod freshness;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod ops;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod touches;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresRegistry, PostgresRegistryBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteRegistry, SqliteRegistryBuilder};
 
@@ -244,6 +252,16 @@ pub enum RegistryError {
     /// names the setting.
     #[error("invalid registry configuration: {0}")]
     InvalidConfig(String),
+    /// The database server cannot be reached: refused, timed out, or the connection broke. The
+    /// registry reconnects by itself; `server` names it as `host:port/database`.
+    #[error("cannot reach the registry database at {server}: {source}")]
+    Unreachable {
+        /// The server.
+        server: String,
+        /// What happened.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Any other backend failure.
     #[error("registry backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

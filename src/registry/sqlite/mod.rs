@@ -23,7 +23,6 @@ mod threads;
 
 pub use builder::SqliteRegistryBuilder;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -36,14 +35,13 @@ use tokio::sync::oneshot;
 
 use crate::registry::cache::{Target, ValidationCache};
 use crate::registry::freshness::Freshness;
+use crate::registry::ops::{Outcome, WriteOp};
+use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
 use crate::SessionId;
 use file::Identity;
 use schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
-use threads::{
-    id_of, poller_loop, reader_loop, writer_loop, Outcome, ReadMsg, Shared, SyncState, WriteMsg,
-    WriteOp, MAX_PENDING_TOUCHES,
-};
+use threads::{id_of, poller_loop, reader_loop, writer_loop, ReadMsg, Shared, SyncState, WriteMsg};
 
 /// A [`Registry`] stored in an SQLite file (WAL mode), with a validation cache.
 ///
@@ -111,8 +109,7 @@ impl SqliteRegistry {
         let shared = Arc::new(Shared {
             path,
             cache: ValidationCache::new(config.cache_capacity),
-            pending_touches: Mutex::new(HashMap::new()),
-            touch_throttle: config.touch_throttle,
+            touches: TouchQueue::new(config.touch_throttle),
             sync: Mutex::new(sync),
             strict: config.strict,
             stopped: AtomicBool::new(false),
@@ -323,11 +320,9 @@ impl Registry for SqliteRegistry {
         if self.shared.strict && self.shared.sync_revocations().is_err() {
             return None;
         }
-        match self.shared.cache.lookup(id, user_id, now) {
-            // A "yes" only while other processes' revocations are known to have been seen.
-            Some(true) if !self.shared.cache_trusted() => None,
-            answer => answer,
-        }
+        self.shared
+            .cache
+            .lookup_trusted(id, user_id, now, self.shared.freshness.as_ref())
     }
 
     fn validate<'a>(
@@ -401,15 +396,9 @@ impl Registry for SqliteRegistry {
                 list.extend(row.map_err(err)?);
             }
             // Last-seen updates not yet flushed are newer than the table.
-            let pending = shared
-                .pending_touches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for info in &mut list {
-                if let Some(&seen) = pending.get(&info.id) {
-                    info.last_seen_at = info.last_seen_at.max(from_ms(to_ms(seen)));
-                }
-            }
+            shared
+                .touches
+                .merge_into(&mut list, |seen| from_ms(to_ms(seen)));
             Ok(list)
         });
         Box::pin(rows)
@@ -442,22 +431,8 @@ impl Registry for SqliteRegistry {
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
-        if self.shared.stopped.load(Ordering::Relaxed)
-            || !self
-                .shared
-                .cache
-                .should_touch(id, now, self.shared.touch_throttle)
-        {
-            return;
-        }
-        let mut pending = self
-            .shared
-            .pending_touches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if pending.len() < MAX_PENDING_TOUCHES || pending.contains_key(&id) {
-            let seen = pending.entry(id).or_insert(now);
-            *seen = (*seen).max(now);
+        if !self.shared.stopped.load(Ordering::Relaxed) {
+            self.shared.touches.touch(&self.shared.cache, id, now);
         }
     }
 

@@ -21,23 +21,20 @@ use super::file::Identity;
 use super::schema::{forget_damage, from_ms, map_err, to_ms};
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
+use crate::registry::ops::{after_commit, Outcome, WriteOp};
+use crate::registry::touches::{TouchQueue, TOUCH_FLUSH};
 use crate::registry::{cap_user_agent, NewSession, RegistryError};
 use crate::SessionId;
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 512;
-/// How often queued last-seen updates are written.
-pub(crate) const TOUCH_FLUSH: Duration = Duration::from_secs(1);
-/// The most distinct sessions with a queued last-seen update; more are dropped until the flush.
-pub(crate) const MAX_PENDING_TOUCHES: usize = 100_000;
 
 /// State shared by the registry handle and its threads.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) cache: ValidationCache,
-    pub(crate) pending_touches: Mutex<HashMap<SessionId, SystemTime>>,
-    pub(crate) touch_throttle: Duration,
+    pub(crate) touches: TouchQueue,
     pub(crate) sync: Mutex<SyncState>,
     pub(crate) strict: bool,
     pub(crate) stopped: AtomicBool,
@@ -103,12 +100,6 @@ impl Shared {
         result
     }
 
-    /// Whether the cache may vouch for sessions: strict mode checked just now, and otherwise
-    /// the poller confirmed the revocation log within the staleness bound.
-    pub(crate) fn cache_trusted(&self) -> bool {
-        self.freshness.as_ref().is_none_or(Freshness::is_fresh)
-    }
-
     fn sync_with(
         state: &mut SyncState,
         cache: &ValidationCache,
@@ -152,47 +143,6 @@ impl Shared {
 /// Reads a stored id; a blob of the wrong length (never written by us) is no id.
 pub(crate) fn id_of(blob: Option<&[u8]>) -> Option<SessionId> {
     Some(SessionId::from_bytes(blob?.try_into().ok()?))
-}
-
-/// A write the writer thread applies in its next group commit.
-#[derive(Debug)]
-pub(crate) enum WriteOp {
-    Register {
-        session: NewSession,
-        epoch: u64,
-    },
-    /// Revokes `old` and registers `session` in its place, only if `old` is still an active
-    /// session of `user_id`.
-    Rotate {
-        user_id: String,
-        old: SessionId,
-        session: NewSession,
-        epoch: u64,
-    },
-    Revoke {
-        user_id: Option<String>,
-        id: SessionId,
-    },
-    RevokeUser {
-        user_id: String,
-        except: Option<SessionId>,
-    },
-    DeleteExpired {
-        now: SystemTime,
-    },
-}
-
-/// What a committed write did.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Registered; older sessions of the user revoked to keep within its session cap.
-    Registered {
-        capped: Vec<SessionId>,
-    },
-    /// `Some(capped)` if rotated (as `Registered`), `None` if the old id was no longer active.
-    Rotated(Option<Vec<SessionId>>),
-    Revoked(Vec<SessionId>),
-    Deleted(u64),
 }
 
 type Reply = oneshot::Sender<Result<Outcome, RegistryError>>;
@@ -254,12 +204,7 @@ pub(crate) fn writer_loop(
         }
         let touches = if stop || now >= next_flush {
             next_flush = now + TOUCH_FLUSH;
-            std::mem::take(
-                &mut *shared
-                    .pending_touches
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()),
-            )
+            shared.touches.take()
         } else {
             HashMap::new()
         };
@@ -324,56 +269,12 @@ fn commit_batch(
             (None, None) => Err(RegistryError::Backend("the write was not applied".into())),
         };
         if let Ok(outcome) = &result {
-            after_commit(shared, &op, outcome);
+            after_commit(&shared.cache, &op, outcome, |t| from_ms(to_ms(t)));
         }
         if let Some(reply) = reply {
             // The caller may have given up waiting; the write stands either way.
             let _ = reply.send(result);
         }
-    }
-}
-
-/// Updates the cache for a committed write, before its caller is told: revoked ids leave the
-/// cache, so the next validate through this registry refuses them.
-fn after_commit(shared: &Shared, op: &WriteOp, outcome: &Outcome) {
-    let cache_new = |session: &NewSession, epoch: u64| {
-        let created = from_ms(to_ms(session.created_at));
-        shared.cache.insert_if_current(
-            epoch,
-            session.id,
-            &session.user_id,
-            from_ms(to_ms(session.expires_at)),
-            created,
-            created,
-        );
-    };
-    match (op, outcome) {
-        (WriteOp::Register { session, epoch }, Outcome::Registered { capped }) => {
-            // Cached before the evictions, which bump the epoch the insert checks.
-            cache_new(session, *epoch);
-            shared.cache.evict(capped.iter().copied());
-        }
-        (
-            WriteOp::Rotate {
-                old,
-                session,
-                epoch,
-                ..
-            },
-            Outcome::Rotated(rotated),
-        ) => {
-            if let Some(capped) = rotated {
-                cache_new(session, *epoch);
-                shared.cache.evict(capped.iter().copied());
-            }
-            // Rotated or not, the old id is no longer active.
-            shared.cache.evict([*old]);
-        }
-        (WriteOp::Revoke { id, .. }, Outcome::Revoked(ids)) => {
-            shared.cache.evict(ids.iter().copied().chain([*id]));
-        }
-        (_, Outcome::Revoked(ids)) => shared.cache.evict(ids.iter().copied()),
-        _ => {}
     }
 }
 

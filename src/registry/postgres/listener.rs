@@ -1,0 +1,294 @@
+//! The listener: one connection that LISTENs for revocations, evicts them, and keeps the host's
+//! view of the revocation log confirmed fresh.
+//!
+//! After every (re)connect: `LISTEN`, then read the log past the watermark (the catch-up), and
+//! only then confirm the cache fresh. Notifications evict at once; a heartbeat every
+//! `heartbeat` reads the log's end (`max(seq)` and the database's incarnation) and reads what lies
+//! past the watermark, which catches a notification that never came. Each successful catch-up
+//! confirms freshness as of the moment it began (see `freshness.rs`). On any error or timeout the
+//! connection is dropped and reopened with backoff (10 ms doubling to 1 s, with jitter); while it
+//! is down the confirmation ages, and past the staleness bound the cache stops vouching.
+//!
+//! The watermark advances only through the log: by a read, or by a notification whose sequence
+//! number directly follows it. A gap (a rolled-back transaction, or a lost notification) waits
+//! for the next heartbeat's read. A database whose incarnation changed (replaced) or whose log
+//! ends before the watermark (restored from a backup) empties the cache.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+
+use super::schema::channel;
+use super::worker::Shared;
+use crate::id::SessionId;
+use crate::registry::RegistryError;
+
+/// What the listener knows of the log across reconnects.
+#[derive(Debug, Default)]
+struct Feed {
+    /// The database's `incarnation`, once seen.
+    incarnation: Option<String>,
+    /// Every revocation up to this sequence number has been evicted.
+    watermark: Option<i64>,
+}
+
+/// Runs until `stop`; reports the first catch-up (or why there was none) on `first`.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    first: oneshot::Sender<Result<(), RegistryError>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut feed = Feed::default();
+    let mut first = Some(first);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let mut caught_up = false;
+        let session = listen(&shared, &mut feed, &mut first, &mut caught_up);
+        let e = tokio::select! {
+            e = session => e,
+            _ = &mut stop => return,
+        };
+        if let Some(first) = first.take() {
+            // `open` fails with what went wrong; nothing was promised yet.
+            let _ = first.send(Err(e));
+            return;
+        }
+        tracing::warn!(
+            server = %shared.server,
+            error = %e,
+            staleness_bound = ?shared.freshness.bound(),
+            "the registry's listener lost its connection; reconnecting (cached sessions are trusted until the staleness bound)"
+        );
+        if caught_up {
+            backoff = Duration::from_millis(10);
+        }
+        let pause = jitter(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// One connection's life: connect, LISTEN, catch up, then notifications and heartbeats until
+/// something fails, which it returns. `caught_up` tells whether it got as far as a catch-up.
+async fn listen(
+    shared: &Shared,
+    feed: &mut Feed,
+    first: &mut Option<oneshot::Sender<Result<(), RegistryError>>>,
+    caught_up: &mut bool,
+) -> RegistryError {
+    let connected = shared
+        .bounded(async { shared.pg.connect(NoTls).await.map_err(shared.err()) })
+        .await;
+    let (client, mut connection) = match connected {
+        Ok(connected) => connected,
+        Err(e) => return e,
+    };
+    let (notes, mut notified) = mpsc::unbounded_channel::<String>();
+    // Drives the connection and hands its notifications over; ends with the connection.
+    let driver = tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if notes.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let result = async {
+        shared
+            .bounded(async {
+                let listen = format!("LISTEN {}", channel(&shared.schema));
+                client.batch_execute(&listen).await.map_err(shared.err())
+            })
+            .await?;
+        catch_up(shared, &client, feed).await?;
+        *caught_up = true;
+        if let Some(first) = first.take() {
+            let _ = first.send(Ok(()));
+        }
+        let mut beat = tokio::time::interval(shared.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                note = notified.recv() => match note {
+                    Some(payload) => notified_of(shared, &client, feed, &payload).await?,
+                    None => return Err(lost(shared)),
+                },
+                _ = beat.tick() => catch_up(shared, &client, feed).await?,
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    match result {
+        Err(e) => e,
+        Ok::<(), _>(()) => lost(shared),
+    }
+}
+
+fn lost(shared: &Shared) -> RegistryError {
+    RegistryError::Unreachable {
+        server: shared.server.clone(),
+        source: "the listener's connection closed".into(),
+    }
+}
+
+/// Handles one notification: evicts its ids, advancing the watermark over consecutive ones;
+/// `max:N` (too many ids for one notification) means: read the log.
+async fn notified_of(
+    shared: &Shared,
+    client: &Client,
+    feed: &mut Feed,
+    payload: &str,
+) -> Result<(), RegistryError> {
+    if payload.starts_with("max:") {
+        return catch_up(shared, client, feed).await;
+    }
+    let mut ids = Vec::new();
+    for entry in payload.split(',') {
+        let Some((seq, id)) = entry.split_once(':') else {
+            continue;
+        };
+        let Ok(seq) = seq.parse::<i64>() else {
+            continue;
+        };
+        match decode_hex(id) {
+            Some(Target::One(id)) => ids.push(id),
+            Some(Target::All) => shared.cache.clear(),
+            // Not ours to understand: the heartbeat's read of the log will deal with it.
+            None => continue,
+        }
+        if let Some(w) = feed.watermark.as_mut().filter(|w| seq == **w + 1) {
+            *w = seq;
+        }
+    }
+    shared.cache.evict(ids);
+    Ok(())
+}
+
+enum Target {
+    One(SessionId),
+    /// The empty id a TRUNCATE logs: every session.
+    All,
+}
+
+fn decode_hex(text: &str) -> Option<Target> {
+    if text.is_empty() {
+        return Some(Target::All);
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() != 2 * SessionId::LEN {
+        return None;
+    }
+    let mut id = [0u8; SessionId::LEN];
+    for (out, pair) in id.iter_mut().zip(bytes.chunks(2)) {
+        let digit = |b: u8| (b as char).to_digit(16);
+        *out = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(Target::One(SessionId::from_bytes(id)))
+}
+
+/// Reads the log's end and everything past the watermark, evicts it, and confirms the cache
+/// fresh as of the moment this began.
+async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(), RegistryError> {
+    let began = Instant::now();
+    let s = &shared.schema;
+    let err = shared.err();
+    let limit = shared.heartbeat.max(Duration::from_millis(100));
+    let read = async {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT value FROM {s}.meta WHERE key = 'incarnation'), \
+                     (SELECT coalesce(max(seq), 0) FROM {s}.revocations)"
+                ),
+                &[],
+            )
+            .await
+            .map_err(&err)?;
+        let (incarnation, end): (Option<String>, i64) = (row.get(0), row.get(1));
+        let incarnation = incarnation.ok_or_else(|| {
+            RegistryError::Backend(
+                format!("{}: the registry's meta row is gone", shared.server).into(),
+            )
+        })?;
+        let replaced = feed.incarnation.as_ref().is_some_and(|i| *i != incarnation);
+        let restored = feed.watermark.is_some_and(|w| end < w);
+        if replaced || restored {
+            tracing::warn!(server = %shared.server, replaced, restored, "the registry's database was replaced or restored; forgetting every cached session");
+            shared.cache.clear();
+            feed.incarnation = Some(incarnation);
+            feed.watermark = Some(end);
+            return Ok(());
+        }
+        feed.incarnation = Some(incarnation);
+        let Some(watermark) = feed.watermark else {
+            // The first look: nothing is cached yet, so the log before its end is no news.
+            feed.watermark = Some(end);
+            return Ok(());
+        };
+        if end > watermark {
+            let rows = client
+                .query(
+                    &format!("SELECT seq, id FROM {s}.revocations WHERE seq > $1 ORDER BY seq"),
+                    &[&watermark],
+                )
+                .await
+                .map_err(&err)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut last = watermark;
+            for row in &rows {
+                last = row.get(0);
+                let id: Vec<u8> = row.get(1);
+                match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
+                    Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
+                    Err(_) if id.is_empty() => shared.cache.clear(),
+                    Err(_) => {}
+                }
+            }
+            shared.cache.evict(ids);
+            feed.watermark = Some(last.max(end));
+        }
+        Ok(())
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .unwrap_or_else(|_| Err(super::schema::timed_out(&shared.server, limit)))?;
+    shared.freshness.confirm(began);
+    Ok(())
+}
+
+/// `d` plus up to a quarter of it, so that many hosts do not reconnect in step.
+fn jitter(d: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    crate::random::fill(&mut byte);
+    d + d / 4 * u32::from(byte[0]) / 255
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_ids_decode() {
+        let id = SessionId::from_bytes([0xab; 16]);
+        match decode_hex(&"ab".repeat(16)) {
+            Some(Target::One(got)) => assert_eq!(got, id),
+            _ => panic!("not decoded"),
+        }
+        assert!(matches!(decode_hex(""), Some(Target::All)));
+        for bad in ["ab", &"zz".repeat(16), &"ab".repeat(17), "é"] {
+            assert!(decode_hex(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! One suite, every backend: the same allow-list semantics on SQLite and (when a server is
+//! available, see `tests/pg_support`) PostgreSQL, through `Arc<dyn Registry>`.
+#![cfg(all(feature = "sqlite", feature = "postgres"))]
+
+mod pg_support;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sealed_sessions::registry::{NewSession, Registry, RegistryError, SqliteRegistry};
+use sealed_sessions::SessionId;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A registry under test and what keeps its storage alive.
+struct Backend {
+    name: &'static str,
+    registry: Arc<dyn Registry>,
+    _storage: Box<dyn Any>,
+}
+
+/// Every backend this machine can run, each fresh.
+fn backends(test: &str) -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteRegistry::open(dir.path().join("s.db")).unwrap();
+    let mut all = vec![Backend {
+        name: "sqlite",
+        registry: Arc::new(sqlite),
+        _storage: Box::new(dir),
+    }];
+    if let Some(url) = pg_support::url(test) {
+        let schema = pg_support::Schema::new(&url, test);
+        all.push(Backend {
+            name: "postgres",
+            registry: Arc::new(schema.open()),
+            _storage: Box::new(schema),
+        });
+    }
+    all
+}
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+async fn session(reg: &dyn Registry, user: &str, at: SystemTime) -> SessionId {
+    let id = SessionId::generate();
+    reg.register(NewSession::new(id, user, at, at + HOUR).user_agent("agent/1"))
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn register_validate_list_and_revoke() {
+    for b in backends("register_validate_list") {
+        let (reg, name) = (&*b.registry, b.name);
+        let first = session(reg, "alice", t(0)).await;
+        let second = session(reg, "alice", t(10)).await;
+        let bobs = session(reg, "bob", t(0)).await;
+        assert!(reg.validate(first, "alice", t(20)).await.unwrap(), "{name}");
+        assert!(
+            !reg.validate(first, "bob", t(20)).await.unwrap(),
+            "{name}: owner"
+        );
+        assert!(
+            !reg.validate(first, "alice", t(0) + HOUR).await.unwrap(),
+            "{name}: expired"
+        );
+        assert!(
+            !reg.validate(SessionId::generate(), "alice", t(20))
+                .await
+                .unwrap(),
+            "{name}: unknown"
+        );
+        let listed = reg.list_for_user("alice", t(20)).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+            [second, first],
+            "{name}: newest first"
+        );
+        assert_eq!(listed[0].user_agent.as_deref(), Some("agent/1"), "{name}");
+        assert_eq!(listed[0].created_at, t(10), "{name}");
+
+        // Scoped: another user's id is not revoked.
+        assert!(!reg.revoke("bob", first).await.unwrap(), "{name}");
+        assert!(reg.validate(first, "alice", t(20)).await.unwrap(), "{name}");
+        assert!(reg.revoke("alice", first).await.unwrap(), "{name}");
+        assert!(!reg.revoke("alice", first).await.unwrap(), "{name}: twice");
+        assert_eq!(reg.validate_cached(first, "alice", t(20)), None, "{name}");
+        assert!(
+            !reg.validate(first, "alice", t(20)).await.unwrap(),
+            "{name}"
+        );
+        assert!(reg.validate(bobs, "bob", t(20)).await.unwrap(), "{name}");
+        assert!(reg.revoke_id(bobs).await.unwrap(), "{name}");
+        assert!(!reg.validate(bobs, "bob", t(20)).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn sign_out_others_and_everywhere() {
+    for b in backends("sign_out_others") {
+        let (reg, name) = (&*b.registry, b.name);
+        let ids: Vec<SessionId> = futures_join(reg, "carol", 5).await;
+        assert!(reg.validate(ids[0], "carol", t(1)).await.unwrap(), "{name}");
+        assert_eq!(
+            reg.revoke_user("carol", Some(ids[0])).await.unwrap(),
+            4,
+            "{name}"
+        );
+        for &id in &ids[1..] {
+            assert_ne!(reg.validate_cached(id, "carol", t(1)), Some(true), "{name}");
+            assert!(!reg.validate(id, "carol", t(1)).await.unwrap(), "{name}");
+        }
+        assert!(
+            reg.validate(ids[0], "carol", t(1)).await.unwrap(),
+            "{name}: kept"
+        );
+        assert_eq!(reg.revoke_user("carol", None).await.unwrap(), 1, "{name}");
+        assert!(
+            !reg.validate(ids[0], "carol", t(1)).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            reg.list_for_user("carol", t(1)).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+async fn futures_join(reg: &dyn Registry, user: &str, n: usize) -> Vec<SessionId> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(session(reg, user, t(0)).await);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn rotation_is_all_or_nothing() {
+    for b in backends("rotation") {
+        let (reg, name) = (&*b.registry, b.name);
+        let old = session(reg, "dave", t(0)).await;
+        let new = |at| NewSession::new(SessionId::generate(), "dave", at, at + HOUR);
+        assert!(
+            !reg.rotate("mallory", old, new(t(1))).await.unwrap(),
+            "{name}"
+        );
+        let first = new(t(1));
+        let first_id = first.id;
+        assert!(reg.rotate("dave", old, first).await.unwrap(), "{name}");
+        assert!(!reg.validate(old, "dave", t(2)).await.unwrap(), "{name}");
+        assert!(
+            reg.validate(first_id, "dave", t(2)).await.unwrap(),
+            "{name}"
+        );
+        let again = new(t(2));
+        let again_id = again.id;
+        assert!(
+            !reg.rotate("dave", old, again).await.unwrap(),
+            "{name}: spent"
+        );
+        assert!(
+            !reg.validate(again_id, "dave", t(2)).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(reg.revoke_user("dave", None).await.unwrap(), 1, "{name}");
+        let late = new(t(3));
+        assert!(
+            !reg.rotate("dave", first_id, late).await.unwrap(),
+            "{name}: revoked"
+        );
+        assert!(
+            reg.list_for_user("dave", t(3)).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_ids_fail_alone_and_cleanup_counts() {
+    for b in backends("duplicates_cleanup") {
+        let (reg, name) = (&*b.registry, b.name);
+        let id = session(reg, "erin", t(0)).await;
+        let again = reg.register(NewSession::new(id, "erin", t(0), t(0) + HOUR));
+        let other = session(reg, "erin", t(5));
+        let (again, other) = tokio::join!(again, other);
+        assert!(
+            matches!(again, Err(RegistryError::DuplicateId(d)) if d == id),
+            "{name}: {again:?}"
+        );
+        assert!(reg.validate(other, "erin", t(6)).await.unwrap(), "{name}");
+        assert!(
+            reg.validate(id, "erin", t(6)).await.unwrap(),
+            "{name}: first kept"
+        );
+        // Both expire at their hour; cleanup at 1 h + 1 s takes the first only.
+        assert_eq!(reg.delete_expired(t(1) + HOUR).await.unwrap(), 1, "{name}");
+        assert_eq!(reg.delete_expired(t(1) + HOUR).await.unwrap(), 0, "{name}");
+        assert!(reg.validate(other, "erin", t(6)).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn last_seen_is_written_behind_and_merged() {
+    for b in backends("last_seen") {
+        let (reg, name) = (&*b.registry, b.name);
+        let id = session(reg, "frank", t(0)).await;
+        assert!(reg.validate(id, "frank", t(1)).await.unwrap(), "{name}");
+        reg.touch(id, t(120));
+        let listed = reg.list_for_user("frank", t(121)).await.unwrap();
+        assert_eq!(
+            listed[0].last_seen_at,
+            t(120),
+            "{name}: merged before the flush"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let listed = reg.list_for_user("frank", t(121)).await.unwrap();
+        assert_eq!(listed[0].last_seen_at, t(120), "{name}: written");
+    }
+}
