@@ -1,0 +1,448 @@
+//! The PostgreSQL registry across hosts: propagation, ordering, and what faults do. Each
+//! "host" is a `PostgresRegistry` with connections of its own (its own listener), as a second
+//! process would have. Needs a server (`tests/pg_support`); skips with a reason otherwise.
+#![cfg(feature = "postgres")]
+
+mod pg_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sealed_sessions::registry::{NewSession, PostgresRegistry, Registry, RegistryError};
+use sealed_sessions::SessionId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use pg_support::Schema;
+
+const HOUR: Duration = Duration::from_secs(3600);
+/// Generous, for a loaded CI machine: a limit on waiting, never a timing target.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn cached(reg: &PostgresRegistry, user: &str) -> SessionId {
+    let now = SystemTime::now();
+    let id = SessionId::generate();
+    reg.register(NewSession::new(id, user, now, now + HOUR))
+        .await
+        .unwrap();
+    assert!(reg.validate(id, user, now).await.unwrap());
+    id
+}
+
+/// Waits until `host` stops vouching for `id` from memory; returns how long that took.
+async fn evicted(host: &PostgresRegistry, id: SessionId, user: &str) -> Duration {
+    let start = Instant::now();
+    while host.validate_cached(id, user, SystemTime::now()) == Some(true) {
+        assert!(start.elapsed() < DEADLINE, "never evicted");
+        tokio::task::yield_now().await;
+    }
+    start.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_host_is_refused_on_the_other_within_milliseconds() {
+    let Some(url) = pg_support::url("propagation") else {
+        return;
+    };
+    const N: usize = 500;
+    let schema = Schema::new(&url, "propagation");
+    let (a, b) = (schema.open(), schema.open());
+    let mut took = Vec::with_capacity(N);
+    for _ in 0..N {
+        let id = cached(&a, "alice").await;
+        assert!(b.validate(id, "alice", SystemTime::now()).await.unwrap());
+        let before = b.round_trips();
+        assert_eq!(
+            b.validate_cached(id, "alice", SystemTime::now()),
+            Some(true)
+        );
+        assert_eq!(b.round_trips(), before, "a cached validation sends nothing");
+        let start = Instant::now();
+        assert!(a.revoke("alice", id).await.unwrap());
+        while b.validate_cached(id, "alice", SystemTime::now()) == Some(true) {
+            assert!(start.elapsed() < DEADLINE, "never reached the other host");
+            std::hint::spin_loop();
+        }
+        took.push(start.elapsed());
+        assert!(!b.validate(id, "alice", SystemTime::now()).await.unwrap());
+    }
+    took.sort();
+    println!(
+        "revoke() start to evicted on the other host, {N} revocations: p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&took, 0.5),
+        percentile(&took, 0.99),
+        took[N - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_commit_out_of_order_lose_no_revocation() {
+    let Some(url) = pg_support::url("seq_trap") else {
+        return;
+    };
+    let schema = Schema::new(&url, "seq_trap");
+    let host = schema.open();
+    let (first, second) = (cached(&host, "bob").await, cached(&host, "bob").await);
+    let s = &schema.name;
+    // Two hand-written writers: the first takes its sequence number and holds its transaction
+    // open; the second inserts after it and would commit first. The ordering trigger makes the
+    // second wait for the first, so commit order stays sequence order.
+    let one = pg_support::connect(&url).await;
+    let two = pg_support::connect(&url).await;
+    one.batch_execute("BEGIN").await.unwrap();
+    one.execute(
+        &format!(
+            "INSERT INTO {s}.revocations (id, expires_at) VALUES ($1, now() + interval '1 hour')"
+        ),
+        &[&first.as_bytes().as_slice()],
+    )
+    .await
+    .unwrap();
+    let second_done = Arc::new(AtomicBool::new(false));
+    let insert_second = {
+        let (sql, done) = (
+            format!("INSERT INTO {s}.revocations (id, expires_at) VALUES ($1, now() + interval '1 hour')"),
+            second_done.clone(),
+        );
+        let id = second.as_bytes().to_vec();
+        tokio::spawn(async move {
+            two.execute(&sql, &[&id]).await.unwrap();
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second_done.load(Ordering::SeqCst),
+        "the second writer did not wait for the first"
+    );
+    one.batch_execute("COMMIT").await.unwrap();
+    insert_second.await.unwrap();
+    evicted(&host, first, "bob").await;
+    evicted(&host, second, "bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_listener_reconnects_and_catches_up() {
+    let Some(url) = pg_support::url("terminated") else {
+        return;
+    };
+    let schema = Schema::new(&url, "terminated");
+    let (a, b) = (schema.open(), schema.open());
+    let ids = [cached(&a, "carol").await, cached(&a, "carol").await];
+    for id in ids {
+        assert!(b.validate(id, "carol", SystemTime::now()).await.unwrap());
+    }
+    // Every connection of this schema's registries goes; the first revocation is made while
+    // host b has no listener.
+    let admin = pg_support::connect(&url).await;
+    let killed = admin
+        .execute(
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE query LIKE '%{}.%' AND pid <> pg_backend_pid()",
+                schema.name
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(killed >= 1, "no connection of the registries was found");
+    let revoked = loop {
+        // a's own connections reconnect on use; a failure here is the moment they notice.
+        match a.revoke("carol", ids[0]).await {
+            Ok(revoked) => break revoked,
+            Err(RegistryError::Unreachable { .. }) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(revoked);
+    let took = evicted(&b, ids[0], "carol").await;
+    println!("a revocation made while the listener was down reached it in {took:?}");
+    assert!(a.revoke("carol", ids[1]).await.unwrap());
+    evicted(&b, ids[1], "carol").await;
+}
+
+/// A TCP proxy on 127.0.0.1 that the test can pause: while paused, nothing is forwarded in
+/// either direction, as in a network partition where the peer still acknowledges.
+struct Proxy {
+    port: u16,
+    paused: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let flag = paused.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, flag.clone()));
+                tokio::spawn(pump(sr, cw, flag.clone()));
+            }
+        });
+        Proxy { port, paused }
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    paused: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        while paused.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_host_stops_vouching_at_the_bound_and_catches_up_after() {
+    let Some(url) = pg_support::url("partition") else {
+        return;
+    };
+    let schema = Schema::new(&url, "partition");
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => panic!("the test server must be reached over TCP"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let mut through = config.clone();
+    through.host("127.0.0.1").port(proxy.port);
+    let bound = Duration::from_millis(1000);
+    let a = schema.open();
+    let b = PostgresRegistry::builder(format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        config.get_user().unwrap_or("postgres"),
+        proxy.port,
+        config.get_dbname().unwrap_or("postgres")
+    ))
+    .schema(&schema.name)
+    .staleness_bound(bound)
+    .heartbeat(Duration::from_millis(200))
+    .operation_timeout(Duration::from_millis(500))
+    .cleanup_interval(Duration::ZERO)
+    .open()
+    .unwrap();
+    let (kept, revoked) = (cached(&a, "dave").await, cached(&a, "dave").await);
+    for id in [kept, revoked] {
+        assert!(b.validate(id, "dave", SystemTime::now()).await.unwrap());
+    }
+
+    proxy.paused.store(true, Ordering::SeqCst);
+    let paused_at = Instant::now();
+    assert!(a.revoke("dave", revoked).await.unwrap());
+    // Past the bound, host b vouches for nothing from memory: not even the session that is
+    // still valid, since it cannot know.
+    tokio::time::sleep(bound + Duration::from_millis(50)).await;
+    let now = SystemTime::now();
+    assert_ne!(
+        b.validate_cached(revoked, "dave", now),
+        Some(true),
+        "revoked, vouched for past the bound"
+    );
+    assert_ne!(
+        b.validate_cached(kept, "dave", now),
+        Some(true),
+        "vouched for past the bound"
+    );
+    println!(
+        "partitioned for {:?}: staleness {:?} (bound {bound:?}), no cached answer",
+        paused_at.elapsed(),
+        b.staleness()
+    );
+    // The table cannot be read either: the error reaches the caller (the middleware's policy).
+    assert!(matches!(
+        b.validate(kept, "dave", now).await,
+        Err(RegistryError::Unreachable { .. })
+    ));
+
+    proxy.paused.store(false, Ordering::SeqCst);
+    let start = Instant::now();
+    loop {
+        match b.validate(revoked, "dave", SystemTime::now()).await {
+            Ok(valid) => {
+                assert!(
+                    !valid,
+                    "the revocation made during the partition was missed"
+                );
+                break;
+            }
+            Err(_) => {
+                assert!(start.elapsed() < DEADLINE, "never recovered");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    while b.validate_cached(kept, "dave", SystemTime::now()) != Some(true) {
+        assert!(start.elapsed() < DEADLINE, "never trusted its cache again");
+        let _ = b.validate(kept, "dave", SystemTime::now()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("recovered {:?} after the partition ended", start.elapsed());
+}
+
+#[tokio::test]
+async fn bad_urls_and_unreachable_servers_fail_at_open_with_clear_errors() {
+    let err = PostgresRegistry::open("postgres://nobody@127.0.0.1:1/none").unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("127.0.0.1:1/none"), "{text}");
+    let err = PostgresRegistry::open("postgres://user:secret@127.0.0.1:1/db").unwrap_err();
+    assert!(!err.to_string().contains("secret"), "{err}");
+    assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+    let err = PostgresRegistry::open("not a url at all ://").unwrap_err();
+    assert!(matches!(err, RegistryError::InvalidConfig(_)), "{err:?}");
+    let err = PostgresRegistry::builder("postgres://x@127.0.0.1/x")
+        .schema("Robert'); DROP TABLE students;--")
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::InvalidConfig(_)), "{err:?}");
+    let err = PostgresRegistry::builder("postgres://x@127.0.0.1/x")
+        .staleness_bound(Duration::from_millis(100))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::InvalidConfig(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_tables_and_a_replaced_database_sign_everyone_out() {
+    let Some(url) = pg_support::url("emptied") else {
+        return;
+    };
+    let schema = Schema::new(&url, "emptied");
+    let (a, b) = (schema.open(), schema.open());
+    let s = &schema.name;
+    let deleted = cached(&a, "erin").await;
+    assert!(b
+        .validate(deleted, "erin", SystemTime::now())
+        .await
+        .unwrap());
+    schema.execute(&format!("DELETE FROM {s}.sessions WHERE user_id = 'erin'"));
+    evicted(&b, deleted, "erin").await;
+    assert!(!b
+        .validate(deleted, "erin", SystemTime::now())
+        .await
+        .unwrap());
+
+    let truncated = cached(&a, "erin").await;
+    assert!(b
+        .validate(truncated, "erin", SystemTime::now())
+        .await
+        .unwrap());
+    schema.execute(&format!("TRUNCATE {s}.sessions"));
+    evicted(&b, truncated, "erin").await;
+    assert!(!b
+        .validate(truncated, "erin", SystemTime::now())
+        .await
+        .unwrap());
+
+    // A new database under the same name: another incarnation, and no row for anyone.
+    let replaced = cached(&a, "erin").await;
+    assert!(b
+        .validate(replaced, "erin", SystemTime::now())
+        .await
+        .unwrap());
+    schema.execute(&format!("DROP SCHEMA {s} CASCADE"));
+    let c = schema.open();
+    let took = evicted(&b, replaced, "erin").await;
+    println!("a replaced database emptied the other host's cache in {took:?}");
+    let start = Instant::now();
+    loop {
+        match b.validate(replaced, "erin", SystemTime::now()).await {
+            Ok(valid) => break assert!(!valid),
+            Err(_) => assert!(start.elapsed() < DEADLINE, "never answered"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_hundreds_of_sessions_reaches_the_other_host() {
+    let Some(url) = pg_support::url("many") else {
+        return;
+    };
+    const N: usize = 600;
+    let schema = Schema::new(&url, "many");
+    let (a, b) = (schema.open(), schema.open());
+    let now = SystemTime::now();
+    let mut ids = Vec::with_capacity(N);
+    let mut registrations = Vec::with_capacity(N);
+    for _ in 0..N {
+        let id = SessionId::generate();
+        ids.push(id);
+        registrations.push(a.register(NewSession::new(id, "frank", now, now + HOUR)));
+    }
+    for r in registrations {
+        r.await.unwrap();
+    }
+    for &id in &ids {
+        assert!(b.validate(id, "frank", now).await.unwrap());
+    }
+    let start = Instant::now();
+    // One transaction, one notification too long for its payload: "read the log".
+    assert_eq!(a.revoke_user("frank", None).await.unwrap(), N as u64);
+    for &id in &ids {
+        while b.validate_cached(id, "frank", SystemTime::now()) == Some(true) {
+            assert!(start.elapsed() < DEADLINE, "not every revocation arrived");
+            tokio::task::yield_now().await;
+        }
+    }
+    println!(
+        "{N} revocations in one transaction reached the other host in {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_notification_is_caught_by_the_heartbeat() {
+    let Some(url) = pg_support::url("lost_note") else {
+        return;
+    };
+    let schema = Schema::new(&url, "lost_note");
+    let host = schema.open();
+    let id = cached(&host, "gina").await;
+    let s = &schema.name;
+    // A revocation whose notification never goes out (the trigger is off for its transaction).
+    schema.execute(&format!(
+        "BEGIN;
+         ALTER TABLE {s}.revocations DISABLE TRIGGER revocations_notify;
+         UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{hex}';
+         INSERT INTO {s}.revocations (id, expires_at) VALUES ('\\x{hex}', now() + interval '1 hour');
+         ALTER TABLE {s}.revocations ENABLE TRIGGER revocations_notify;
+         COMMIT;",
+        hex = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let took = evicted(&host, id, "gina").await;
+    println!("a revocation without a notification was evicted after {took:?} (heartbeat 500 ms)");
+    assert!(!host.validate(id, "gina", SystemTime::now()).await.unwrap());
+}
