@@ -2,43 +2,16 @@
 //! available, see `tests/pg_support`) PostgreSQL, through `Arc<dyn Registry>`.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
+mod backends;
 mod pg_support;
 
-use std::any::Any;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sealed_sessions::registry::{NewSession, Registry, RegistryError, SqliteRegistry};
+use backends::backends;
+use sealed_sessions::registry::{NewSession, Registry, RegistryError};
 use sealed_sessions::SessionId;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// A registry under test and what keeps its storage alive.
-struct Backend {
-    name: &'static str,
-    registry: Arc<dyn Registry>,
-    _storage: Box<dyn Any>,
-}
-
-/// Every backend this machine can run, each fresh.
-fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteRegistry::open(dir.path().join("s.db")).unwrap();
-    let mut all = vec![Backend {
-        name: "sqlite",
-        registry: Arc::new(sqlite),
-        _storage: Box::new(dir),
-    }];
-    if let Some(url) = pg_support::url(test) {
-        let schema = pg_support::Schema::new(&url, test);
-        all.push(Backend {
-            name: "postgres",
-            registry: Arc::new(schema.open()),
-            _storage: Box::new(schema),
-        });
-    }
-    all
-}
 
 fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)

@@ -5,6 +5,9 @@
 //! it ends signed out, and many renewal chains racing one `revoke_user` leave no survivor.
 #![cfg(all(feature = "hyper", feature = "sqlite"))]
 
+mod backends;
+#[cfg(feature = "postgres")]
+mod pg_support;
 mod support;
 
 use std::convert::Infallible;
@@ -12,21 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use backends::backends;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use sealed_sessions::registry::{Registry, SqliteRegistry};
+use sealed_sessions::registry::Registry;
 use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionLayer};
 use support::{get, serve, serve_fn};
 use tokio::sync::Notify;
 
-fn sqlite() -> (tempfile::TempDir, Arc<SqliteRegistry>) {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = SqliteRegistry::open(dir.path().join("sessions.db")).unwrap();
-    (dir, Arc::new(reg))
-}
-
-fn config(registry: Arc<SqliteRegistry>) -> SessionConfig {
+fn config(registry: Arc<dyn Registry>) -> SessionConfig {
     SessionConfig::builder(KeyRing::new(Key::generate()))
         .registry(registry)
         .build()
@@ -43,7 +41,12 @@ fn live_cookie(reply: &support::Reply, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_held_past_sign_out_everywhere_ends_signed_out() {
-    let (_dir, reg) = sqlite();
+    for backend in backends("held_renewal") {
+        held_renewal(backend.registry).await;
+    }
+}
+
+async fn held_renewal(reg: Arc<dyn Registry>) {
     let config = config(reg.clone());
     let name = config.cookie_name().to_owned();
     let validated = Arc::new(Notify::new());
@@ -105,23 +108,46 @@ async fn renewal_chains_racing_sign_out_everywhere_leave_no_survivor() {
     const TRIALS: usize = 12;
     const CHAINS: usize = 8;
     const MAX_STEPS: usize = 40;
-    let (_dir, reg) = sqlite();
+    for backend in backends("renewal_chains") {
+        let name = backend.name;
+        let started = Instant::now();
+        let (renewals, survivors) =
+            renewal_chains(backend.registry, TRIALS, CHAINS, MAX_STEPS).await;
+        println!(
+            "{name}: {TRIALS} trials x {CHAINS} renewal chains racing revoke_user: {renewals} \
+             renewals, {survivors} survivors, {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            survivors, 0,
+            "{name}: a renewal brought a revoked session back"
+        );
+    }
+}
+
+/// Runs `trials` of `chains` renewal chains racing one `revoke_user`; returns the renewals made
+/// and the sessions that survived the revocation.
+async fn renewal_chains(
+    reg: Arc<dyn Registry>,
+    trials: usize,
+    chains_per_trial: usize,
+    max_steps: usize,
+) -> (usize, usize) {
     let config = config(reg.clone());
     let name: Arc<str> = config.cookie_name().into();
     let addr = serve(SessionLayer::new(config)).await;
-    let started = Instant::now();
     let mut survivors = 0;
     let mut renewals = 0;
-    for trial in 0..TRIALS {
+    for trial in 0..trials {
         let user = format!("user{trial}");
         let steps = Arc::new(AtomicUsize::new(0));
         let mut chains = Vec::new();
-        for _ in 0..CHAINS {
+        for _ in 0..chains_per_trial {
             let login = get(addr, &format!("/login/{user}"), None).await;
             let mut jar = live_cookie(&login, &name).expect("signed in");
             let (name, steps) = (name.clone(), steps.clone());
             chains.push(tokio::spawn(async move {
-                for _ in 0..MAX_STEPS {
+                for _ in 0..max_steps {
                     let reply = get(addr, "/renew", Some(&jar)).await;
                     steps.fetch_add(1, Ordering::SeqCst);
                     match live_cookie(&reply, &name) {
@@ -133,7 +159,7 @@ async fn renewal_chains_racing_sign_out_everywhere_leave_no_survivor() {
             }));
         }
         // Revoke while the chains are in full swing, not before they start.
-        while steps.load(Ordering::SeqCst) < CHAINS * 2 {
+        while steps.load(Ordering::SeqCst) < chains_per_trial * 2 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         reg.revoke_user(&user, None).await.unwrap();
@@ -147,10 +173,5 @@ async fn renewal_chains_racing_sign_out_everywhere_leave_no_survivor() {
         let active = reg.list_for_user(&user, SystemTime::now()).await.unwrap();
         survivors += active.len();
     }
-    println!(
-        "{TRIALS} trials x {CHAINS} renewal chains racing revoke_user: {renewals} renewals, \
-         {survivors} survivors, {:?}",
-        started.elapsed()
-    );
-    assert_eq!(survivors, 0, "a renewal brought a revoked session back");
+    (renewals, survivors)
 }
