@@ -336,3 +336,52 @@ async fn concurrent_validates_never_see_a_returned_revocation() {
         }
     }
 }
+
+#[tokio::test]
+async fn another_process_closing_the_file_leaves_the_wal_alone() {
+    // A registry that dropped its own file locks (closing any descriptor of a file drops every
+    // POSIX lock the process holds on it) lets another process's last close delete the -wal
+    // and -shm under it: the registry then takes its files for replaced and forgets its cache.
+    // The other process is Python's sqlite3 module: the system's SQLite, as an operator's
+    // `sqlite3` shell would be (the bundled one decides "last connection" differently).
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: needs python3 (for a client of the system's SQLite)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = registry(&path, Duration::from_millis(20), false);
+    let now = SystemTime::now();
+    let id = cached_session(&reg, "alice", now).await;
+    let exists = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        Path::new(&name).exists()
+    };
+    assert!(exists("-wal") && exists("-shm"));
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             print(c.execute('SELECT count(*) FROM sessions').fetchone()[0]); c.close()",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
+    assert!(
+        exists("-wal") && exists("-shm"),
+        "the registry's -wal and -shm were deleted while it had them open"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        reg.validate_cached(id, "alice", now),
+        Some(true),
+        "the cache was kept"
+    );
+}

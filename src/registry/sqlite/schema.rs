@@ -97,26 +97,33 @@ pub(crate) fn forget_damage(conn: &Connection, err: &RegistryError) {
     }
 }
 
-/// Whether the database file and its `-wal` (where commits go first) can still be opened for
-/// writing. SQLite reports a file made read-only while open (`chattr +i`, a file system
-/// remounted read-only) as a plain I/O error, with the cause only in `errno`; this names it.
+/// Whether the database file and its `-wal` (where commits go first) can still be written.
+/// SQLite reports a file made read-only while open (`chattr +i`, a file system remounted
+/// read-only) as a plain I/O error, with the cause only in `errno`; this names it.
 fn writable(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
-    let wal = std::path::PathBuf::from(wal);
-    let refused = |file: &Path| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(file)
-            .is_err_and(|e| {
-                matches!(
-                    e.kind(),
-                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                )
-            })
-    };
-    !refused(path) && !refused(&wal)
+    may_write(path) && may_write(Path::new(&wal))
+}
+
+/// Whether this process may open `file` for writing, asked with `access(2)` and never by
+/// opening it: closing any descriptor of a file drops every POSIX lock the process holds on it,
+/// SQLite's included, and another process's last close would then delete the `-wal` and `-shm`
+/// under the registry. A file that does not exist may be created: that is for SQLite to say.
+fn may_write(file: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::io::Errno;
+        match rustix::fs::access(file, rustix::fs::Access::WRITE_OK) {
+            Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) => false,
+            Ok(()) | Err(_) => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        true
+    }
 }
 
 /// Opens one connection to the registry file with the registry's pragmas (WAL, busy timeout,
@@ -129,16 +136,8 @@ pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection,
     }
     // SQLite would fall back to read-only (or fail with a vague code) on a file it may not write;
     // asking the OS first names the problem.
-    if path.is_file() {
-        if let Err(e) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-        {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                return Err(RegistryError::ReadOnly(path.to_path_buf()));
-            }
-        }
+    if path.is_file() && !may_write(path) {
+        return Err(RegistryError::ReadOnly(path.to_path_buf()));
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
