@@ -175,3 +175,58 @@ async fn renewal_chains(
     }
     (renewals, survivors)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_renewals_leave_the_browser_signed_in() {
+    for backend in backends("concurrent_renewals") {
+        concurrent_renewals(backend.registry).await;
+    }
+}
+
+/// Two requests of one browser both renew (a page firing two calls to an endpoint that
+/// renews). One rotation wins; the other finds the old id gone. The loser's response must not
+/// remove the cookie the winner's response just set.
+async fn concurrent_renewals(reg: Arc<dyn Registry>) {
+    let config = config(reg.clone());
+    let name = config.cookie_name().to_owned();
+    let both_validated = Arc::new(tokio::sync::Barrier::new(2));
+    let addr = serve_fn(SessionLayer::new(config), move |req: Request<Incoming>| {
+        let gate = both_validated.clone();
+        async move {
+            let session = req.extensions().get::<Session>().cloned().unwrap();
+            let body = match req.uri().path() {
+                "/login" => session.login("alice").await.map(|()| "in".to_owned()),
+                "/renew" => {
+                    gate.wait().await;
+                    session.renew().await.map(|()| "renewed".to_owned())
+                }
+                _ => Ok(session.user().unwrap_or_else(|| "anonymous".into())),
+            };
+            let body = body.unwrap_or_else(|e| format!("error: {e}"));
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
+    })
+    .await;
+    let jar = live_cookie(&get(addr, "/login", None).await, &name).expect("signed in");
+    let (a, b) = tokio::join!(
+        get(addr, "/renew", Some(&jar)),
+        get(addr, "/renew", Some(&jar))
+    );
+    let (won, lost) = if a.body == "renewed" { (a, b) } else { (b, a) };
+    assert_eq!(won.body, "renewed");
+    assert!(lost.body.starts_with("error: "), "{}", lost.body);
+    assert!(
+        lost.cookie(&name).is_none(),
+        "the losing renewal's response touches no cookie: {:?}",
+        lost.set_cookies(&name)
+    );
+    let kept = live_cookie(&won, &name).expect("the winner's new cookie");
+    assert_eq!(get(addr, "/user", Some(&kept)).await.body, "alice");
+    assert_eq!(
+        reg.list_for_user("alice", SystemTime::now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -55,9 +55,9 @@ pub enum SessionError {
     /// becomes HTTP 503 and carries no session cookie, whatever the handler returns.
     #[error("the session registry failed: {0}")]
     Registry(#[from] RegistryError),
-    /// [`Session::renew`] found the session no longer active in the registry (it was revoked
-    /// while the request ran): the session is now signed out, and the response removes its
-    /// cookie.
+    /// [`Session::renew`] found the session no longer active in the registry (it was revoked,
+    /// or renewed by a concurrent request, while the request ran): this request's session is
+    /// now signed out, and its response sets no cookie.
     #[error("the session was revoked; it is signed out now")]
     NotActive,
 }
@@ -271,8 +271,10 @@ impl Session {
     ///
     /// A signed-in session's id is rotated in the registry in one step: the new id is recorded
     /// only if the old one is still active. If it is not (the session was revoked, say by "sign
-    /// out everywhere", while this request ran), the session ends signed out, as after
-    /// [`logout`](Self::logout), and [`SessionError::NotActive`] is returned. If the registry
+    /// out everywhere", or renewed by another request of the same browser, while this request
+    /// ran), this request's session ends signed out and [`SessionError::NotActive`] is returned;
+    /// the response sets no cookie, so the browser keeps whatever another response set. If the
+    /// registry
     /// fails, the error is returned here and the response becomes HTTP 503 without a session
     /// cookie (the browser keeps its old one).
     pub async fn renew(&self) -> Result<(), SessionError> {
@@ -344,8 +346,12 @@ impl Session {
                 Ok(())
             }
             Ok(false) => {
-                // Revoked while this request ran: no new id may come of it.
+                // No longer active (revoked while this request ran, or renewed by a concurrent
+                // request of the same browser): no new id may come of it. The cookie is left
+                // alone rather than removed: a concurrent renewal's response may have just set
+                // the browser's new one, and a revoked cookie is removed on its next request.
                 purge(&mut state);
+                state.purged = false;
                 Err(SessionError::NotActive)
             }
             Err(err) => {
