@@ -6,14 +6,18 @@
 //! the session; otherwise the handler gets a fresh, empty session and the reason goes to
 //! `tracing` at debug level. When the registry fails, [`RegistryErrorPolicy`] decides.
 //!
-//! **Bounded work, whatever the client sends.** Only the first [`MAX_SESSION_COOKIES`] cookies
-//! of our name are considered, and a value identical to one already tried is skipped, so a
-//! request carrying thousands of copies of a cookie costs at most that many opens and registry
-//! checks. Legitimate duplicates come from a cookie of the same name set for another path, or
-//! for the parent domain as well as the host, of which a browser holds one or two; four leaves
-//! room for those and for a stale one beside them. A refusal by the registry is remembered by it
-//! for a while (`registry/cache.rs`), and the response removes a refused cookie, so a revoked
-//! browser stops sending it.
+//! **Bounded work, whatever the client sends.** At most [`MAX_LOOKED_AT`] cookies of our name
+//! are looked at, at most [`MAX_OPENED`] distinct values among them are opened (an identical
+//! copy is skipped), and at most [`MAX_TABLE_READS`] of those may need the registry to read its
+//! table: a request carrying thousands of copies of a cookie costs one open and one read.
+//! Legitimate duplicates come from a cookie of the same name set for another path, or for the
+//! parent domain as well as the host, of which a browser holds one or two. Cookies the registry
+//! already refused from memory (it remembers refusals for a while, `registry/cache.rs`) cost no
+//! read, so cookies planted by a sibling subdomain (possible when the name has no `__Host-`
+//! prefix) can hold a valid cookie back for one request at most, not for good. The response
+//! removes a refused cookie so that a revoked browser stops sending it, but only when every
+//! cookie of our name was considered: a removal carries our own `Domain` and `Path`, so it would
+//! delete a valid cookie that a cap kept from being looked at.
 //!
 //! Each cookie is settled as soon as it is opened, with the registry's in-memory answer when it
 //! has one, so the usual request does no I/O, opens no more cookies than it needs, and moves the
@@ -37,8 +41,12 @@ use crate::registry::{Registry, RegistryError};
 use crate::session::{Candidate, Loading, Seen};
 use crate::{OpenError, SessionId};
 
-/// The most cookies of our name a request has considered; see the module documentation.
-pub(crate) const MAX_SESSION_COOKIES: usize = 4;
+/// The most cookies of our name looked at in one request; see the module documentation.
+pub(crate) const MAX_LOOKED_AT: usize = 32;
+/// The most distinct cookie values opened in one request.
+pub(crate) const MAX_OPENED: usize = 8;
+/// The most cookies in one request for which the registry may have to read its table.
+pub(crate) const MAX_TABLE_READS: usize = 4;
 
 /// What the request's cookies come to before any registry I/O.
 pub(crate) enum Settled {
@@ -61,8 +69,10 @@ pub(crate) fn open_cookies(
     let name = shared.cookie.name.as_str();
     let mut refused = false;
     let mut pending: Vec<Candidate> = Vec::new();
+    // Of `pending`, how many the registry had no answer for in memory.
+    let reads = std::cell::Cell::new(0);
     let mut settled = None;
-    // Settles one cookie value; `true` once the session is decided.
+    // Settles one cookie value; `true` once nothing after it can change the outcome.
     let mut consider = |value: &str| -> bool {
         // The session's buffer is free until a cookie decoded into it waits for the registry.
         let buf = if pending.is_empty() {
@@ -107,19 +117,29 @@ pub(crate) fn open_cookies(
                 return true;
             }
         };
-        if !pending.is_empty() {
-            pending.push(opened);
-            return false;
-        }
         let id = opened.claims.id();
         let Some(user) = opened.user(loading.buf()) else {
             // Cannot happen (the user id was checked when decoded); never accept it unchecked.
             return false;
         };
-        let Some(answer) = registry.validate_cached(id, user, now) else {
-            pending.push(opened);
+        let answer = registry.validate_cached(id, user, now);
+        if !pending.is_empty() || answer.is_none() {
+            // Decided by `validate`, in order, after the cookies before it.
+            match answer {
+                Some(false) => refused = true,
+                Some(true) => {
+                    // Known valid: whatever comes after it cannot be the session.
+                    pending.push(opened);
+                    return true;
+                }
+                None => {
+                    pending.push(opened);
+                    reads.set(reads.get() + 1);
+                }
+            }
             return false;
-        };
+        }
+        let answer = answer.is_some_and(|valid| valid);
         match verdict(shared, registry.as_ref(), id, Ok(answer), now) {
             Verdict::Accept => settled = Some(Settled::Valid(Some(opened))),
             Verdict::Reject => {
@@ -137,21 +157,23 @@ pub(crate) fn open_cookies(
         true
     };
     let mut present = false;
-    let mut considered = 0;
+    let mut looked_at = 0;
+    let mut cut_off = false;
     // Values tried and not taken: filled only when a first cookie is not the session, which
     // the usual request never reaches.
     let mut tried: Vec<Box<str>> = Vec::new();
     find_cookie(headers, name, |value| {
         present = true;
-        if considered == MAX_SESSION_COOKIES {
+        if looked_at == MAX_LOOKED_AT || tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS
+        {
             tracing::debug!(
                 cookie = name,
-                limit = MAX_SESSION_COOKIES,
                 "ignoring the request's further session cookies"
             );
+            cut_off = true;
             return true;
         }
-        considered += 1;
+        looked_at += 1;
         if tried.iter().any(|t| **t == *value) {
             return false;
         }
@@ -161,7 +183,11 @@ pub(crate) fn open_cookies(
         }
         decided
     });
-    let seen = Seen { present, refused };
+    let seen = Seen {
+        present,
+        refused,
+        complete: !cut_off,
+    };
     let settled = match settled {
         Some(settled) => settled,
         None if pending.is_empty() => Settled::Valid(None),

@@ -27,6 +27,8 @@ pub(crate) struct Seen {
     pub(crate) present: bool,
     /// The registry refused one of them (revoked, unknown or expired there).
     pub(crate) refused: bool,
+    /// Every cookie of our name was considered: no cap cut the list short.
+    pub(crate) complete: bool,
 }
 
 /// A cookie of our name that opened: its claims, whether to re-seal them, and the bytes they
@@ -79,8 +81,9 @@ impl Loading {
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner);
             state.cookie_present = seen.present;
-            // A refused cookie is removed only if no cookie was taken instead.
-            state.purged = seen.refused && opened.is_none();
+            // A refused cookie is removed only if no cookie was taken instead, and none was
+            // left unconsidered: the removal would delete that one too.
+            state.purged = seen.refused && seen.complete && opened.is_none();
             if let Some(opened) = opened {
                 if let Some(own) = opened.own {
                     inner.buf = CookieBuf::Heap(own);
