@@ -194,3 +194,21 @@ async fn last_seen_is_written_behind_and_merged() {
         assert_eq!(listed[0].last_seen_at, t(120), "{name}: written");
     }
 }
+
+#[tokio::test]
+async fn a_check_ahead_of_time_does_not_refuse_the_session_now() {
+    for b in backends("check_ahead") {
+        let (reg, name) = (&*b.registry, b.name);
+        let id = session(reg, "gina", t(0)).await;
+        // Another host, whose cache has never seen the session: its answers come from the table.
+        let other = (b.another)();
+        assert!(
+            !other.validate(id, "gina", t(0) + 2 * HOUR).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            other.validate(id, "gina", t(10)).await.unwrap(),
+            "{name}: expired later, valid now"
+        );
+    }
+}

@@ -337,6 +337,48 @@ async fn concurrent_validates_never_see_a_returned_revocation() {
     }
 }
 
+/// Runs `script` (Python, with `sys.argv[1]` the database path) with the system's SQLite, as an
+/// operator's `sqlite3` shell would; `None` (after saying why) where there is no python3.
+fn system_sqlite(path: &Path, script: &str) -> Option<String> {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: needs python3 (for a client of the system's SQLite)");
+        return None;
+    }
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[tokio::test]
+async fn a_delete_by_the_systems_sqlite_is_logged_too() {
+    // The deletion trigger runs in whichever SQLite deletes: an older one than the registry's
+    // own (Debian 12's 3.40 has no unixepoch('subsec')) must log the deletion all the same.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = registry(&path, Duration::from_millis(20), false);
+    let now = SystemTime::now();
+    let id = cached_session(&reg, "alice", now).await;
+    let Some(out) = system_sqlite(
+        &path,
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+         c.execute('DELETE FROM sessions'); c.commit(); \
+         print(sqlite3.sqlite_version, c.execute('SELECT count(*) FROM revocations').fetchone()[0])",
+    ) else {
+        return;
+    };
+    eprintln!("system SQLite and revocations logged: {out}");
+    assert!(out.ends_with(" 1"), "the deletion was not logged: {out}");
+    refused_within_deadline(&reg, id, "alice", now).await;
+}
+
 #[tokio::test]
 async fn another_process_closing_the_file_leaves_the_wal_alone() {
     // A registry that dropped its own file locks (closing any descriptor of a file drops every
@@ -344,14 +386,6 @@ async fn another_process_closing_the_file_leaves_the_wal_alone() {
     // and -shm under it: the registry then takes its files for replaced and forgets its cache.
     // The other process is Python's sqlite3 module: the system's SQLite, as an operator's
     // `sqlite3` shell would be (the bundled one decides "last connection" differently).
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: needs python3 (for a client of the system's SQLite)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let reg = registry(&path, Duration::from_millis(20), false);
@@ -363,17 +397,14 @@ async fn another_process_closing_the_file_leaves_the_wal_alone() {
         Path::new(&name).exists()
     };
     assert!(exists("-wal") && exists("-shm"));
-    let output = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
-             print(c.execute('SELECT count(*) FROM sessions').fetchone()[0]); c.close()",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
+    let Some(out) = system_sqlite(
+        &path,
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+         print(c.execute('SELECT count(*) FROM sessions').fetchone()[0]); c.close()",
+    ) else {
+        return;
+    };
+    assert_eq!(out, "1");
     assert!(
         exists("-wal") && exists("-shm"),
         "the registry's -wal and -shm were deleted while it had them open"

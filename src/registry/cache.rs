@@ -16,8 +16,8 @@
 //! answer vouches for a session whose revocation is committing. Marks are rare, so a lookup pays
 //! one atomic load for them ([`ValidationCache::lookup`] looks at the marks only when one is set).
 //!
-//! **Refusals are remembered briefly.** A "no" (unknown, revoked, another user's, expired) is
-//! final for a 128-bit random id, which is registered before any cookie naming it is sent, so the
+//! **Refusals are remembered briefly.** A "no" for an unknown or revoked id is final for a
+//! 128-bit random id, which is registered before any cookie naming it is sent, so the
 //! cache keeps it for [`REFUSED_FOR`] in a bounded side table: a revoked browser that keeps
 //! sending its cookie, or a request carrying many copies of one, costs one table read, not one
 //! per cookie per request. A refusal is never turned into a "yes": an id is cached as active only

@@ -291,8 +291,12 @@ impl Reader {
         };
         let (owner, expires, revoked, last_seen): (String, SystemTime, bool, SystemTime) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
-        if revoked || now >= expires {
+        if revoked {
             shared.cache.refuse(id, now);
+            return Ok(false);
+        }
+        // Expired at the caller's `now` is not remembered: see the SQLite registry.
+        if now >= expires {
             return Ok(false);
         }
         // Another user's id is refused without remembering: the refusal would hold for the

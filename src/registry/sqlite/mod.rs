@@ -342,8 +342,13 @@ impl Registry for SqliteRegistry {
                 shared.cache.refuse(id, now);
                 return Ok(false);
             };
-            if revoked || to_ms(now) >= expires {
+            if revoked {
                 shared.cache.refuse(id, now);
+                return Ok(false);
+            }
+            // Expired at the caller's `now` is not remembered: a later call with an earlier
+            // `now` (a clock that moved back, a check ahead of time) must still read the row.
+            if to_ms(now) >= expires {
                 return Ok(false);
             }
             // Another user's id is refused without remembering: the refusal would hold for the

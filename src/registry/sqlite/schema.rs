@@ -13,7 +13,7 @@
 //!     expires_at INTEGER NOT NULL);
 //! -- version 2:
 //! CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
-//!     WHEN old.revoked_at IS NULL AND old.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
+//!     WHEN old.revoked_at IS NULL AND old.expires_at > CAST(strftime('%s', 'now') AS INTEGER) * 1000
 //!     BEGIN INSERT INTO revocations (id, expires_at) VALUES (old.id, old.expires_at); END;
 //! ```
 //!
@@ -25,7 +25,10 @@
 //! `DELETE`, a script, another library version): a deleted live session is logged as revoked,
 //! so every process's poller evicts it from its cache, exactly as for a revocation. Rows already
 //! revoked were logged when revoked, and rows already expired are refused by every cache anyway
-//! (which keeps `delete_expired` from logging what it deletes).
+//! (which keeps `delete_expired` from logging what it deletes). The clock is `strftime('%s')`,
+//! which every SQLite has (`unixepoch()` needs 3.38, its `'subsec'` 3.42: an operator's older
+//! `sqlite3` shell, Debian 12's 3.40 say, would never have logged a deletion); whole seconds
+//! only log a few more rows.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -60,7 +63,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
 ",
     "
     CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
-    WHEN old.revoked_at IS NULL AND old.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)
+    WHEN old.revoked_at IS NULL AND old.expires_at > CAST(strftime('%s', 'now') AS INTEGER) * 1000
     BEGIN
         INSERT INTO revocations (id, expires_at) VALUES (old.id, old.expires_at);
     END;
