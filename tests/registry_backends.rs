@@ -124,6 +124,16 @@ async fn rotation_is_all_or_nothing() {
         let first = new(t(1));
         let first_id = first.id;
         assert!(reg.rotate("dave", old, first).await.unwrap(), "{name}");
+        // The same sign-in under a new id: created when the old one was, seen at the rotation.
+        let listed = reg.list_for_user("dave", t(2)).await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|s| (s.id, s.created_at, s.last_seen_at))
+                .collect::<Vec<_>>(),
+            [(first_id, t(0), t(1))],
+            "{name}"
+        );
         assert!(!reg.validate(old, "dave", t(2)).await.unwrap(), "{name}");
         assert!(
             reg.validate(first_id, "dave", t(2)).await.unwrap(),

@@ -605,7 +605,7 @@ async fn apply(
     let s = &shared.schema;
     match op {
         WriteOp::Register { session, .. } => {
-            insert(tx, shared, session).await?;
+            insert(tx, shared, session, session.created_at).await?;
             let capped = cap_sessions(tx, shared, session).await?;
             Ok(Outcome::Registered { capped })
         }
@@ -615,17 +615,27 @@ async fn apply(
             session,
             ..
         } => {
-            let update = format!(
-                "UPDATE {s}.sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2 \
-                 AND revoked_at IS NULL AND expires_at > $3"
-            );
             let old_bytes = old.as_bytes().as_slice();
             let now = session.created_at;
-            let rotated = revoke_rows(tx, shared, &update, &[&old_bytes, user_id, &now]).await?;
-            if rotated.is_empty() {
+            let old_row = tx
+                .query_opt(
+                    &format!(
+                        "WITH revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
+                         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
+                         AND expires_at > $3 RETURNING id, expires_at, created_at), \
+                         logged AS (INSERT INTO {s}.revocations (id, expires_at) \
+                         SELECT id, expires_at FROM revoked) \
+                         SELECT created_at FROM revoked"
+                    ),
+                    &[&old_bytes, user_id, &now],
+                )
+                .await
+                .map_err(shared.err())?;
+            let Some(old_row) = old_row else {
                 return Ok(Outcome::Rotated(None));
-            }
-            insert(tx, shared, session).await?;
+            };
+            // The same sign-in under a new id keeps its creation time: see the SQLite registry.
+            insert(tx, shared, session, old_row.get(0)).await?;
             let capped = cap_sessions(tx, shared, session).await?;
             Ok(Outcome::Rotated(Some(capped)))
         }
@@ -655,17 +665,19 @@ async fn apply(
     }
 }
 
+/// Inserts a new session's row, created at `created`, last seen at its `created_at`.
 async fn insert(
     tx: &tokio_postgres::Transaction<'_>,
     shared: &Shared,
     session: &crate::registry::NewSession,
+    created: SystemTime,
 ) -> Result<(), RegistryError> {
     let s = &shared.schema;
     let inserted = tx
         .execute(
             &format!(
                 "INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at, \
-                 user_agent, ip) VALUES ($1, $2, $3, $4, $3, $5, $6)"
+                 user_agent, ip) VALUES ($1, $2, $7, $4, $3, $5, $6)"
             ),
             &[
                 &session.id.as_bytes().as_slice(),
@@ -674,6 +686,7 @@ async fn insert(
                 &session.expires_at,
                 &session.user_agent.as_deref().map(cap_user_agent),
                 &session.ip,
+                &created,
             ],
         )
         .await;

@@ -297,7 +297,7 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
     let err = shared.err();
     match op {
         WriteOp::Register { session, .. } => {
-            insert(tx, shared, session)?;
+            insert(tx, shared, session, to_ms(session.created_at))?;
             let capped = cap_sessions(tx, shared, session)?;
             Ok(Outcome::Registered { capped })
         }
@@ -311,21 +311,25 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
             // same transaction: a revocation committed before this sees the old id revoked,
             // one committed after revokes the new id too.
             let now = to_ms(session.created_at);
-            let expires: Option<i64> = tx
+            let old_row: Option<(i64, i64)> = tx
                 .prepare_cached(
                     "UPDATE sessions SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 \
-                     AND revoked_at IS NULL AND expires_at > ?3 RETURNING expires_at",
+                     AND revoked_at IS NULL AND expires_at > ?3 RETURNING expires_at, created_at",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_row(params![old.as_bytes(), user_id, now], |row| row.get(0))
-                        .optional()
+                    stmt.query_row(params![old.as_bytes(), user_id, now], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()
                 })
                 .map_err(&err)?;
-            let Some(expires) = expires else {
+            let Some((expires, created)) = old_row else {
                 return Ok(Outcome::Rotated(None));
             };
             log_revocation(tx, *old, expires).map_err(&err)?;
-            insert(tx, shared, session)?;
+            // The same sign-in under a new id: it keeps its creation time (for the devices page,
+            // and so that renewing never makes a session the newest for the per-user cap).
+            insert(tx, shared, session, created)?;
             let capped = cap_sessions(tx, shared, session)?;
             Ok(Outcome::Rotated(Some(capped)))
         }
@@ -376,12 +380,17 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
     }
 }
 
-/// Inserts a new session's row.
-fn insert(tx: &Connection, shared: &Shared, session: &NewSession) -> Result<(), RegistryError> {
+/// Inserts a new session's row, created at `created` (ms), last seen at its `created_at`.
+fn insert(
+    tx: &Connection,
+    shared: &Shared,
+    session: &NewSession,
+    created: i64,
+) -> Result<(), RegistryError> {
     let inserted = tx
         .prepare_cached(
             "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, \
-             user_agent, ip) VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)",
+             user_agent, ip) VALUES (?1, ?2, ?7, ?4, ?3, ?5, ?6)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -391,6 +400,7 @@ fn insert(tx: &Connection, shared: &Shared, session: &NewSession) -> Result<(), 
                 to_ms(session.expires_at),
                 session.user_agent.as_deref().map(cap_user_agent),
                 session.ip.map(|ip| ip.to_string()),
+                created,
             ])
         });
     match inserted {
