@@ -2,23 +2,23 @@
 //!
 //! ```text
 //! cargo run --example revoke_all -- --db ./demo-sessions.db alice
+//! cargo run --example revoke_all --features postgres -- --db postgres://app@db/app alice
 //! ```
 //!
-//! A server running on the same database (the demo, say) refuses those sessions within its
-//! registry's propagation bound (`SqliteRegistry`'s poll interval, 20 ms by default).
+//! Servers running on the same registry (the demo, say) refuse those sessions within their
+//! registry's propagation bound: `SqliteRegistry`'s poll interval (20 ms by default), or a
+//! PostgreSQL notification (milliseconds; at most the staleness bound, 2 s).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
-use sealed_sessions::registry::{Registry, SqliteRegistry};
+const USAGE: &str = "usage: cargo run --example revoke_all -- --db PATH|postgres://URL USER";
 
-const USAGE: &str = "usage: cargo run --example revoke_all -- --db PATH USER";
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<(PathBuf, String), String> {
+fn parse(mut args: impl Iterator<Item = String>) -> Result<(String, String), String> {
     let (mut db, mut user) = (None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--db" => db = Some(args.next().ok_or("--db needs a value")?.into()),
+            "--db" => db = Some(args.next().ok_or("--db needs a value")?),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown flag {flag:?}")),
             _ if user.is_none() => user = Some(arg),
@@ -46,22 +46,21 @@ async fn main() -> ExitCode {
         }
     };
     // Opening would create an empty database; a typo in the path must not look like success.
-    if !db.is_file() {
-        eprintln!("revoke_all: no database at {}", db.display());
+    let is_url = db.contains("://");
+    if !is_url && !Path::new(&db).is_file() {
+        eprintln!("revoke_all: no database at {db}");
         return ExitCode::FAILURE;
     }
-    let registry = match SqliteRegistry::builder(&db)
-        .cleanup_interval(std::time::Duration::ZERO)
-        .open()
-    {
+    let registry = match sealed_sessions::registry::open(&db) {
         Ok(registry) => registry,
         Err(err) => {
-            eprintln!("revoke_all: {}: {err}", db.display());
+            eprintln!("revoke_all: {err}");
             return ExitCode::FAILURE;
         }
     };
     let result = registry.revoke_user(&user, None).await;
-    registry.stop();
+    // Dropping the last handle stops the registry after its queued work.
+    drop(registry);
     match result {
         Ok(n) => {
             println!(

@@ -272,7 +272,7 @@ async fn revoke_all_tool_signs_a_user_out_of_a_running_demo() {
     b.login("alice", "correct-horse").await;
     bob.login("bob", "battery-staple").await;
 
-    let out = revoke_all(&demo.db(), "alice");
+    let out = revoke_all(demo.db(), "alice");
     assert_eq!(out.trim(), "revoked 2 sessions of alice");
     let revoked_at = Instant::now();
     // The registry's documented propagation bound is its 20 ms poll interval; allow slack for a

@@ -24,7 +24,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sealed_sessions::registry::{Registry, SqliteRegistry};
+use sealed_sessions::registry::Registry;
 use sealed_sessions::{Flash, KeyRing, PeerAddr, Session, SessionConfig, SessionId, SessionLayer};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -40,7 +40,7 @@ const CSRF_KEY: &str = "csrf";
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 struct App {
-    registry: Arc<SqliteRegistry>,
+    registry: Arc<dyn Registry>,
     hashing: Hashing,
     throttle: Mutex<Throttle>,
 }
@@ -88,11 +88,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
-    setup::create_db_file(&args.db)?;
-    let registry = Arc::new(
-        SqliteRegistry::open(&args.db)
-            .map_err(|e| format!("session registry {}: {e}", args.db.display()))?,
-    );
+    let registry = setup::open_registry(&args.db)?;
     let config = SessionConfig::builder(KeyRing::new(key))
         .cookie_name("demo_session")
         // The demo serves plain http on loopback, where a browser would not send a `Secure`
@@ -142,14 +138,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("sealed-sessions demo listening on http://{addr}");
     println!("  accounts:  alice / correct-horse    bob / battery-staple");
-    println!("  registry:  {}", args.db.display());
+    println!("  registry:  {}", setup::shown(&args.db));
     println!("  key:       {key_note}");
     println!(
         "  note:      cookies are not marked Secure because this serves plain http on loopback"
     );
     println!(
-        "  revoke:    cargo run --example revoke_all -- --db {} alice",
-        args.db.display()
+        "  revoke:    cargo run --example revoke_all{} -- --db {} alice",
+        if setup::is_url(&args.db) {
+            " --features postgres"
+        } else {
+            ""
+        },
+        setup::shown(&args.db)
     );
 
     axum::serve(
@@ -160,7 +161,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
-    registry.stop();
+    // The last handle: dropping it stops the registry after its queued work.
+    drop(registry);
     Ok(())
 }
 

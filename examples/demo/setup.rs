@@ -7,14 +7,18 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use sealed_sessions::registry::Registry;
 use sealed_sessions::Key;
 
 pub const USAGE: &str = "\
-usage: cargo run --example demo -- [--addr HOST:PORT] [--db PATH] [--key-file PATH]
+usage: cargo run --example demo -- [--addr HOST:PORT] [--db PATH|URL] [--key-file PATH]
                                    [--account-failures N] [--address-failures N]
 
   --addr              where to listen              (default 127.0.0.1:3000)
-  --db                the SQLite session registry  (default ./demo-sessions.db; made 0600)
+  --db                the session registry: an SQLite file (default ./demo-sessions.db, made
+                      0600), or postgres://user@host:port/db (run with --features postgres)
   --key-file          the session key, base64      (default ./demo-session.key; made 0600)
   --account-failures  failed sign-ins that lock an account for 15 minutes        (default 5)
   --address-failures  failed sign-ins that lock a client address for 15 minutes  (default 20)
@@ -24,7 +28,7 @@ The environment variable SESSION_KEY (base64) wins over the key file.";
 
 pub struct Args {
     pub addr: SocketAddr,
-    pub db: PathBuf,
+    pub db: String,
     pub key_file: PathBuf,
     pub account_failures: u32,
     pub address_failures: u32,
@@ -35,7 +39,7 @@ impl Args {
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut parsed = Args {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            db: PathBuf::from("demo-sessions.db"),
+            db: "demo-sessions.db".to_owned(),
             key_file: PathBuf::from("demo-session.key"),
             account_failures: 5,
             // Above the account limit, so that one person's typos do not lock out everyone
@@ -53,7 +57,7 @@ impl Args {
                         .parse()
                         .map_err(|_| format!("--addr {value:?} is not HOST:PORT"))?;
                 }
-                "--db" => parsed.db = value.into(),
+                "--db" => parsed.db = value,
                 "--key-file" => parsed.key_file = value.into(),
                 "--account-failures" => parsed.account_failures = count(&flag, &value)?,
                 "--address-failures" => parsed.address_failures = count(&flag, &value)?,
@@ -103,6 +107,35 @@ pub fn load_key(key_file: &Path) -> Result<(Key, KeySource), String> {
             key_file.display()
         )),
     }
+}
+
+/// Whether `db` is a PostgreSQL URL rather than an SQLite path.
+pub fn is_url(db: &str) -> bool {
+    db.contains("://")
+}
+
+/// `db` for messages: a URL's password replaced by `***`.
+pub fn shown(db: &str) -> String {
+    let Some((scheme, rest)) = db.split_once("://") else {
+        return db.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => db.to_owned(),
+    }
+}
+
+/// Opens the session registry `db` names: a PostgreSQL URL, or an SQLite file (created 0600
+/// first if it is new).
+pub fn open_registry(db: &str) -> Result<Arc<dyn Registry>, String> {
+    if !is_url(db) {
+        create_db_file(Path::new(db))?;
+    }
+    sealed_sessions::registry::open(db).map_err(|e| format!("session registry {}: {e}", shown(db)))
 }
 
 /// Creates the registry's database file readable by its owner only, if it does not exist yet:

@@ -26,6 +26,11 @@ pub fn example_binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "--example", name]);
+        // The features this test was built with, so that test binaries of one run agree on
+        // what the one binary at this path is (and the PostgreSQL tests can use it).
+        if cfg!(feature = "postgres") {
+            cmd.args(["--features", "postgres"]);
+        }
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             cmd.arg("--release");
         }
@@ -60,12 +65,24 @@ impl Demo {
     }
 
     fn launch(dir: tempfile::TempDir, flags: &[&str]) -> Demo {
+        let db = dir.path().join("sessions.db");
+        let key = dir.path().join("session.key");
+        Self::launch_on(dir, db.as_os_str(), &key, flags)
+    }
+
+    /// Starts the demo on the registry `db` (a path or a URL) with the key file `key`; `dir`
+    /// is kept for as long as the demo runs.
+    pub fn start_on(dir: tempfile::TempDir, db: &str, key: &Path) -> Demo {
+        Self::launch_on(dir, db.as_ref(), key, &[])
+    }
+
+    fn launch_on(dir: tempfile::TempDir, db: &std::ffi::OsStr, key: &Path, flags: &[&str]) -> Demo {
         let mut child = Command::new(example_binary("demo"))
             .args(flags)
             .args(["--addr", "127.0.0.1:0", "--db"])
-            .arg(dir.path().join("sessions.db"))
+            .arg(db)
             .arg("--key-file")
-            .arg(dir.path().join("session.key"))
+            .arg(key)
             .env_remove("SESSION_KEY")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -200,8 +217,8 @@ pub fn session_ids(html: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs the `revoke_all` example against `db`; returns its stdout.
-pub fn revoke_all(db: &Path, user: &str) -> String {
+/// Runs the `revoke_all` example against `db` (a path or a URL); returns its stdout.
+pub fn revoke_all(db: impl AsRef<std::ffi::OsStr>, user: &str) -> String {
     let out = Command::new(example_binary("revoke_all"))
         .arg("--db")
         .arg(db)

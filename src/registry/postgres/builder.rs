@@ -71,9 +71,10 @@ impl PostgresRegistryBuilder {
     pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
     pub(crate) fn new(url: String) -> Self {
+        let (url, schema) = take_schema(&url);
         PostgresRegistryBuilder {
             url,
-            schema: Self::DEFAULT_SCHEMA.to_owned(),
+            schema: schema.unwrap_or_else(|| Self::DEFAULT_SCHEMA.to_owned()),
             migrate: true,
             cache_capacity: Self::DEFAULT_CACHE_CAPACITY,
             staleness_bound: Self::DEFAULT_STALENESS_BOUND,
@@ -88,7 +89,9 @@ impl PostgresRegistryBuilder {
 
     /// The schema that holds the registry's tables (default `sealed_sessions`): a lowercase SQL
     /// identifier of at most 50 bytes. Several applications can share a database, each in its
-    /// own schema.
+    /// own schema. A URL can name it too, with this library's own query parameter `schema`
+    /// (`postgres://app@db/app?schema=sessions`), which is taken out before connecting; this
+    /// method wins over it.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = schema.into();
         self
@@ -217,5 +220,56 @@ impl PostgresRegistryBuilder {
             ));
         }
         Ok(())
+    }
+}
+
+/// Splits this library's own `schema=NAME` query parameter off a `postgres://` URL (the driver
+/// would refuse an unknown parameter). Key-value connection strings are returned as they are.
+fn take_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|param| match param.strip_prefix("schema=") {
+            Some(name) => {
+                schema = Some(name.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_parameter_is_taken_out_of_the_url() {
+        let b = PostgresRegistryBuilder::new("postgres://u@h/db?schema=app_s".into());
+        assert_eq!(
+            (b.url.as_str(), b.schema.as_str()),
+            ("postgres://u@h/db", "app_s")
+        );
+        let b = PostgresRegistryBuilder::new(
+            "postgres://u@h/db?connect_timeout=3&schema=x&sslmode=disable".into(),
+        );
+        assert_eq!(b.url, "postgres://u@h/db?connect_timeout=3&sslmode=disable");
+        assert_eq!(b.schema, "x");
+        let b = PostgresRegistryBuilder::new("host=h dbname=db".into());
+        assert_eq!(
+            (b.url.as_str(), b.schema.as_str()),
+            ("host=h dbname=db", "sealed_sessions")
+        );
+        let b = PostgresRegistryBuilder::new("postgres://u@h/db?schema=x".into()).schema("y");
+        assert_eq!(b.schema, "y");
     }
 }
