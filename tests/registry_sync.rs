@@ -416,3 +416,51 @@ async fn another_process_closing_the_file_leaves_the_wal_alone() {
         "the cache was kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_in_flight_are_not_vouched_for() {
+    // Another connection holds the write lock, so the registry's writer waits inside its
+    // commit: the revocations stay in flight for as long as the test likes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let reg = Arc::new(
+        SqliteRegistry::builder(&path)
+            .busy_timeout(Duration::from_secs(30))
+            .cleanup_interval(Duration::ZERO)
+            .open()
+            .unwrap(),
+    );
+    let now = SystemTime::now();
+    let (a, b) = (
+        cached_session(&reg, "alice", now).await,
+        cached_session(&reg, "bob", now).await,
+    );
+    let carol = cached_session(&reg, "carol", now).await;
+    let lock = rusqlite::Connection::open(&path).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let revoking = tokio::spawn({
+        let reg = reg.clone();
+        async move { reg.revoke_user("alice", None).await }
+    });
+    let rotating = tokio::spawn({
+        let reg = reg.clone();
+        async move {
+            let new = NewSession::new(SessionId::generate(), "bob", now, now + HOUR);
+            reg.rotate("bob", b, new).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = (
+        reg.validate_cached(a, "alice", now),
+        reg.validate_cached(b, "bob", now),
+        reg.validate_cached(carol, "carol", now),
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    assert_eq!(revoking.await.unwrap().unwrap(), 1);
+    assert!(rotating.await.unwrap().unwrap());
+    assert_eq!(
+        during,
+        (None, None, Some(true)),
+        "revoke_user's user, the rotated-away id, and an unrelated session, while committing"
+    );
+}

@@ -13,8 +13,10 @@
 //! **Not while a revocation is in flight.** A revocation marks its target (one id, or every
 //! session of a user) as *pending* before it is queued and clears the mark once its evictions
 //! are done: while marked, the cache answers nothing for it and refuses to insert it, so no cached
-//! answer vouches for a session whose revocation is committing. Marks are rare, so a lookup pays
-//! one atomic load for them ([`ValidationCache::lookup`] looks at the marks only when one is set).
+//! answer vouches for a session whose revocation is committing. An id's mark sits in its shard,
+//! under the lock a lookup takes anyway (logouts and renewals are frequent: other requests must
+//! not pay for them); a user's mark (`revoke_user`, rarer) in one list that a lookup reads only
+//! while it is not empty, so a lookup pays one atomic load for those.
 //!
 //! **Refusals are remembered briefly.** A "no" for an unknown or revoked id is final for a
 //! 128-bit random id, which is registered before any cookie naming it is sent, so the
@@ -115,6 +117,8 @@ struct Shard {
     hand: usize,
     /// Ids known not to be active, until when; see the module documentation.
     refused: HashMap<SessionId, SystemTime, IdHashKey>,
+    /// Ids of this shard whose revocation is in flight, once per revocation (usually empty).
+    pending: Vec<SessionId>,
 }
 
 /// The target of a revocation in flight; see [`ValidationCache::begin_revocation`].
@@ -160,10 +164,12 @@ pub(crate) struct ValidationCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     epoch: AtomicU64,
-    /// Revocations in flight, one entry per revocation (a target may be there twice).
-    pending: Mutex<Vec<Target>>,
-    /// `pending.len()`, readable without the lock: the hot path looks at it alone.
-    pending_count: AtomicUsize,
+    /// Users whose `revoke_user` is in flight, once per revocation (a user may be there twice).
+    /// Revocations of one id are marked in the id's shard instead, under the lock a lookup
+    /// takes anyway, so that logouts and renewals in flight cost other requests nothing.
+    pending_users: Mutex<Vec<Box<str>>>,
+    /// `pending_users.len()`, readable without the lock: the hot path looks at it alone.
+    pending_user_count: AtomicUsize,
 }
 
 /// Marks a revocation as in flight until dropped; see [`ValidationCache::begin_revocation`].
@@ -175,13 +181,23 @@ pub(crate) struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut pending = self.cache.pending_lock();
-        if let Some(at) = pending.iter().position(|t| *t == self.target) {
-            pending.swap_remove(at);
+        match &self.target {
+            Target::Id(id) => {
+                let mut shard = self.cache.shard(id);
+                if let Some(at) = shard.pending.iter().position(|p| p == id) {
+                    shard.pending.swap_remove(at);
+                }
+            }
+            Target::User(user) => {
+                let mut pending = self.cache.pending_users_lock();
+                if let Some(at) = pending.iter().position(|p| p == user) {
+                    pending.swap_remove(at);
+                }
+                self.cache
+                    .pending_user_count
+                    .store(pending.len(), Ordering::SeqCst);
+            }
         }
-        self.cache
-            .pending_count
-            .store(pending.len(), Ordering::SeqCst);
     }
 }
 
@@ -192,24 +208,21 @@ impl ValidationCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS),
             epoch: AtomicU64::new(0),
-            pending: Mutex::new(Vec::new()),
-            pending_count: AtomicUsize::new(0),
+            pending_users: Mutex::new(Vec::new()),
+            pending_user_count: AtomicUsize::new(0),
         }
     }
 
-    fn pending_lock(&self) -> MutexGuard<'_, Vec<Target>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn pending_users_lock(&self) -> MutexGuard<'_, Vec<Box<str>>> {
+        self.pending_users.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a revocation in flight covers `id` of `user_id`.
-    fn is_pending(&self, id: SessionId, user_id: &str) -> bool {
+    /// Whether a `revoke_user` of `user_id` is in flight.
+    fn user_pending(&self, user_id: &str) -> bool {
         // SeqCst pairs with the store in `begin_revocation`: a lookup that runs after the mark
         // was published sees it.
-        self.pending_count.load(Ordering::SeqCst) != 0
-            && self.pending_lock().iter().any(|t| match t {
-                Target::Id(pending) => *pending == id,
-                Target::User(user) => **user == *user_id,
-            })
+        self.pending_user_count.load(Ordering::SeqCst) != 0
+            && self.pending_users_lock().iter().any(|u| **u == *user_id)
     }
 
     /// Marks a revocation of `target` as in flight, until the returned guard is dropped (after
@@ -217,10 +230,14 @@ impl ValidationCache {
     /// for it and inserts nothing of it; the epoch is bumped so that no read begun earlier
     /// inserts it either.
     pub(crate) fn begin_revocation(&self, target: Target) -> InFlight<'_> {
-        {
-            let mut pending = self.pending_lock();
-            pending.push(target.clone());
-            self.pending_count.store(pending.len(), Ordering::SeqCst);
+        match &target {
+            Target::Id(id) => self.shard(id).pending.push(*id),
+            Target::User(user) => {
+                let mut pending = self.pending_users_lock();
+                pending.push(user.clone());
+                self.pending_user_count
+                    .store(pending.len(), Ordering::SeqCst);
+            }
         }
         self.epoch.fetch_add(1, Ordering::SeqCst);
         InFlight {
@@ -257,8 +274,9 @@ impl ValidationCache {
         let slot = &mut shard.slots[at];
         slot.referenced = true;
         let active = &*slot.user_id == user_id && now < slot.expires_at;
+        let id_pending = active && shard.pending.contains(&id);
         drop(shard);
-        if active && self.is_pending(id, user_id) {
+        if id_pending || (active && self.user_pending(user_id)) {
             return None;
         }
         Some(active)
@@ -319,11 +337,11 @@ impl ValidationCache {
         last_seen: SystemTime,
         now: SystemTime,
     ) -> bool {
-        if self.per_shard == 0 || expires_at <= now || self.is_pending(id, user_id) {
+        if self.per_shard == 0 || expires_at <= now || self.user_pending(user_id) {
             return false;
         }
         let mut shard = self.shard(&id);
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.epoch.load(Ordering::SeqCst) != epoch || shard.pending.contains(&id) {
             return false;
         }
         shard.refused.remove(&id);
