@@ -277,6 +277,13 @@ impl Session {
     /// registry
     /// fails, the error is returned here and the response becomes HTTP 503 without a session
     /// cookie (the browser keeps its old one).
+    ///
+    /// Await it to the end: a handler that drops the future half-way (a timeout, a `select!`)
+    /// may leave the rotation committed with no cookie sent for it, and the browser's cookie,
+    /// whose id was retired, then signs it out. Likewise, "sign out this device" racing that
+    /// device's renewal revokes the old id and finds nothing, while the device goes on under
+    /// its new id: revoke by user ([`Registry::revoke_user`](crate::registry::Registry)) when
+    /// it must be certain.
     pub async fn renew(&self) -> Result<(), SessionError> {
         self.reissue(None).await
     }
