@@ -144,12 +144,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "  note:      cookies are not marked Secure because this serves plain http on loopback"
     );
     println!(
-        "  revoke:    cargo run --example revoke_all{} -- --db {} alice",
-        if setup::is_url(&args.db) {
-            " --features postgres"
-        } else {
-            ""
-        },
+        "  revoke:    cargo run --features cli --bin sealed-sessions -- revoke alice --yes --db {}",
         setup::shown(&args.db)
     );
 

@@ -36,6 +36,8 @@ mod cache;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod freshness;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod operator;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod ops;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -44,6 +46,8 @@ mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod touches;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use operator::{RegistryCheck, RegistryStats};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresRegistry, PostgresRegistryBuilder};
 #[cfg(feature = "sqlite")]

@@ -42,6 +42,7 @@ use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInf
 
 mod builder;
 mod listener;
+mod operator;
 mod schema;
 mod worker;
 

@@ -29,10 +29,12 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::builder::PostgresRegistryBuilder;
 use super::listener;
+use super::operator;
 use super::schema::{map_err, migrate, timed_out, CLEANUP_LOCK, WRITE_LOCK};
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
+use crate::registry::operator::{RegistryCheck, RegistryStats};
 use crate::registry::ops::{after_commit, Outcome, WriteOp};
 use crate::registry::touches::{TouchQueue, TOUCH_FLUSH};
 use crate::registry::{cap_user_agent, RegistryError, SessionInfo};
@@ -56,6 +58,13 @@ pub(crate) enum Job {
         user_id: String,
         now: SystemTime,
         reply: Reply<Vec<SessionInfo>>,
+    },
+    Stats {
+        now: SystemTime,
+        reply: Reply<RegistryStats>,
+    },
+    Check {
+        reply: Reply<RegistryCheck>,
     },
     Stop,
 }
@@ -228,6 +237,30 @@ async fn run(
                 let (reader, shared) = (Arc::clone(&reader), Arc::clone(&shared));
                 tokio::spawn(async move {
                     let answer = shared.bounded(reader.list(&shared, &user_id, now)).await;
+                    let _ = reply.send(answer);
+                });
+            }
+            Job::Stats { now, reply } => {
+                let (reader, shared) = (Arc::clone(&reader), Arc::clone(&shared));
+                tokio::spawn(async move {
+                    let answer = shared
+                        .bounded(async {
+                            let conn = reader.conn(&shared).await?;
+                            operator::stats(&conn.client, &shared, now).await
+                        })
+                        .await;
+                    let _ = reply.send(answer);
+                });
+            }
+            Job::Check { reply } => {
+                let (reader, shared) = (Arc::clone(&reader), Arc::clone(&shared));
+                tokio::spawn(async move {
+                    let answer = shared
+                        .bounded(async {
+                            let conn = reader.conn(&shared).await?;
+                            operator::check(&conn.client, &shared).await
+                        })
+                        .await;
                     let _ = reply.send(answer);
                 });
             }

@@ -18,6 +18,7 @@
 
 mod builder;
 mod file;
+mod operator;
 mod schema;
 mod threads;
 

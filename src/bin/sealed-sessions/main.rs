@@ -1,0 +1,162 @@
+//! `sealed-sessions`: the operator's tool for session keys, cookies and registries.
+//!
+//! `cargo install sealed-sessions --features cli`. A `--db` (or `SEALED_SESSIONS_DB`) that is a
+//! file path means an SQLite registry; a `postgres://` URL means PostgreSQL. Revocations made
+//! here reach running servers as the library's own do: within the SQLite poll interval, or by
+//! PostgreSQL notification.
+//!
+//! Exit codes: 0 done; 1 nothing matched (no such session, no sessions, a cookie that does not
+//! open, a check that found problems); 2 bad input (arguments, keys, cookies, ids, a path with
+//! no registry, a file that is not one, a URL that is not one); 3 the database cannot be
+//! reached or used (refused, timed out, locked, read-only, corrupt).
+
+mod commands;
+mod db;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sealed_sessions::registry::RegistryError;
+
+/// Session keys, cookies and registries of sealed-sessions, for operators.
+#[derive(Parser, Debug)]
+#[command(name = "sealed-sessions", version, long_about = None)]
+#[command(after_help = "\
+Exit codes: 0 done, 1 nothing matched, 2 bad input, 3 the database cannot be reached.
+A --db path means SQLite; postgres://user@host:port/db[?schema=NAME] means PostgreSQL.")]
+pub struct Cli {
+    /// The registry: an SQLite file, or a postgres:// URL.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALED_SESSIONS_DB",
+        hide_env_values = true,
+        value_name = "PATH|URL"
+    )]
+    db: Option<String>,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make a new session key: prints it (base64) and its key id.
+    Keygen,
+    /// Print the key id of KEY, to match cookies (whose headers carry it) with keys.
+    KeyId {
+        /// The key, base64 (32 bytes).
+        #[arg(env = "SESSION_KEY", hide_env_values = true)]
+        key: String,
+    },
+    /// Open a cookie value with the key and print its claims, for support work.
+    Inspect {
+        /// The cookie's value (without the `name=`).
+        cookie: String,
+        /// The key, base64; SESSION_KEY keeps it out of the shell's history.
+        #[arg(long, env = "SESSION_KEY", hide_env_values = true)]
+        key: String,
+        /// The cookie's name, which the seal is bound to.
+        #[arg(long, default_value = "__Host-session")]
+        name: String,
+    },
+    /// List a user's active sessions.
+    List {
+        /// The user id.
+        user: String,
+    },
+    /// Revoke a user's sessions: all of them (asks first, unless --yes), or all but one.
+    Revoke {
+        /// The user id.
+        user: String,
+        /// Keep this session (an id from `list`).
+        #[arg(long, value_name = "ID")]
+        except: Option<String>,
+        /// Do not ask before revoking every session of the user.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Revoke one session, whoever's it is.
+    RevokeSession {
+        /// The session id (from `list`, or a cookie's `inspect`).
+        id: String,
+    },
+    /// Delete expired sessions (and their revocation records); prints how many.
+    Cleanup,
+    /// Figures: active sessions and users, recent revocations, the oldest session, sizes.
+    Stats,
+    /// Check the schema version and the database's integrity.
+    Check,
+    /// Create or upgrade the registry's schema (for migrations as a deploy step).
+    Migrate,
+}
+
+/// Why a command did not succeed, with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// Nothing matched (exit 1).
+    pub fn nothing(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input (exit 2).
+    pub fn input(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// A registry error, as a sentence naming the database, with the exit code it deserves.
+    pub fn registry(db: &str, e: RegistryError) -> Self {
+        let shown = db::shown(db);
+        let code = match &e {
+            RegistryError::MissingDirectory(_)
+            | RegistryError::NotADatabase(_)
+            | RegistryError::MissingTable { .. }
+            | RegistryError::SchemaTooNew { .. }
+            | RegistryError::InvalidConfig(_) => 2,
+            _ => 3,
+        };
+        let hint = match &e {
+            RegistryError::MissingTable { .. } => " (`sealed-sessions migrate` creates the schema)",
+            _ => "",
+        };
+        Failure {
+            code,
+            message: format!("registry {shown}: {e}{hint}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sealed-sessions: cannot start: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("sealed-sessions: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
