@@ -114,9 +114,8 @@ fn inspect_opens_a_cookie_with_its_key_only() {
     );
 }
 
-/// An SQLite registry with two sessions of alice and one of bob.
-async fn sqlite_registry(path: &Path) -> (SessionId, SessionId) {
-    let reg = SqliteRegistry::open(path).unwrap();
+/// Two sessions of alice (made ten minutes ago), one of bob, one expired; returns alice's.
+async fn populate(reg: &dyn Registry) -> (SessionId, SessionId) {
     let now = SystemTime::now() - Duration::from_secs(600);
     let (a1, a2) = (SessionId::generate(), SessionId::generate());
     for id in [a1, a2] {
@@ -142,7 +141,6 @@ async fn sqlite_registry(path: &Path) -> (SessionId, SessionId) {
     ))
     .await
     .unwrap();
-    reg.stop();
     (a1, a2)
 }
 
@@ -201,7 +199,9 @@ fn registry_commands(db: &str, a1: SessionId, a2: SessionId) {
 async fn registry_commands_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let (a1, a2) = sqlite_registry(&path).await;
+    let reg = SqliteRegistry::open(&path).unwrap();
+    let (a1, a2) = populate(&reg).await;
+    reg.stop();
     registry_commands(path.to_str().unwrap(), a1, a2);
 }
 
@@ -218,32 +218,8 @@ async fn registry_commands_on_postgres() {
     let out = tool(&["migrate", "--db", &db]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let reg = schema.open();
-    let now = SystemTime::now() - Duration::from_secs(600);
-    let (a1, a2) = (SessionId::generate(), SessionId::generate());
-    for id in [a1, a2] {
-        let s = NewSession::new(id, "alice", now, now + HOUR)
-            .user_agent("Firefox/128")
-            .ip("192.0.2.7".parse().unwrap());
-        reg.register(s).await.unwrap();
-    }
-    reg.register(NewSession::new(
-        SessionId::generate(),
-        "bob",
-        now,
-        now + HOUR,
-    ))
-    .await
-    .unwrap();
-    let expired = now - 2 * HOUR;
-    reg.register(NewSession::new(
-        SessionId::generate(),
-        "old",
-        expired,
-        expired + HOUR,
-    ))
-    .await
-    .unwrap();
-    assert!(reg.validate(a2, "alice", now).await.unwrap());
+    let (a1, a2) = populate(&reg).await;
+    assert!(reg.validate(a2, "alice", SystemTime::now()).await.unwrap());
     registry_commands(&db, a1, a2);
     // The tool's revocations reached this running host by notification.
     let start = Instant::now();

@@ -11,6 +11,8 @@ mod pg_support;
 mod support;
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,6 +31,31 @@ fn config(registry: Arc<dyn Registry>) -> SessionConfig {
         .registry(registry)
         .build()
         .unwrap()
+}
+
+/// Serves `/login` (as alice), `/renew` (which waits for `gate` after the middleware validated
+/// the request, then renews) and anything else (the user); errors come back as `error: ...`.
+async fn serve_renewals(
+    config: SessionConfig,
+    gate: impl Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Clone + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    serve_fn(SessionLayer::new(config), move |req: Request<Incoming>| {
+        let gate = gate.clone();
+        async move {
+            let session = req.extensions().get::<Session>().cloned().unwrap();
+            let body = match req.uri().path() {
+                "/login" => session.login("alice").await.map(|()| "in".to_owned()),
+                "/renew" => {
+                    gate().await;
+                    session.renew().await.map(|()| "renewed".to_owned())
+                }
+                _ => Ok(session.user().unwrap_or_else(|| "anonymous".into())),
+            };
+            let body = body.unwrap_or_else(|e| format!("error: {e}"));
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
+    })
+    .await
 }
 
 /// The value of the session cookie a reply sets, if it sets a live one (not a removal).
@@ -52,31 +79,21 @@ async fn held_renewal(reg: Arc<dyn Registry>) {
     let validated = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
     let gates = (validated.clone(), release.clone());
-    let addr = serve_fn(SessionLayer::new(config), move |req: Request<Incoming>| {
+    // The middleware validated the request's cookie before the handler runs; hold it there
+    // until the test has signed alice out everywhere.
+    let addr = serve_renewals(config, move || {
         let (validated, release) = gates.clone();
-        async move {
-            let session = req.extensions().get::<Session>().cloned().unwrap();
-            let body = match req.uri().path() {
-                "/login" => session.login("alice").await.map(|()| "in".to_owned()),
-                // The middleware validated this request's cookie before the handler runs; hold
-                // it there until the test has signed alice out everywhere.
-                "/held-renew" => {
-                    validated.notify_one();
-                    release.notified().await;
-                    session.renew().await.map(|()| "renewed".to_owned())
-                }
-                _ => Ok(session.user().unwrap_or_else(|| "anonymous".into())),
-            };
-            let body = body.unwrap_or_else(|e| format!("error: {e}"));
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-        }
+        Box::pin(async move {
+            validated.notify_one();
+            release.notified().await;
+        })
     })
     .await;
 
     let jar = live_cookie(&get(addr, "/login", None).await, &name).expect("signed in");
     let held = tokio::spawn({
         let jar = jar.clone();
-        async move { get(addr, "/held-renew", Some(&jar)).await }
+        async move { get(addr, "/renew", Some(&jar)).await }
     });
     validated.notified().await;
     assert_eq!(reg.revoke_user("alice", None).await.unwrap(), 1);
@@ -190,21 +207,11 @@ async fn concurrent_renewals(reg: Arc<dyn Registry>) {
     let config = config(reg.clone());
     let name = config.cookie_name().to_owned();
     let both_validated = Arc::new(tokio::sync::Barrier::new(2));
-    let addr = serve_fn(SessionLayer::new(config), move |req: Request<Incoming>| {
+    let addr = serve_renewals(config, move || {
         let gate = both_validated.clone();
-        async move {
-            let session = req.extensions().get::<Session>().cloned().unwrap();
-            let body = match req.uri().path() {
-                "/login" => session.login("alice").await.map(|()| "in".to_owned()),
-                "/renew" => {
-                    gate.wait().await;
-                    session.renew().await.map(|()| "renewed".to_owned())
-                }
-                _ => Ok(session.user().unwrap_or_else(|| "anonymous".into())),
-            };
-            let body = body.unwrap_or_else(|e| format!("error: {e}"));
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-        }
+        Box::pin(async move {
+            gate.wait().await;
+        })
     })
     .await;
     let jar = live_cookie(&get(addr, "/login", None).await, &name).expect("signed in");

@@ -24,7 +24,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sealed_sessions::registry::Registry;
+use sealed_sessions::registry::{Location, Registry};
 use sealed_sessions::{Flash, KeyRing, PeerAddr, Session, SessionConfig, SessionId, SessionLayer};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -138,14 +138,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("sealed-sessions demo listening on http://{addr}");
     println!("  accounts:  alice / correct-horse    bob / battery-staple");
-    println!("  registry:  {}", setup::shown(&args.db));
+    println!("  registry:  {}", Location::of(&args.db));
     println!("  key:       {key_note}");
     println!(
         "  note:      cookies are not marked Secure because this serves plain http on loopback"
     );
     println!(
         "  revoke:    cargo run --features cli --bin sealed-sessions -- revoke alice --yes --db {}",
-        setup::shown(&args.db)
+        Location::of(&args.db)
     );
 
     axum::serve(

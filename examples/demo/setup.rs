@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use sealed_sessions::registry::Registry;
+use sealed_sessions::registry::{self, Location, Registry};
 use sealed_sessions::Key;
 
 pub const USAGE: &str = "\
@@ -109,33 +109,13 @@ pub fn load_key(key_file: &Path) -> Result<(Key, KeySource), String> {
     }
 }
 
-/// Whether `db` is a PostgreSQL URL rather than an SQLite path.
-pub fn is_url(db: &str) -> bool {
-    db.contains("://")
-}
-
-/// `db` for messages: a URL's password replaced by `***`.
-pub fn shown(db: &str) -> String {
-    let Some((scheme, rest)) = db.split_once("://") else {
-        return db.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        _ => db.to_owned(),
-    }
-}
-
 /// Opens the session registry `db` names: a PostgreSQL URL, or an SQLite file (created 0600
 /// first if it is new).
 pub fn open_registry(db: &str) -> Result<Arc<dyn Registry>, String> {
-    if !is_url(db) {
-        create_db_file(Path::new(db))?;
+    if let Location::Sqlite(path) = Location::of(db) {
+        create_db_file(path)?;
     }
-    sealed_sessions::registry::open(db).map_err(|e| format!("session registry {}: {e}", shown(db)))
+    registry::open(db).map_err(|e| format!("session registry {}: {e}", Location::of(db)))
 }
 
 /// Creates the registry's database file readable by its owner only, if it does not exist yet:

@@ -35,6 +35,7 @@ use crate::SessionId;
 mod cache;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod freshness;
+mod location;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod operator;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -46,49 +47,13 @@ mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod touches;
 
+pub use location::{open, Location};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use operator::{RegistryCheck, RegistryStats};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresRegistry, PostgresRegistryBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteRegistry, SqliteRegistryBuilder};
-
-/// Opens the registry `db` names, with its backend's defaults: a `postgres://` (or
-/// `postgresql://`) URL opens a `PostgresRegistry` (feature `postgres`), anything else is a
-/// path to a `SqliteRegistry` file (feature `sqlite`). For
-/// command lines and configuration files that name "the session database" either way.
-///
-/// A URL or path whose backend is not compiled in is [`RegistryError::InvalidConfig`], naming
-/// the feature to turn on.
-///
-/// ```
-/// # #[cfg(feature = "sqlite")] {
-/// let dir = tempfile::tempdir()?;
-/// let registry = sealed_sessions::registry::open(dir.path().join("s.db").to_str().unwrap())?;
-/// # let _ = registry;
-/// # }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn open(db: &str) -> Result<std::sync::Arc<dyn Registry>, RegistryError> {
-    let is_url = ["postgres://", "postgresql://"].iter().any(|scheme| {
-        db.get(..scheme.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-    });
-    if is_url {
-        #[cfg(feature = "postgres")]
-        return Ok(std::sync::Arc::new(PostgresRegistry::open(db)?));
-        #[cfg(not(feature = "postgres"))]
-        return Err(RegistryError::InvalidConfig(
-            "a PostgreSQL URL needs the crate's `postgres` feature".into(),
-        ));
-    }
-    #[cfg(feature = "sqlite")]
-    return Ok(std::sync::Arc::new(SqliteRegistry::open(db)?));
-    #[cfg(not(feature = "sqlite"))]
-    Err(RegistryError::InvalidConfig(format!(
-        "{db:?} is a path to an SQLite registry, which needs the crate's `sqlite` feature"
-    )))
-}
 
 /// A pinned, boxed, `Send` future: what the [`Registry`] methods return so that the trait stays
 /// object safe (`Arc<dyn Registry>`).

@@ -4,12 +4,17 @@
 //! is told, updates its validation cache the same way ([`after_commit`]): revoked ids leave it, so
 //! the next validation through this registry refuses them, and a new session enters it unless an
 //! eviction happened since the caller read the epoch.
+//!
+//! The callers' side is here too, written once for every backend that queues writes
+//! ([`QueuedWrites`]): a revocation marks its target in flight in the cache before it is queued
+//! and until it is done, and a registration or rotation reads the epoch after any mark of its
+//! own (which bumps it), before it is queued.
 
 use std::time::SystemTime;
 
 use crate::id::SessionId;
-use crate::registry::cache::ValidationCache;
-use crate::registry::NewSession;
+use crate::registry::cache::{Target, ValidationCache};
+use crate::registry::{BoxFuture, NewSession, RegistryError};
 
 /// A write a backend's writer applies in its next group commit.
 #[derive(Debug)]
@@ -99,4 +104,113 @@ pub(crate) fn after_commit(
         (_, Outcome::Revoked(ids)) => cache.evict(ids.iter().copied()),
         _ => {}
     }
+}
+
+/// A backend whose writes go through a queue of [`WriteOp`]s to its writer.
+pub(crate) trait QueuedWrites {
+    /// The backend's validation cache.
+    fn cache(&self) -> &ValidationCache;
+
+    /// Queues `op`; resolves once it is committed and [`after_commit`] has run, or failed.
+    fn queue(&self, op: WriteOp) -> BoxFuture<'static, Result<Outcome, RegistryError>>;
+}
+
+fn unexpected() -> RegistryError {
+    RegistryError::Backend("unexpected write outcome".into())
+}
+
+/// [`Registry::register`](crate::registry::Registry::register) for a queued backend.
+pub(crate) fn register(
+    w: &impl QueuedWrites,
+    session: NewSession,
+) -> BoxFuture<'static, Result<(), RegistryError>> {
+    // Read before the write is queued: an eviction racing with this registration (a
+    // revoke_user of the same user) then keeps the new session out of the cache.
+    let epoch = w.cache().epoch();
+    let done = w.queue(WriteOp::Register { session, epoch });
+    Box::pin(async move { done.await.map(drop) })
+}
+
+/// [`Registry::rotate`](crate::registry::Registry::rotate) for a queued backend.
+pub(crate) fn rotate<'a>(
+    w: &'a impl QueuedWrites,
+    user_id: &str,
+    old: SessionId,
+    new: NewSession,
+) -> BoxFuture<'a, Result<bool, RegistryError>> {
+    // The old id's revocation is in flight from here; the epoch is read after the mark (which
+    // bumps it), so the new id can still be cached when the rotation commits.
+    let in_flight = w.cache().begin_revocation(Target::Id(old));
+    let epoch = w.cache().epoch();
+    let done = w.queue(WriteOp::Rotate {
+        user_id: user_id.to_owned(),
+        old,
+        session: new,
+        epoch,
+    });
+    Box::pin(async move {
+        let outcome = done.await;
+        drop(in_flight);
+        match outcome? {
+            Outcome::Rotated(rotated) => Ok(rotated.is_some()),
+            _ => Err(unexpected()),
+        }
+    })
+}
+
+/// Queues a revocation of `target`, marked in flight in the cache until it is done, and
+/// returns the revoked ids.
+fn revoked(
+    w: &impl QueuedWrites,
+    target: Target,
+    op: WriteOp,
+) -> BoxFuture<'_, Result<Vec<SessionId>, RegistryError>> {
+    let in_flight = w.cache().begin_revocation(target);
+    let done = w.queue(op);
+    Box::pin(async move {
+        let outcome = done.await;
+        drop(in_flight);
+        match outcome? {
+            Outcome::Revoked(ids) => Ok(ids),
+            _ => Err(unexpected()),
+        }
+    })
+}
+
+/// [`Registry::revoke`](crate::registry::Registry::revoke) (with a user) and
+/// [`Registry::revoke_id`](crate::registry::Registry::revoke_id) (without).
+pub(crate) fn revoke<'a>(
+    w: &'a impl QueuedWrites,
+    user_id: Option<&str>,
+    id: SessionId,
+) -> BoxFuture<'a, Result<bool, RegistryError>> {
+    let user_id = user_id.map(str::to_owned);
+    let done = revoked(w, Target::Id(id), WriteOp::Revoke { user_id, id });
+    Box::pin(async move { Ok(!done.await?.is_empty()) })
+}
+
+/// [`Registry::revoke_user`](crate::registry::Registry::revoke_user) for a queued backend.
+pub(crate) fn revoke_user<'a>(
+    w: &'a impl QueuedWrites,
+    user_id: &str,
+    except: Option<SessionId>,
+) -> BoxFuture<'a, Result<u64, RegistryError>> {
+    let target = Target::User(user_id.into());
+    let user_id = user_id.to_owned();
+    let done = revoked(w, target, WriteOp::RevokeUser { user_id, except });
+    Box::pin(async move { Ok(done.await?.len() as u64) })
+}
+
+/// [`Registry::delete_expired`](crate::registry::Registry::delete_expired) for a queued backend.
+pub(crate) fn delete_expired(
+    w: &impl QueuedWrites,
+    now: SystemTime,
+) -> BoxFuture<'static, Result<u64, RegistryError>> {
+    let done = w.queue(WriteOp::DeleteExpired { now });
+    Box::pin(async move {
+        match done.await? {
+            Outcome::Deleted(count) => Ok(count),
+            _ => Err(unexpected()),
+        }
+    })
 }

@@ -4,11 +4,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::SystemTime;
 
 use base64_simd::URL_SAFE_NO_PAD;
-use sealed_sessions::registry::SessionInfo;
+use sealed_sessions::registry::{Location, SessionInfo};
 use sealed_sessions::{Key, KeyRing, Mode, Sealer, SessionId};
 use serde_json::{json, Value};
 
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::output::{self, when};
 use crate::{Cli, Command, Failure};
 
@@ -53,12 +53,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::registry(&db, e))?;
             print(
                 json,
-                json!({ "database": db::shown(&db), "backend": opened.backend(),
+                json!({ "database": Location::of(&db).to_string(), "backend": opened.backend(),
                         "schema_version": check.schema_version }),
                 || {
                     println!(
                         "{} is ready: schema version {}",
-                        db::shown(&db),
+                        Location::of(&db),
                         check.schema_version
                     )
                 },
@@ -184,7 +184,7 @@ async fn on_registry(
                         &[
                             vec![
                                 "registry".into(),
-                                format!("{} ({})", db::shown(db), opened.backend()),
+                                format!("{} ({})", Location::of(db), opened.backend()),
                             ],
                             vec!["active sessions".into(), s.active_sessions.to_string()],
                             vec!["users signed in".into(), s.users.to_string()],

@@ -1,10 +1,10 @@
 //! Which registry the tool works on: a file path means SQLite, a `postgres://` URL PostgreSQL.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use sealed_sessions::registry::{
-    PostgresRegistry, Registry, RegistryCheck, RegistryError, RegistryStats, SqliteRegistry,
+    Location, PostgresRegistry, Registry, RegistryCheck, RegistryError, RegistryStats,
+    SqliteRegistry,
 };
 
 use crate::Failure;
@@ -15,46 +15,26 @@ pub enum Db {
     Postgres(PostgresRegistry),
 }
 
-/// Whether `db` names a PostgreSQL server rather than an SQLite file.
-pub fn is_url(db: &str) -> bool {
-    ["postgres://", "postgresql://"].iter().any(|scheme| {
-        db.get(..scheme.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-    })
-}
-
-/// `db` for messages: a URL's password replaced by `***`.
-pub fn shown(db: &str) -> String {
-    let Some((scheme, rest)) = db.split_once("://") else {
-        return db.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        _ => db.to_owned(),
-    }
-}
-
 impl Db {
     /// Opens `db`. With `create`, a missing schema (or SQLite file) is created; without, it is
     /// an error that says how to create it, so that a typo never looks like an empty registry.
     pub fn open(db: &str, create: bool) -> Result<Db, Failure> {
         let failed = |e: RegistryError| Failure::registry(db, e);
-        if is_url(db) {
-            let registry = PostgresRegistry::builder(db)
-                .migrate(create)
-                // A short-lived tool: no background cleanup, and a quick answer if the server
-                // is not there.
-                .cleanup_interval(Duration::ZERO)
-                .connect_timeout(Duration::from_secs(5))
-                .open()
-                .map_err(failed)?;
-            return Ok(Db::Postgres(registry));
-        }
-        let path = Path::new(db);
+        let path = match Location::of(db) {
+            Location::Postgres(url) => {
+                let registry = PostgresRegistry::builder(url)
+                    .migrate(create)
+                    // A short-lived tool: no background cleanup, and a quick answer if the
+                    // server is not there.
+                    .cleanup_interval(Duration::ZERO)
+                    .connect_timeout(Duration::from_secs(5))
+                    .open()
+                    .map_err(failed)?;
+                return Ok(Db::Postgres(registry));
+            }
+            Location::Sqlite(path) => path,
+            _ => return Err(Failure::input(format!("{db}: an unknown kind of registry"))),
+        };
         if !create && !path.is_file() {
             return Err(Failure::input(format!(
                 "there is no registry database at {db} (`sealed-sessions migrate` creates one)"

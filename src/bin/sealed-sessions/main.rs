@@ -17,7 +17,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sealed_sessions::registry::RegistryError;
+use sealed_sessions::registry::{Location, RegistryError};
 
 /// Session keys, cookies and registries of sealed-sessions, for operators.
 #[derive(Parser, Debug)]
@@ -120,7 +120,7 @@ impl Failure {
 
     /// A registry error, as a sentence naming the database, with the exit code it deserves.
     pub fn registry(db: &str, e: RegistryError) -> Self {
-        let shown = db::shown(db);
+        let shown = Location::of(db);
         let code = match &e {
             RegistryError::MissingDirectory(_)
             | RegistryError::NotADatabase(_)

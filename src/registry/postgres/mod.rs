@@ -34,9 +34,9 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::id::SessionId;
-use crate::registry::cache::{Target, ValidationCache};
+use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
-use crate::registry::ops::{Outcome, WriteOp};
+use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
 use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
 
@@ -187,32 +187,16 @@ impl PostgresRegistry {
             answer.await.map_err(|_| RegistryError::Stopped)?
         })
     }
-
-    fn write(&self, op: WriteOp) -> BoxFuture<'static, Result<Outcome, RegistryError>> {
-        self.send(|reply| Job::Write(op, reply))
-    }
-
-    /// Queues a revocation of `target`, marked in flight in the cache until it is done.
-    fn revoked(
-        &self,
-        target: Target,
-        op: WriteOp,
-    ) -> BoxFuture<'_, Result<Vec<SessionId>, RegistryError>> {
-        let in_flight = self.shared.cache.begin_revocation(target);
-        let done = self.write(op);
-        Box::pin(async move {
-            let outcome = done.await;
-            drop(in_flight);
-            match outcome? {
-                Outcome::Revoked(ids) => Ok(ids),
-                _ => Err(unexpected()),
-            }
-        })
-    }
 }
 
-fn unexpected() -> RegistryError {
-    RegistryError::Backend("unexpected write outcome".into())
+impl QueuedWrites for PostgresRegistry {
+    fn cache(&self) -> &ValidationCache {
+        &self.shared.cache
+    }
+
+    fn queue(&self, op: WriteOp) -> BoxFuture<'static, Result<Outcome, RegistryError>> {
+        self.send(|reply| Job::Write(op, reply))
+    }
 }
 
 impl Drop for PostgresRegistry {
@@ -223,9 +207,7 @@ impl Drop for PostgresRegistry {
 
 impl Registry for PostgresRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        let epoch = self.shared.cache.epoch();
-        let done = self.write(WriteOp::Register { session, epoch });
-        Box::pin(async move { done.await.map(drop) })
+        ops::register(self, session)
     }
 
     fn rotate<'a>(
@@ -234,22 +216,7 @@ impl Registry for PostgresRegistry {
         old: SessionId,
         new: NewSession,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        let in_flight = self.shared.cache.begin_revocation(Target::Id(old));
-        let epoch = self.shared.cache.epoch();
-        let done = self.write(WriteOp::Rotate {
-            user_id: user_id.to_owned(),
-            old,
-            session: new,
-            epoch,
-        });
-        Box::pin(async move {
-            let outcome = done.await;
-            drop(in_flight);
-            match outcome? {
-                Outcome::Rotated(rotated) => Ok(rotated.is_some()),
-                _ => Err(unexpected()),
-            }
-        })
+        ops::rotate(self, user_id, old, new)
     }
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
@@ -297,14 +264,11 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        let user_id = Some(user_id.to_owned());
-        let done = self.revoked(Target::Id(id), WriteOp::Revoke { user_id, id });
-        Box::pin(async move { Ok(!done.await?.is_empty()) })
+        ops::revoke(self, Some(user_id), id)
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        let done = self.revoked(Target::Id(id), WriteOp::Revoke { user_id: None, id });
-        Box::pin(async move { Ok(!done.await?.is_empty()) })
+        ops::revoke(self, None, id)
     }
 
     fn revoke_user<'a>(
@@ -312,10 +276,7 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        let target = Target::User(user_id.into());
-        let user_id = user_id.to_owned();
-        let done = self.revoked(target, WriteOp::RevokeUser { user_id, except });
-        Box::pin(async move { Ok(done.await?.len() as u64) })
+        ops::revoke_user(self, user_id, except)
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
@@ -325,13 +286,7 @@ impl Registry for PostgresRegistry {
     }
 
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        let done = self.write(WriteOp::DeleteExpired { now });
-        Box::pin(async move {
-            match done.await? {
-                Outcome::Deleted(count) => Ok(count),
-                _ => Err(unexpected()),
-            }
-        })
+        ops::delete_expired(self, now)
     }
 }
 

@@ -34,9 +34,9 @@ use std::time::{Instant, SystemTime};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::registry::cache::{Target, ValidationCache};
+use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
-use crate::registry::ops::{Outcome, WriteOp};
+use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
 use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
 use crate::SessionId;
@@ -204,18 +204,6 @@ impl SqliteRegistry {
         self.shared.sync_revocations()
     }
 
-    fn write(&self, op: WriteOp) -> BoxFuture<'static, Result<Outcome, RegistryError>> {
-        let (reply, answer) = oneshot::channel();
-        let sent = !self.shared.stopped.load(Ordering::SeqCst)
-            && self.writer.send(WriteMsg::Op(op, reply)).is_ok();
-        Box::pin(async move {
-            if !sent {
-                return Err(RegistryError::Stopped);
-            }
-            answer.await.map_err(|_| RegistryError::Stopped)?
-        })
-    }
-
     fn read<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Connection, &Shared) -> Result<T, RegistryError> + Send + 'static,
@@ -236,23 +224,22 @@ impl SqliteRegistry {
             answer.await.map_err(|_| RegistryError::Stopped)?
         })
     }
+}
 
-    /// Queues a revocation of `target`, marked in flight in the cache until it is done (see
-    /// `cache.rs`), and returns the revoked ids.
-    fn revoked(
-        &self,
-        target: Target,
-        op: WriteOp,
-    ) -> BoxFuture<'_, Result<Vec<SessionId>, RegistryError>> {
-        let in_flight = self.shared.cache.begin_revocation(target);
-        let done = self.write(op);
+impl QueuedWrites for SqliteRegistry {
+    fn cache(&self) -> &ValidationCache {
+        &self.shared.cache
+    }
+
+    fn queue(&self, op: WriteOp) -> BoxFuture<'static, Result<Outcome, RegistryError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = !self.shared.stopped.load(Ordering::SeqCst)
+            && self.writer.send(WriteMsg::Op(op, reply)).is_ok();
         Box::pin(async move {
-            let outcome = done.await;
-            drop(in_flight);
-            match outcome? {
-                Outcome::Revoked(ids) => Ok(ids),
-                _ => Err(RegistryError::Backend("unexpected write outcome".into())),
+            if !sent {
+                return Err(RegistryError::Stopped);
             }
+            answer.await.map_err(|_| RegistryError::Stopped)?
         })
     }
 }
@@ -284,11 +271,7 @@ fn validate_row(
 
 impl Registry for SqliteRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        // Read before the write is queued: an eviction racing with this registration (a
-        // revoke_user of the same user) then keeps the new session out of the cache.
-        let epoch = self.shared.cache.epoch();
-        let done = self.write(WriteOp::Register { session, epoch });
-        Box::pin(async move { done.await.map(drop) })
+        ops::register(self, session)
     }
 
     fn rotate<'a>(
@@ -297,24 +280,7 @@ impl Registry for SqliteRegistry {
         old: SessionId,
         new: NewSession,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        // The old id's revocation is in flight from here; the epoch is read after the mark
-        // (which bumps it), so the new id can still be cached when the rotation commits.
-        let in_flight = self.shared.cache.begin_revocation(Target::Id(old));
-        let epoch = self.shared.cache.epoch();
-        let done = self.write(WriteOp::Rotate {
-            user_id: user_id.to_owned(),
-            old,
-            session: new,
-            epoch,
-        });
-        Box::pin(async move {
-            let outcome = done.await;
-            drop(in_flight);
-            match outcome? {
-                Outcome::Rotated(rotated) => Ok(rotated.is_some()),
-                _ => Err(RegistryError::Backend("unexpected write outcome".into())),
-            }
-        })
+        ops::rotate(self, user_id, old, new)
     }
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
@@ -415,14 +381,11 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        let user_id = Some(user_id.to_owned());
-        let done = self.revoked(Target::Id(id), WriteOp::Revoke { user_id, id });
-        Box::pin(async move { Ok(!done.await?.is_empty()) })
+        ops::revoke(self, Some(user_id), id)
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        let done = self.revoked(Target::Id(id), WriteOp::Revoke { user_id: None, id });
-        Box::pin(async move { Ok(!done.await?.is_empty()) })
+        ops::revoke(self, None, id)
     }
 
     fn revoke_user<'a>(
@@ -430,10 +393,7 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        let target = Target::User(user_id.into());
-        let user_id = user_id.to_owned();
-        let done = self.revoked(target, WriteOp::RevokeUser { user_id, except });
-        Box::pin(async move { Ok(done.await?.len() as u64) })
+        ops::revoke_user(self, user_id, except)
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
@@ -443,13 +403,7 @@ impl Registry for SqliteRegistry {
     }
 
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        let done = self.write(WriteOp::DeleteExpired { now });
-        Box::pin(async move {
-            match done.await? {
-                Outcome::Deleted(count) => Ok(count),
-                _ => Err(RegistryError::Backend("unexpected write outcome".into())),
-            }
-        })
+        ops::delete_expired(self, now)
     }
 }
 
