@@ -446,3 +446,48 @@ async fn a_lost_notification_is_caught_by_the_heartbeat() {
     println!("a revocation without a notification was evicted after {took:?} (heartbeat 500 ms)");
     assert!(!host.validate(id, "gina", SystemTime::now()).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_cleaned_up_in_the_background() {
+    let Some(url) = pg_support::url("cleanup") else {
+        return;
+    };
+    let schema = Schema::new(&url, "cleanup");
+    let every = Duration::from_millis(300);
+    let hosts = [
+        schema.builder().cleanup_interval(every).open().unwrap(),
+        schema.builder().cleanup_interval(every).open().unwrap(),
+    ];
+    let now = SystemTime::now();
+    let (past, live) = (now - 2 * HOUR, SessionId::generate());
+    for _ in 0..50 {
+        let s = NewSession::new(SessionId::generate(), "ivan", past, past + HOUR);
+        hosts[0].register(s).await.unwrap();
+    }
+    hosts[1]
+        .register(NewSession::new(live, "ivan", now, now + HOUR))
+        .await
+        .unwrap();
+    let admin = pg_support::connect(&url).await;
+    let count = format!("SELECT count(*) FROM {}.sessions", schema.name);
+    let start = Instant::now();
+    loop {
+        let left: i64 = admin.query_one(&count, &[]).await.unwrap().get(0);
+        if left == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{left} rows left: the cleanup never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "two hosts cleaning every {every:?}: 50 expired rows gone after {:?}",
+        start.elapsed()
+    );
+    assert!(hosts[0]
+        .validate(live, "ivan", SystemTime::now())
+        .await
+        .unwrap());
+}
