@@ -4,7 +4,12 @@
 //! Every test works in a schema of its own, dropped afterwards, so tests run in parallel.
 #![allow(dead_code)] // each test file uses a different part
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use sealed_sessions::registry::{PostgresRegistry, PostgresRegistryBuilder};
 
@@ -108,4 +113,97 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
         .unwrap();
     tokio::spawn(conn);
     client
+}
+
+/// A TCP proxy: `paused` stalls every connection; `blackhole` stalls forever every connection
+/// accepted before it was raised (generation), while new connections pass.
+pub struct Proxy {
+    pub port: u16,
+    pub paused: Arc<AtomicBool>,
+    /// Connections of a generation below this are stalled forever.
+    blackhole_below: Arc<AtomicU64>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let blackhole_below = Arc::new(AtomicU64::new(0));
+        let generation = Arc::new(AtomicU64::new(1));
+        let (p, b, g) = (paused.clone(), blackhole_below.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let gen = g.load(Ordering::SeqCst);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, p.clone(), b.clone(), gen, false));
+                tokio::spawn(pump(sr, cw, p.clone(), b.clone(), gen, true));
+            }
+        });
+        Proxy {
+            port,
+            paused,
+            blackhole_below,
+            generation,
+        }
+    }
+
+    /// Every connection open now is stalled forever (no RST); new ones work.
+    pub fn blackhole_existing(&self) {
+        let next = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.blackhole_below.store(next, Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    paused: Arc<AtomicBool>,
+    blackhole_below: Arc<AtomicU64>,
+    gen: u64,
+    _to_client: bool,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        while paused.load(Ordering::SeqCst) || gen < blackhole_below.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A proxy to the server `url` names, and the URL that goes through it.
+pub async fn proxied(url: &str) -> (Proxy, String) {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => panic!("TCP server needed"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let through = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        config.get_user().unwrap_or("postgres"),
+        proxy.port,
+        config.get_dbname().unwrap_or("postgres")
+    );
+    (proxy, through)
 }

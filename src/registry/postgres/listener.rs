@@ -15,7 +15,7 @@
 //! ends before the watermark (restored from a backup) empties the cache.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
@@ -30,9 +30,32 @@ use crate::registry::RegistryError;
 struct Feed {
     /// The database's `incarnation`, once seen.
     incarnation: Option<String>,
+    /// When the server last started (`pg_postmaster_start_time()`), once seen.
+    server_started: Option<SystemTime>,
     /// Every revocation up to this sequence number has been evicted.
     watermark: Option<i64>,
+    /// The row at the watermark, as the log held it: its id, and its expiry when read from
+    /// the log (a notification does not carry it). Checked at every catch-up: see [`catch_up`].
+    mark: Option<(Vec<u8>, Option<SystemTime>)>,
 }
+
+impl Feed {
+    /// Empties the cache and starts again from `end`: the log can no longer be trusted to hold
+    /// every revocation past the watermark.
+    fn forget(&mut self, shared: &Shared, end: i64, why: &str) {
+        tracing::warn!(server = %shared.server, why, "forgetting every cached session");
+        shared.cache.clear();
+        self.watermark = Some(end);
+        self.mark = None;
+    }
+}
+
+/// Rows read per query of a catch-up, so that each query ends within its time limit.
+const PAGE: i64 = 10_000;
+/// A gap larger than this is not read: the cache is emptied instead, which costs each host one
+/// table read per session it sees again, less than reading a huge log (an operator's `DELETE`
+/// of a million live sessions logs a million rows).
+const MAX_GAP: i64 = 100_000;
 
 /// Runs until `stop`; reports the first catch-up (or why there was none) on `first`.
 pub(crate) async fn run(
@@ -162,14 +185,21 @@ async fn notified_of(
         let Ok(seq) = seq.parse::<i64>() else {
             continue;
         };
-        match decode_hex(id) {
-            Some(Target::One(id)) => ids.push(id),
-            Some(Target::All) => shared.cache.clear(),
+        let bytes = match decode_hex(id) {
+            Some(Target::One(id)) => {
+                ids.push(id);
+                id.as_bytes().to_vec()
+            }
+            Some(Target::All) => {
+                shared.cache.clear();
+                Vec::new()
+            }
             // Not ours to understand: the heartbeat's read of the log will deal with it.
             None => continue,
-        }
+        };
         if let Some(w) = feed.watermark.as_mut().filter(|w| seq == **w + 1) {
             *w = seq;
+            feed.mark = Some((bytes, None));
         }
     }
     shared.cache.evict(ids);
@@ -200,72 +230,108 @@ fn decode_hex(text: &str) -> Option<Target> {
 
 /// Reads the log's end and everything past the watermark, evicts it, and confirms the cache
 /// fresh as of the moment this began.
+///
+/// The log is trusted to hold every revocation past the watermark only while nothing suggests
+/// that it lost any: a new incarnation (another database), a restarted server (a failover to an
+/// asynchronous replica, or a crash with `synchronous_commit = off`, can lose the log's tail
+/// and hand its sequence numbers out again), a log that ends before the watermark (a restore),
+/// or a row at the watermark that is gone before its expiry or holds another id (sequence
+/// numbers reused). Any of these empties the cache.
 async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(), RegistryError> {
     let began = Instant::now();
     let s = &shared.schema;
     let err = shared.err();
     let limit = shared.heartbeat.max(Duration::from_millis(100));
-    let read = async {
-        let row = client
+    let row = within(shared, limit, async {
+        client
             .query_one(
                 &format!(
                     "SELECT (SELECT value FROM {s}.meta WHERE key = 'incarnation'), \
-                     (SELECT coalesce(max(seq), 0) FROM {s}.revocations)"
+                     (SELECT coalesce(max(seq), 0) FROM {s}.revocations), \
+                     pg_postmaster_start_time(), \
+                     (SELECT id FROM {s}.revocations WHERE seq = $1)"
                 ),
-                &[],
+                &[&feed.watermark.unwrap_or(0)],
             )
             .await
-            .map_err(&err)?;
-        let (incarnation, end): (Option<String>, i64) = (row.get(0), row.get(1));
-        let incarnation = incarnation.ok_or_else(|| {
-            RegistryError::Backend(
-                format!("{}: the registry's meta row is gone", shared.server).into(),
-            )
-        })?;
-        let replaced = feed.incarnation.as_ref().is_some_and(|i| *i != incarnation);
-        let restored = feed.watermark.is_some_and(|w| end < w);
-        if replaced || restored {
-            tracing::warn!(server = %shared.server, replaced, restored, "the registry's database was replaced or restored; forgetting every cached session");
-            shared.cache.clear();
-            feed.incarnation = Some(incarnation);
-            feed.watermark = Some(end);
-            return Ok(());
-        }
-        feed.incarnation = Some(incarnation);
-        let Some(watermark) = feed.watermark else {
-            // The first look: nothing is cached yet, so the log before its end is no news.
-            feed.watermark = Some(end);
-            return Ok(());
-        };
-        if end > watermark {
-            let rows = client
-                .query(
-                    &format!("SELECT seq, id FROM {s}.revocations WHERE seq > $1 ORDER BY seq"),
-                    &[&watermark],
-                )
-                .await
-                .map_err(&err)?;
-            let mut ids = Vec::with_capacity(rows.len());
-            let mut last = watermark;
-            for row in &rows {
-                last = row.get(0);
-                let id: Vec<u8> = row.get(1);
-                match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
-                    Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
-                    Err(_) if id.is_empty() => shared.cache.clear(),
-                    Err(_) => {}
-                }
-            }
-            shared.cache.evict(ids);
-            feed.watermark = Some(last.max(end));
-        }
-        Ok(())
+            .map_err(&err)
+    })
+    .await?;
+    let (incarnation, end, started, at_mark): (Option<String>, i64, SystemTime, Option<Vec<u8>>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let incarnation = incarnation.ok_or_else(|| {
+        RegistryError::Backend(format!("{}: the registry's meta row is gone", shared.server).into())
+    })?;
+    let replaced = feed.incarnation.as_ref().is_some_and(|i| *i != incarnation);
+    let restarted = feed.server_started.is_some_and(|t| t != started);
+    feed.incarnation = Some(incarnation);
+    feed.server_started = Some(started);
+    let Some(watermark) = feed.watermark else {
+        // The first look: nothing is cached yet, so the log before its end is no news.
+        feed.watermark = Some(end);
+        shared.freshness.confirm(began);
+        return Ok(());
     };
-    tokio::time::timeout(limit, read)
-        .await
-        .unwrap_or_else(|_| Err(super::schema::timed_out(&shared.server, limit)))?;
+    let mark_lost = match (&feed.mark, &at_mark) {
+        (Some((id, _)), Some(found)) => id != found,
+        (Some((_, expires)), None) => expires.is_none_or(|e| SystemTime::now() < e),
+        (None, _) => false,
+    };
+    let why = if replaced {
+        Some("the registry's database was replaced")
+    } else if restarted {
+        Some("the database server restarted: the log's tail may be lost")
+    } else if end < watermark || mark_lost {
+        Some("the revocation log lost entries (restored, or failed over)")
+    } else if end - watermark > MAX_GAP {
+        Some("too many revocations to read")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        feed.forget(shared, end, why);
+        shared.freshness.confirm(began);
+        return Ok(());
+    }
+    let page = format!(
+        "SELECT seq, id, expires_at FROM {s}.revocations WHERE seq > $1 ORDER BY seq LIMIT {PAGE}"
+    );
+    let mut from = watermark;
+    while from < end {
+        let rows = within(shared, limit, async {
+            client.query(&page, &[&from]).await.map_err(&err)
+        })
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Vec<u8> = row.get(1);
+            match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
+                Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
+                Err(_) if id.is_empty() => shared.cache.clear(),
+                Err(_) => {}
+            }
+            from = row.get(0);
+            feed.mark = Some((id, Some(row.get(2))));
+        }
+        shared.cache.evict(ids);
+        feed.watermark = Some(from);
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+    }
     shared.freshness.confirm(began);
     Ok(())
+}
+
+/// `future`, failing as unreachable if it takes longer than `limit`.
+async fn within<T>(
+    shared: &Shared,
+    limit: Duration,
+    future: impl std::future::Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| Err(super::schema::timed_out(&shared.server, limit)))
 }
 
 /// `d` plus up to a quarter of it, so that many hosts do not reconnect in step.

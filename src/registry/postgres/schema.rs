@@ -22,16 +22,21 @@
 //!
 //! and four triggers:
 //!
-//! - **`revocations_ordered`** (BEFORE INSERT, per statement) takes a transaction-scoped advisory
-//!   lock. Sequence numbers are handed out in insert order but transactions commit in any order,
+//! - **`revocations_ordered`** (BEFORE INSERT, per statement; and BEFORE DELETE or TRUNCATE of
+//!   `sessions`, which log revocations, so that they take it before their row locks as the
+//!   registry's writers do) takes a transaction-scoped advisory lock. Sequence numbers are handed out in insert order but transactions commit in any order,
 //!   so without it a host that has read up to seq 6542 can miss 6541 committed just after
 //!   (measured here: it happens with two writers). Under the lock, the rows of one transaction
 //!   get their numbers only once every earlier writer has committed, so commit order is
 //!   sequence order and "everything past my watermark" is complete. As a trigger, it orders
 //!   every writer, hand-written SQL included.
 //! - **`revocations_notify`** (AFTER INSERT, per statement, with a transition table) sends
-//!   `seq:hexid,seq:hexid,...` on the channel `{s}_revocations`; past 7,900 bytes (NOTIFY allows
-//!   8,000) only `max:seq`, which means "read the log".
+//!   `seq:hexid,seq:hexid,...` on the channel `{s}_revocations`; past 150 entries (NOTIFY allows
+//!   8,000 bytes) only `max:seq`, which means "read the log".
+//!
+//! Hand-written SQL that revokes should `DELETE` the session's row (logged by the trigger) or
+//! insert into `revocations` itself: an `UPDATE … SET revoked_at` alone is not announced, and
+//! hosts would vouch for the session from memory until it expires.
 //! - **`sessions_deleted`** (AFTER DELETE, per statement) logs every deleted live row as a
 //!   revocation, and **`sessions_truncated`** (AFTER TRUNCATE) logs an empty id, which means
 //!   "forget everything": rows removed by hand leave every host's cache as revoked ones do.
@@ -105,18 +110,28 @@ BEGIN
 END $$;
 CREATE TRIGGER revocations_ordered BEFORE INSERT ON {s}.revocations
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.order_revocations();
+-- A DELETE or TRUNCATE of sessions logs revocations (below): it takes the writers' lock before
+-- it locks any row, as the registry's own writers do, so that it cannot deadlock with them.
+CREATE TRIGGER sessions_delete_ordered BEFORE DELETE ON {s}.sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.order_revocations();
+CREATE TRIGGER sessions_truncate_ordered BEFORE TRUNCATE ON {s}.sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.order_revocations();
 
 CREATE FUNCTION {s}.notify_revocations() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     payload text;
 BEGIN
-    SELECT string_agg(seq::text || ':' || encode(id, 'hex'), ',' ORDER BY seq)
-        INTO payload FROM new_rows;
+    -- Counted before anything is built: a statement that logs a million rows must not build a
+    -- million-entry string to find out that it is too long. 150 entries of at most 52 bytes
+    -- stay under NOTIFY's 8,000.
+    IF (SELECT count(*) FROM new_rows) > 150 THEN
+        SELECT 'max:' || max(seq)::text INTO payload FROM new_rows;
+    ELSE
+        SELECT string_agg(seq::text || ':' || encode(id, 'hex'), ',' ORDER BY seq)
+            INTO payload FROM new_rows;
+    END IF;
     IF payload IS NULL THEN
         RETURN NULL;
-    END IF;
-    IF octet_length(payload) > 7900 THEN
-        SELECT 'max:' || max(seq)::text INTO payload FROM new_rows;
     END IF;
     PERFORM pg_notify('{channel}', payload);
     RETURN NULL;

@@ -128,7 +128,10 @@ pub(crate) fn spawn(config: PostgresRegistryBuilder) -> Result<Started, Registry
     let ms = config.operation_timeout.as_millis();
     pg.application_name("sealed-sessions")
         .connect_timeout(config.connect_timeout)
+        // A peer gone silent is noticed by the kernel too, not only by the timeouts.
         .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .tcp_user_timeout(config.operation_timeout)
         .options(format!(
             "-c statement_timeout={ms} -c lock_timeout={ms} \
              -c idle_in_transaction_session_timeout={ms}"
@@ -226,6 +229,7 @@ async fn run(
                     let answer = shared
                         .bounded(reader.validate(&shared, id, &user_id, now, epoch))
                         .await;
+                    reader.reset_after(&answer).await;
                     let _ = reply.send(answer);
                 });
             }
@@ -237,6 +241,7 @@ async fn run(
                 let (reader, shared) = (Arc::clone(&reader), Arc::clone(&shared));
                 tokio::spawn(async move {
                     let answer = shared.bounded(reader.list(&shared, &user_id, now)).await;
+                    reader.reset_after(&answer).await;
                     let _ = reply.send(answer);
                 });
             }
@@ -291,6 +296,14 @@ impl Reader {
         Ok(Reader {
             conn: tokio::sync::Mutex::new(Some(Arc::new(conn))),
         })
+    }
+
+    /// Drops the connection after a read that got no answer: it may be silently dead (a
+    /// dropped NAT entry, a stalled peer); the next read opens a new one.
+    async fn reset_after(&self, answer: &Result<impl Sized, RegistryError>) {
+        if matches!(answer, Err(RegistryError::Unreachable { .. })) {
+            *self.conn.lock().await = None;
+        }
     }
 
     async fn conn(&self, shared: &Shared) -> Result<Arc<ReadConn>, RegistryError> {
@@ -466,7 +479,12 @@ impl Writer {
         let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
         let results = match shared.bounded(self.transaction(shared, &ops)).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if ops.len() > 1 && !matches!(e, RegistryError::Unreachable { .. }) => {
+            // Only an error of one operation's own (a duplicate id, a value the server refused)
+            // is worth trying each alone; a lock timeout or an unreachable server would only
+            // make every caller wait once per operation.
+            Err(e @ (RegistryError::DuplicateId(_) | RegistryError::Backend(_)))
+                if ops.len() > 1 =>
+            {
                 let mut results = Vec::with_capacity(ops.len());
                 for op in &ops {
                     let alone = shared.bounded(self.transaction(shared, &[op])).await;
@@ -474,7 +492,14 @@ impl Writer {
                 }
                 results
             }
-            Err(e) => ops.iter().map(|_| Err(copy(&e))).collect(),
+            Err(e) => {
+                if matches!(e, RegistryError::Unreachable { .. }) {
+                    // A connection that timed out may be silently dead (a dropped NAT entry, a
+                    // stalled peer): the next batch opens a new one.
+                    self.client = None;
+                }
+                ops.iter().map(|_| Err(copy(&e))).collect()
+            }
         };
         for ((op, reply), result) in batch.into_iter().zip(results) {
             if let Ok(outcome) = &result {
@@ -526,18 +551,26 @@ impl Writer {
             .map(|(id, at)| (id.as_bytes().to_vec(), at))
             .unzip();
         let s = &shared.schema;
+        let err = shared.err();
         let client = self.client(shared).await?;
-        client
-            .execute(
-                &format!(
-                    "UPDATE {s}.sessions AS s SET last_seen_at = greatest(s.last_seen_at, t.seen) \
-                     FROM unnest($1::bytea[], $2::timestamptz[]) AS t(id, seen) WHERE s.id = t.id"
-                ),
-                &[&ids, &seen],
-            )
-            .await
-            .map(drop)
-            .map_err(shared.err())
+        // Under the writers' lock, as every write: its row locks must not cross theirs.
+        let tx = client.transaction().await.map_err(&err)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
+            &[&shared.schema, &WRITE_LOCK],
+        )
+        .await
+        .map_err(&err)?;
+        tx.execute(
+            &format!(
+                "UPDATE {s}.sessions AS s SET last_seen_at = greatest(s.last_seen_at, t.seen) \
+                 FROM unnest($1::bytea[], $2::timestamptz[]) AS t(id, seen) WHERE s.id = t.id"
+            ),
+            &[&ids, &seen],
+        )
+        .await
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)
     }
 
     /// Deletes expired sessions if this host wins the cleanup lock.
@@ -590,9 +623,13 @@ async fn delete_expired(
         )
         .await
         .map_err(&err)?;
-    // Entries of expired sessions can go: every cache refuses an expired session anyway.
+    // Entries of expired sessions can go: every cache refuses an expired session anyway. Not
+    // the newest, though: a log that ends before a host's watermark means "restored" to it.
     tx.execute(
-        &format!("DELETE FROM {s}.revocations WHERE expires_at <= $1"),
+        &format!(
+            "DELETE FROM {s}.revocations WHERE expires_at <= $1 \
+             AND seq < (SELECT max(seq) FROM {s}.revocations)"
+        ),
         &[&now],
     )
     .await

@@ -1,0 +1,447 @@
+//! The PostgreSQL registry under the faults a review found: a failover that reuses sequence
+//! numbers, a cleanup of the log's newest row, a catch-up too large to read, a batch that meets a
+//! held lock, a connection the network drops silently, an operator's DELETE beside the writer,
+//! and two guards (a rotation racing sign-out-everywhere, a lost notification followed by
+//! another). Needs a server (`tests/pg_support`); skips with a reason otherwise.
+#![cfg(feature = "postgres")]
+
+mod pg_support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sealed_sessions::registry::{NewSession, PostgresRegistry, Registry, RegistryError};
+use sealed_sessions::SessionId;
+
+use pg_support::Schema;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn hex(id: SessionId) -> String {
+    id.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn registered(reg: &PostgresRegistry, user: &str, life: Duration) -> SessionId {
+    let now = SystemTime::now();
+    let id = SessionId::generate();
+    reg.register(NewSession::new(id, user, now, now + life))
+        .await
+        .unwrap();
+    id
+}
+
+async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn max_seq(url: &str, s: &str) -> i64 {
+    let c = pg_support::connect(url).await;
+    c.query_one(
+        &format!("SELECT coalesce(max(seq), 0) FROM {s}.revocations"),
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// An async-replica failover loses the log's tail (seq B+1..w, already seen by host b), and the
+/// promoted server hands those numbers out again to other hosts' revocations before b's listener
+/// is back. Reading `seq > w` would never see them: the row at b's watermark, which now holds
+/// another id, tells b to forget its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_that_reuses_sequence_numbers_is_noticed() {
+    let Some(url) = pg_support::url("failover") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_failover");
+    let s = schema.name.clone();
+    let (proxy, through) = pg_support::proxied(&url).await;
+    let a = schema.open();
+    let b = PostgresRegistry::builder(&through)
+        .schema(&s)
+        .staleness_bound(Duration::from_millis(1000))
+        .heartbeat(Duration::from_millis(200))
+        .operation_timeout(Duration::from_millis(500))
+        .cleanup_interval(Duration::ZERO)
+        .open()
+        .unwrap();
+    let now = SystemTime::now();
+    let mut lost = Vec::new();
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        lost.push(registered(&a, "u", HOUR).await);
+    }
+    for _ in 0..5 {
+        later.push(registered(&a, "u", HOUR).await);
+    }
+    for &id in lost.iter().chain(&later) {
+        assert!(b.validate(id, "u", now).await.unwrap());
+    }
+    let base = max_seq(&url, &s).await;
+    for &id in &lost {
+        assert!(a.revoke_id(id).await.unwrap());
+    }
+    for &id in &lost {
+        wait_until("eviction on b", Duration::from_secs(5), || {
+            b.validate_cached(id, "u", SystemTime::now()) != Some(true)
+        })
+        .await;
+    }
+    // b's listener is cut off; the "failover" loses the last 3 log rows (and their sessions'
+    // revocations), and the promoted server's sequence is back at base+1.
+    proxy.paused.store(true, Ordering::SeqCst);
+    let in_list = lost
+        .iter()
+        .map(|id| format!("'\\x{}'::bytea", hex(*id)))
+        .collect::<Vec<_>>()
+        .join(",");
+    schema.execute(&format!(
+        "DELETE FROM {s}.revocations WHERE seq > {base};
+         UPDATE {s}.sessions SET revoked_at = NULL WHERE id IN ({in_list});
+         ALTER TABLE {s}.revocations ALTER COLUMN seq RESTART WITH {};",
+        base + 1
+    ));
+    // Revocations on the new primary, by another host, while b reconnects.
+    for &id in &later {
+        assert!(a.revoke_id(id).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    proxy.paused.store(false, Ordering::SeqCst);
+    // b reconnects and catches up; wait until it is fresh again, then twice the bound more.
+    wait_until("b fresh again", Duration::from_secs(10), || {
+        b.staleness() < Duration::from_millis(300)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let still: Vec<usize> = later
+        .iter()
+        .enumerate()
+        .filter(|(_, &id)| b.validate_cached(id, "u", SystemTime::now()) == Some(true))
+        .map(|(i, _)| i)
+        .collect();
+    println!(
+        "b staleness {:?}; revoked after the failover yet cached valid on b: {still:?}",
+        b.staleness()
+    );
+    assert!(
+        still.is_empty(),
+        "sessions revoked {:?}+ ago still accepted from b's cache: {still:?}",
+        Duration::from_millis(3200)
+    );
+}
+
+/// Cleanup must not remove the log's newest row (when its session expired first): `max(seq)`
+/// would drop below the watermark, every host would take it for a restore and drop its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleaning_up_the_newest_log_row_keeps_every_cache() {
+    let Some(url) = pg_support::url("spurious") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_spurious");
+    let (a, b) = (schema.open(), schema.open());
+    let keep = registered(&a, "u", HOUR).await;
+    assert!(b.validate(keep, "u", SystemTime::now()).await.unwrap());
+    let long = registered(&a, "u", HOUR).await;
+    let short = registered(&a, "u", Duration::from_secs(2)).await;
+    assert!(a.revoke_id(long).await.unwrap());
+    assert!(a.revoke_id(short).await.unwrap()); // the newest log row, expiring first
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(b.validate_cached(keep, "u", SystemTime::now()), Some(true));
+    let before = b.round_trips();
+    // The periodic cleanup does the same on any host.
+    a.delete_expired(SystemTime::now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await; // two heartbeats
+    let answer = b.validate_cached(keep, "u", SystemTime::now());
+    println!(
+        "after cleanup: b's cached answer for an untouched live session: {answer:?} (staleness {:?})",
+        b.staleness()
+    );
+    assert_eq!(answer, Some(true), "b dropped its whole cache");
+    assert_eq!(b.round_trips(), before);
+}
+
+/// A gap too large to read within a heartbeat (an operator's DELETE of 150,000 live sessions):
+/// read in one query, it never completed and the host stayed stale; now the host empties its
+/// cache and is fresh again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_too_large_to_read_empties_the_cache() {
+    let Some(url) = pg_support::url("huge") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_huge");
+    let s = &schema.name;
+    let b = schema.open();
+    let keep = registered(&b, "u", HOUR).await;
+    assert_eq!(b.validate_cached(keep, "u", SystemTime::now()), Some(true));
+    let start = Instant::now();
+    // As an operator's `DELETE FROM sessions WHERE ...` of many live sessions would log; more
+    // than the listener reads (it empties its cache instead).
+    schema.execute(&format!(
+        "INSERT INTO {s}.revocations (id, expires_at) \
+         SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), now() + interval '1 hour' \
+         FROM generate_series(1, 150000) g"
+    ));
+    println!("150,000 log rows inserted in {:?}", start.elapsed());
+    let start = Instant::now();
+    let mut fresh_again = None;
+    while start.elapsed() < Duration::from_secs(20) {
+        if b.staleness() < Duration::from_millis(600) && start.elapsed() > Duration::from_secs(3) {
+            fresh_again = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "fresh again: {fresh_again:?}; staleness now {:?}; cached answer {:?}",
+        b.staleness(),
+        b.validate_cached(keep, "u", SystemTime::now())
+    );
+    assert!(fresh_again.is_some(), "the host never caught up in 20 s");
+    assert_ne!(
+        b.validate_cached(keep, "u", SystemTime::now()),
+        Some(true),
+        "the cache was emptied, not trusted"
+    );
+    assert!(b.validate(keep, "u", SystemTime::now()).await.unwrap());
+}
+
+/// A batch that meets a held writers' lock fails at once: retried op by op, each would wait the
+/// full lock timeout again before any caller is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_meets_a_held_lock_fails_at_once() {
+    let Some(url) = pg_support::url("busy") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_busy");
+    let s = schema.name.clone();
+    let a = Arc::new(
+        schema
+            .builder()
+            .operation_timeout(Duration::from_millis(300))
+            .open()
+            .unwrap(),
+    );
+    let mut ids = Vec::new();
+    for _ in 0..21 {
+        ids.push(registered(&a, "u", HOUR).await);
+    }
+    // Someone holds the writers' lock (an operator's open transaction, a slow cleanup...).
+    let holder = pg_support::connect(&url).await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
+            &[&s, &0x5353_0001i32],
+        )
+        .await
+        .unwrap();
+    let first = {
+        let a = a.clone();
+        let id = ids[0];
+        tokio::spawn(async move { a.revoke_id(id).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for &id in &ids[1..] {
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = a.revoke_id(id).await;
+            (r.map_err(|e| format!("{e:?}")), Instant::now())
+        }));
+    }
+    let _ = first.await.unwrap();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let (r, at) = t.await.unwrap();
+        latencies.push((at - start, r.is_err()));
+    }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let worst = latencies.iter().map(|l| l.0).max().unwrap();
+    println!(
+        "20 revokes, operation timeout 300 ms: worst latency {worst:?}, failed {}",
+        latencies.iter().filter(|l| l.1).count()
+    );
+    assert!(
+        worst < Duration::from_millis(300 + 1000 + 300),
+        "a caller waited {worst:?} with an operation timeout of 300 ms"
+    );
+}
+
+/// The reader's (and writer's) connection is silently dropped by the network (NAT state lost:
+/// no RST). After a timeout the connection is replaced, so later reads work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dropped_connection_is_replaced() {
+    let Some(url) = pg_support::url("blackhole") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_blackhole");
+    let (proxy, through) = pg_support::proxied(&url).await;
+    let a = schema.open();
+    let b = PostgresRegistry::builder(&through)
+        .schema(&schema.name)
+        .operation_timeout(Duration::from_millis(300))
+        .cleanup_interval(Duration::ZERO)
+        .cache_capacity(0) // every validate reads the table
+        .open()
+        .unwrap();
+    let id = registered(&a, "u", HOUR).await;
+    assert!(b.validate(id, "u", SystemTime::now()).await.unwrap());
+    proxy.blackhole_existing();
+    let start = Instant::now();
+    let mut results = Vec::new();
+    while start.elapsed() < Duration::from_secs(8) {
+        let r = b.validate(id, "u", SystemTime::now()).await;
+        results.push(match r {
+            Ok(v) => format!("Ok({v})"),
+            Err(RegistryError::Unreachable { .. }) => "Unreachable".into(),
+            Err(e) => format!("{e}"),
+        });
+        if results.last().unwrap().starts_with("Ok") {
+            break;
+        }
+    }
+    let w = b.revoke_id(registered(&a, "u", HOUR).await).await;
+    println!(
+        "validate after the blackhole, for 8 s: {results:?}; a write: {:?}; staleness {:?}",
+        w.as_ref().map_err(|e| e.to_string()),
+        b.staleness()
+    );
+    assert!(
+        results.iter().any(|r| r.starts_with("Ok")),
+        "no read succeeded in 8 s though new connections work"
+    );
+}
+
+/// An operator's plain `DELETE FROM sessions WHERE ...` takes the writers' lock before its row
+/// locks (a BEFORE DELETE trigger), as the registry's writer does, so the two cannot deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_delete_beside_the_writer_does_not_deadlock() {
+    let Some(url) = pg_support::url("deadlock") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_deadlock");
+    let s = schema.name.clone();
+    let a = schema.open();
+    let x1 = registered(&a, "x", HOUR).await;
+    let _x2 = registered(&a, "x", HOUR).await;
+    let op = pg_support::connect(&url).await;
+    // The second row takes a second to qualify (a slow predicate / a big scan).
+    let sql = format!(
+        "DELETE FROM {s}.sessions WHERE user_id = 'x' AND \
+         (CASE WHEN id = '\\x{}'::bytea THEN true ELSE pg_sleep(1)::text = '' END)",
+        hex(x1)
+    );
+    let deleting =
+        tokio::spawn(async move { op.execute(&sql, &[]).await.map_err(|e| e.to_string()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let revoked = a.revoke_id(x1).await.map_err(|e| e.to_string());
+    let deleted = deleting.await.unwrap();
+    println!("operator DELETE: {deleted:?}; concurrent revoke_id: {revoked:?}");
+    assert!(
+        deleted.is_ok() && revoked.is_ok(),
+        "a deadlock between an operator's DELETE and the registry's writer"
+    );
+}
+
+/// No password in errors of malformed URLs.
+#[test]
+fn no_password_in_url_errors() {
+    for url in [
+        "postgres://user:s3cr3tpw@127.0.0.1:notaport/db",
+        "postgres://user:s3cr3tpw@127.0.0.1:1/db?sslmode=bogus",
+        "postgres://user:s3cr3tpw@127.0.0.1:1/db?connect_timeout=x",
+        "host=127.0.0.1 password=s3cr3tpw port=x",
+        "postgres://user:s3cr3tpw@127.0.0.1:1/db",
+    ] {
+        let err = PostgresRegistry::open(url).unwrap_err();
+        let text = format!("{err} / {err:?}");
+        println!("{url}: {text}");
+        assert!(!text.contains("s3cr3tpw"), "{text}");
+        let b = format!("{:?}", PostgresRegistry::builder(url));
+        assert!(!b.contains("s3cr3tpw"), "{b}");
+    }
+}
+
+/// A guard for the writers' lock: a rotation committing while a "sign out everywhere" on
+/// another host runs must not leave the rotated-in session alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_racing_sign_out_everywhere_is_not_missed() {
+    let Some(url) = pg_support::url("g1") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_g1");
+    let s = schema.name.clone();
+    let b = Arc::new(schema.open());
+    let old = registered(&b, "u", HOUR).await;
+    let new = SessionId::generate();
+    // Host a's rotation, by hand so that the test can hold it open: revoke old (logged), insert new.
+    let a = pg_support::connect(&url).await;
+    a.batch_execute(&format!(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(hashtext('{s}'), {lock});
+         WITH r AS (UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{o}' RETURNING id, expires_at)
+           INSERT INTO {s}.revocations (id, expires_at) SELECT id, expires_at FROM r;
+         INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at)
+           VALUES ('\\x{n}', 'u', now(), now() + interval '1 hour', now());",
+        lock = 0x5353_0001,
+        o = hex(old),
+        n = hex(new)
+    ))
+    .await
+    .unwrap();
+    let everywhere = {
+        let b = b.clone();
+        tokio::spawn(async move { b.revoke_user("u", None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.batch_execute("COMMIT").await.unwrap();
+    let n = everywhere.await.unwrap().unwrap();
+    let other = schema.open(); // an empty cache: the table's answer
+    let alive = other.validate(new, "u", SystemTime::now()).await.unwrap();
+    println!("revoke_user revoked {n}; rotated-in session alive afterwards: {alive}");
+    assert!(
+        !alive,
+        "the rotated-in session survived sign-out-everywhere"
+    );
+}
+
+/// A guard for the watermark's "consecutive only" rule: a revocation whose notification is
+/// lost, followed at once by one whose notification arrives, is still caught by the heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_notification_followed_by_another_is_caught() {
+    let Some(url) = pg_support::url("g2") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_g2");
+    let s = &schema.name;
+    let host = schema.open();
+    let lost = registered(&host, "u", HOUR).await;
+    let next = registered(&host, "u", HOUR).await;
+    assert_eq!(
+        host.validate_cached(lost, "u", SystemTime::now()),
+        Some(true)
+    );
+    // Both in one round trip, well within one heartbeat.
+    schema.execute(&format!(
+        "BEGIN;
+         ALTER TABLE {s}.revocations DISABLE TRIGGER revocations_notify;
+         UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{l}';
+         INSERT INTO {s}.revocations (id, expires_at) VALUES ('\\x{l}', now() + interval '1 hour');
+         ALTER TABLE {s}.revocations ENABLE TRIGGER revocations_notify;
+         COMMIT;
+         DELETE FROM {s}.sessions WHERE id = '\\x{n}';",
+        l = hex(lost),
+        n = hex(next)
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await; // three heartbeats
+    let answer = host.validate_cached(lost, "u", SystemTime::now());
+    println!("1.5 s later, the revocation without a notification: cached answer {answer:?}");
+    assert_ne!(answer, Some(true));
+}
