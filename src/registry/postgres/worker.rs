@@ -517,13 +517,7 @@ impl Writer {
     ) -> Result<Vec<Outcome>, RegistryError> {
         let err = shared.err();
         let client = self.client(shared).await?;
-        let tx = client.transaction().await.map_err(&err)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
-            &[&shared.schema, &WRITE_LOCK],
-        )
-        .await
-        .map_err(&err)?;
+        let tx = write_transaction(client, shared).await?;
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
             outcomes.push(apply(&tx, shared, op).await?);
@@ -554,13 +548,7 @@ impl Writer {
         let err = shared.err();
         let client = self.client(shared).await?;
         // Under the writers' lock, as every write: its row locks must not cross theirs.
-        let tx = client.transaction().await.map_err(&err)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
-            &[&shared.schema, &WRITE_LOCK],
-        )
-        .await
-        .map_err(&err)?;
+        let tx = write_transaction(client, shared).await?;
         tx.execute(
             &format!(
                 "UPDATE {s}.sessions AS s SET last_seen_at = greatest(s.last_seen_at, t.seen) \
@@ -607,6 +595,23 @@ impl Writer {
             tracing::warn!(server = %shared.server, error = %e, "the registry's cleanup failed");
         }
     }
+}
+
+/// A transaction holding the writers' lock (see `schema.rs`), as every write of the registry
+/// takes it first.
+async fn write_transaction<'c>(
+    client: &'c mut Client,
+    shared: &Shared,
+) -> Result<tokio_postgres::Transaction<'c>, RegistryError> {
+    let err = shared.err();
+    let tx = client.transaction().await.map_err(&err)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
+        &[&shared.schema, &WRITE_LOCK],
+    )
+    .await
+    .map_err(&err)?;
+    Ok(tx)
 }
 
 async fn delete_expired(
