@@ -5,6 +5,7 @@
 
 mod pg_support;
 
+use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -425,4 +426,99 @@ async fn expired_sessions_are_cleaned_up_in_the_background() {
         .validate(live, "ivan", SystemTime::now())
         .await
         .unwrap());
+}
+
+/// The other host of `a_revocation_reaches_another_process_within_milliseconds`: runs only when
+/// re-invoked with SEALED_SESSIONS_TEST_HOST_SCHEMA. For each id read from stdin it caches the
+/// session, says `ready`, waits until its cache stops vouching, and says when (Unix ns).
+#[test]
+fn child_host() {
+    let Ok(schema) = std::env::var("SEALED_SESSIONS_TEST_HOST_SCHEMA") else {
+        return;
+    };
+    let url = std::env::var(pg_support::URL_VAR).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = PostgresRegistry::builder(&url)
+        .schema(&schema)
+        .cleanup_interval(Duration::ZERO)
+        .open()
+        .unwrap();
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lines() {
+        let id: SessionId = line.unwrap().trim().parse().unwrap();
+        assert!(rt
+            .block_on(host.validate(id, "alice", SystemTime::now()))
+            .unwrap());
+        // On a line of its own: the harness prints `test child_host ... ` before it.
+        writeln!(out, "\nready").unwrap();
+        out.flush().unwrap();
+        let start = Instant::now();
+        while host.validate_cached(id, "alice", SystemTime::now()) == Some(true) {
+            assert!(start.elapsed() < DEADLINE, "never evicted");
+            std::hint::spin_loop();
+        }
+        let at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        writeln!(out, "evicted {}", at.as_nanos()).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// Reads `child`'s lines until one of its own (`ready`, `evicted …`).
+fn child_says(child: &mut impl BufRead) -> String {
+    loop {
+        let mut line = String::new();
+        let read = child.read_line(&mut line).unwrap();
+        assert!(read > 0, "the other host's process ended");
+        let line = line.trim();
+        if line == "ready" || line.starts_with("evicted ") {
+            return line.to_owned();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_another_process_within_milliseconds() {
+    let Some(url) = pg_support::url("two_processes") else {
+        return;
+    };
+    const N: usize = 500;
+    let schema = Schema::new(&url, "two_processes");
+    let a = schema.open();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_host", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SEALED_SESSIONS_TEST_HOST_SCHEMA", &schema.name)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_child = child.stdin.take().unwrap();
+    let mut from_child = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut took = Vec::with_capacity(N);
+    for _ in 0..N {
+        let id = cached(&a, "alice").await;
+        writeln!(to_child, "{id}").unwrap();
+        to_child.flush().unwrap();
+        assert_eq!(child_says(&mut from_child), "ready");
+        let start = SystemTime::now();
+        assert!(a.revoke("alice", id).await.unwrap());
+        let evicted = child_says(&mut from_child);
+        let ns: u64 = evicted["evicted ".len()..].parse().unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_nanos(ns);
+        took.push(at.duration_since(start).unwrap_or_default());
+    }
+    drop(to_child);
+    assert!(child.wait().unwrap().success());
+    took.sort();
+    println!(
+        "revoke() start to evicted in another OS process, {N} revocations: p50 {:?}, p99 {:?}, \
+         max {:?}",
+        percentile(&took, 0.5),
+        percentile(&took, 0.99),
+        took[N - 1]
+    );
 }
