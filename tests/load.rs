@@ -516,7 +516,8 @@ fn load(
     let mut log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
 
     // The invariant. For each session, the earliest instant after which it must be refused.
-    let mut deadline: HashMap<&str, Instant> = HashMap::new();
+    // With what set it, for the report of a violation.
+    let mut deadline: HashMap<&str, (Instant, String)> = HashMap::new();
     for (id, (user, logged_in)) in &log.sessions {
         for r in &log.revocations {
             let covers = r.user == *user
@@ -531,8 +532,18 @@ fn load(
                     Scope::External => r.completed + bound,
                     _ => r.completed + internal,
                 };
-                let d = deadline.entry(id.as_str()).or_insert(by);
-                *d = (*d).min(by);
+                let why = format!(
+                    "{:?} revocation of {}, sent at {}, answered at {} (the session signed in at {})",
+                    r.scope,
+                    r.user,
+                    ms(r.started - begun),
+                    ms(r.completed - begun),
+                    ms(*logged_in - begun)
+                );
+                let d = deadline.entry(id.as_str()).or_insert((by, why.clone()));
+                if by < d.0 {
+                    *d = (by, why);
+                }
             }
         }
     }
@@ -547,14 +558,15 @@ fn load(
             continue;
         };
         assert_eq!(*user, s.user);
-        if let Some(&d) = deadline.get(s.id.as_str()) {
-            if s.started >= d {
+        if let Some((d, why)) = deadline.get(s.id.as_str()) {
+            if s.started >= *d {
                 violations.push(format!(
-                    "{} as {} session {} started {} after it had to be refused",
+                    "{} as {} session {} started {} after it had to be refused (at {}), by the {why}",
                     s.what,
                     s.user,
                     s.id,
-                    ms(s.started - d)
+                    ms(s.started - *d),
+                    ms(s.started - begun),
                 ));
             }
         }

@@ -464,3 +464,90 @@ async fn revocations_in_flight_are_not_vouched_for() {
         "revoke_user's user, the rotated-away id, and an unrelated session, while committing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_out_others_racing_validations_and_logins_never_serves_a_revoked_session() {
+    // What the demo's load test does at the registry level: validations (cached and not) and
+    // touches of a user's sessions, new sign-ins of that user and others, and one "sign out my
+    // other devices" in the middle. No validation that starts after the revocation returned may
+    // answer "valid" for a session it revoked.
+    const TRIALS: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Arc::new(SqliteRegistry::open(dir.path().join("s.db")).unwrap());
+    let mut violations = Vec::new();
+    for trial in 0..TRIALS {
+        let now = SystemTime::now();
+        let mut ids = Vec::new();
+        for _ in 0..8 {
+            let id = SessionId::generate();
+            reg.register(NewSession::new(id, "alice", now, now + HOUR))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        if trial % 3 == 0 {
+            for &id in &ids {
+                assert!(reg.validate(id, "alice", now).await.unwrap());
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut validators = Vec::new();
+        for t in 0..6 {
+            let (reg, stop, answers, ids) =
+                (reg.clone(), stop.clone(), answers.clone(), ids.clone());
+            validators.push(tokio::spawn(async move {
+                let mut k = t;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = ids[1 + k % 7];
+                    k += 1;
+                    let started = Instant::now();
+                    let now = SystemTime::now();
+                    let valid = match reg.validate_cached(id, "alice", now) {
+                        Some(answer) => answer,
+                        None => reg.validate(id, "alice", now).await.unwrap(),
+                    };
+                    if k % 5 == 0 {
+                        reg.touch(id, now);
+                    }
+                    answers.lock().unwrap().push((id, started, valid));
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        let sign_ins = {
+            let reg = reg.clone();
+            tokio::spawn(async move {
+                for i in 0..6 {
+                    let (id, now) = (SessionId::generate(), SystemTime::now());
+                    let user = if i % 2 == 0 { "bob" } else { "alice" };
+                    reg.register(NewSession::new(id, user, now, now + HOUR))
+                        .await
+                        .unwrap();
+                    let _ = reg.validate(id, user, now).await;
+                    if i % 3 == 0 {
+                        let _ = reg.revoke(user, id).await;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        reg.revoke_user("alice", Some(ids[0])).await.unwrap();
+        let returned = Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        stop.store(true, Ordering::SeqCst);
+        for v in validators {
+            v.await.unwrap();
+        }
+        sign_ins.await.unwrap();
+        for &(id, started, valid) in answers.lock().unwrap().iter() {
+            if valid && started > returned {
+                violations.push(format!(
+                    "trial {trial}: {id} valid {:?} after",
+                    started - returned
+                ));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+}
