@@ -522,3 +522,18 @@ async fn a_revocation_reaches_another_process_within_milliseconds() {
         took[N - 1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_carry_the_servers_words() {
+    let Some(url) = pg_support::url("server_errors") else {
+        return;
+    };
+    // A schema name the validator lets through but the server refuses (a reserved word).
+    let err = PostgresRegistry::builder(&url)
+        .schema("user")
+        .open()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("SQLSTATE"), "{text}");
+    assert!(!text.contains("db error"), "{text}");
+}

@@ -129,7 +129,11 @@ async fn listen(
     let result = async {
         shared
             .bounded(async {
-                let listen = format!("LISTEN {}", channel(&shared.schema));
+                let listen = format!(
+                    "SET statement_timeout = {}; LISTEN {}",
+                    shared.operation_timeout.as_millis(),
+                    channel(&shared.schema)
+                );
                 client.batch_execute(&listen).await.map_err(shared.err())
             })
             .await?;

@@ -242,7 +242,14 @@ pub(crate) fn map_err(server: &str, e: tokio_postgres::Error) -> RegistryError {
         {
             RegistryError::Busy
         }
-        Some(_) => RegistryError::Backend(Box::new(e)),
+        // The server's own message and code: the driver's Display says only "db error".
+        Some(code) => RegistryError::Backend(
+            match e.as_db_error() {
+                Some(db) => format!("{server}: {} (SQLSTATE {})", db.message(), code.code()),
+                None => format!("{server}: {e}"),
+            }
+            .into(),
+        ),
         None => RegistryError::Unreachable {
             server: server.to_owned(),
             source: Box::new(e),

@@ -112,6 +112,19 @@ impl Shared {
             // Ends when the connection does; the client then reports it closed.
             let _ = connection.await;
         });
+        // Set on the session rather than as the `options` startup parameter, which connection
+        // poolers (pgbouncer) refuse, and which would replace any options the URL gives.
+        let ms = self.operation_timeout.as_millis();
+        self.bounded(async {
+            client
+                .batch_execute(&format!(
+                    "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
+                     SET idle_in_transaction_session_timeout = {ms}"
+                ))
+                .await
+                .map_err(self.err())
+        })
+        .await?;
         Ok(client)
     }
 }
@@ -125,17 +138,12 @@ pub(crate) fn spawn(config: PostgresRegistryBuilder) -> Result<Started, Registry
     let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
         RegistryError::InvalidConfig(format!("not a PostgreSQL connection URL ({e})"))
     })?;
-    let ms = config.operation_timeout.as_millis();
     pg.application_name("sealed-sessions")
         .connect_timeout(config.connect_timeout)
         // A peer gone silent is noticed by the kernel too, not only by the timeouts.
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
-        .tcp_user_timeout(config.operation_timeout)
-        .options(format!(
-            "-c statement_timeout={ms} -c lock_timeout={ms} \
-             -c idle_in_transaction_session_timeout={ms}"
-        ));
+        .tcp_user_timeout(config.operation_timeout);
     let shared = Arc::new(super::shared_state(&config, server, pg));
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let (ready, ready_rx) = std::sync::mpsc::channel();
@@ -812,6 +820,8 @@ fn copy(e: &RegistryError) -> RegistryError {
         RegistryError::Full => RegistryError::Full,
         RegistryError::Stopped => RegistryError::Stopped,
         RegistryError::DuplicateId(id) => RegistryError::DuplicateId(*id),
+        // The inner error's own words, not its Display (which would repeat the prefix).
+        RegistryError::Backend(source) => RegistryError::Backend(source.to_string().into()),
         other => RegistryError::Backend(other.to_string().into()),
     }
 }
