@@ -537,3 +537,38 @@ async fn server_errors_carry_the_servers_words() {
     assert!(text.contains("SQLSTATE"), "{text}");
     assert!(!text.contains("db error"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_others_also_drops_sessions_another_host_revoked_first() {
+    let Some(url) = pg_support::url("others_first") else {
+        return;
+    };
+    let schema = Schema::new(&url, "others_first");
+    let s = &schema.name;
+    let host = schema.open();
+    let (current, elsewhere) = (cached(&host, "alice").await, cached(&host, "alice").await);
+    // Another host's revocation whose notification has not arrived (here: never sent).
+    let hex: String = elsewhere
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    schema.execute(&format!(
+        "BEGIN;
+         ALTER TABLE {s}.revocations DISABLE TRIGGER revocations_notify;
+         UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{hex}';
+         INSERT INTO {s}.revocations (id, expires_at) VALUES ('\\x{hex}', now() + interval '1 hour');
+         ALTER TABLE {s}.revocations ENABLE TRIGGER revocations_notify;
+         COMMIT;"
+    ));
+    assert_eq!(host.revoke_user("alice", Some(current)).await.unwrap(), 0);
+    assert_ne!(
+        host.validate_cached(elsewhere, "alice", SystemTime::now()),
+        Some(true),
+        "vouched for after sign-out-others returned"
+    );
+    assert_eq!(
+        host.validate_cached(current, "alice", SystemTime::now()),
+        Some(true)
+    );
+}

@@ -551,3 +551,38 @@ async fn sign_out_others_racing_validations_and_logins_never_serves_a_revoked_se
     }
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+#[tokio::test]
+async fn sign_out_others_also_drops_sessions_another_process_revoked_first() {
+    // Another process revoked one of alice's sessions a moment ago; this one has not polled yet
+    // (a long poll interval makes the moment last). "Sign out my other devices" here finds that
+    // session revoked already (not in its RETURNING), and must still stop vouching for it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let here = SqliteRegistry::builder(&path)
+        .poll_interval(Duration::from_secs(5))
+        .staleness_bound(Duration::from_secs(10))
+        .cleanup_interval(Duration::ZERO)
+        .open()
+        .unwrap();
+    let other = registry(&path, Duration::ZERO, false);
+    let now = SystemTime::now();
+    let (current, elsewhere) = (
+        cached_session(&here, "alice", now).await,
+        cached_session(&here, "alice", now).await,
+    );
+    assert!(other.revoke_id(elsewhere).await.unwrap());
+    assert_eq!(
+        here.validate_cached(elsewhere, "alice", now),
+        Some(true),
+        "not polled yet"
+    );
+    assert_eq!(here.revoke_user("alice", Some(current)).await.unwrap(), 0);
+    assert_ne!(
+        here.validate_cached(elsewhere, "alice", now),
+        Some(true),
+        "vouched for after sign-out-others returned"
+    );
+    assert!(!here.validate(elsewhere, "alice", now).await.unwrap());
+    assert_eq!(here.validate_cached(current, "alice", now), Some(true));
+}

@@ -738,9 +738,27 @@ async fn apply(
                  AND revoked_at IS NULL AND ($2::bytea IS NULL OR id <> $2)"
             );
             let except = except.map(|id| id.as_bytes().to_vec());
-            revoke_rows(tx, shared, &update, &[user_id, &except])
+            let revoked = revoke_rows(tx, shared, &update, &[user_id, &except]).await?;
+            // The user's sessions that another host revoked already are not in RETURNING, and
+            // their notification may not have arrived: evict them too, so that when this
+            // returns no session it covers is vouched for here (evicting early is safe).
+            let elsewhere = tx
+                .query(
+                    &format!(
+                        "SELECT id FROM {s}.sessions WHERE user_id = $1 \
+                         AND revoked_at IS NOT NULL AND expires_at > now() \
+                         AND ($2::bytea IS NULL OR id <> $2)"
+                    ),
+                    &[user_id, &except],
+                )
                 .await
-                .map(Outcome::Revoked)
+                .map_err(shared.err())?;
+            shared.cache.evict(elsewhere.iter().filter_map(|row| {
+                Some(SessionId::from_bytes(
+                    row.get::<_, Vec<u8>>(0).try_into().ok()?,
+                ))
+            }));
+            Ok(Outcome::Revoked(revoked))
         }
         WriteOp::DeleteExpired { now } => {
             delete_expired(tx, shared, *now).await.map(Outcome::Deleted)

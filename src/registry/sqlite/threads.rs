@@ -353,18 +353,40 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
             log_revocation(tx, *id, expires).map_err(&err)?;
             Ok(Outcome::Revoked(vec![*id]))
         }
-        WriteOp::RevokeUser { user_id, except } => revoke_rows(
-            tx,
-            shared,
-            "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 \
-             AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) RETURNING id, expires_at",
-            params![
-                user_id,
-                except.as_ref().map(|id| id.as_bytes().to_vec()),
-                to_ms(SystemTime::now())
-            ],
-        )
-        .map(Outcome::Revoked),
+        WriteOp::RevokeUser { user_id, except } => {
+            let except = except.as_ref().map(|id| id.as_bytes().to_vec());
+            let now = to_ms(SystemTime::now());
+            let revoked = revoke_rows(
+                tx,
+                shared,
+                "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 \
+                 AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) RETURNING id, expires_at",
+                params![user_id, except, now],
+            )?;
+            // The user's sessions that another process revoked already are not in RETURNING,
+            // and the poller may not have brought their news yet: evict them too, so that when
+            // this returns no session it covers is vouched for here (evicting early is safe).
+            let elsewhere = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NOT NULL \
+                         AND expires_at > ?3 AND (?2 IS NULL OR id <> ?2)",
+                    )
+                    .map_err(&err)?;
+                let rows = stmt
+                    .query_map(params![user_id, except, now], |row| {
+                        Ok(id_of(row.get_ref(0)?.as_blob().ok()))
+                    })
+                    .map_err(&err)?;
+                let mut ids = Vec::new();
+                for row in rows {
+                    ids.extend(row.map_err(&err)?);
+                }
+                ids
+            };
+            shared.cache.evict(elsewhere);
+            Ok(Outcome::Revoked(revoked))
+        }
         WriteOp::DeleteExpired { now } => {
             let now = to_ms(*now);
             let deleted = tx
