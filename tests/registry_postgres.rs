@@ -367,17 +367,8 @@ async fn a_lost_notification_is_caught_by_the_heartbeat() {
     let schema = Schema::new(&url, "lost_note");
     let host = schema.open();
     let id = cached(&host, "gina").await;
-    let s = &schema.name;
-    // A revocation whose notification never goes out (the trigger is off for its transaction).
-    schema.execute(&format!(
-        "BEGIN;
-         ALTER TABLE {s}.revocations DISABLE TRIGGER revocations_notify;
-         UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{hex}';
-         INSERT INTO {s}.revocations (id, expires_at) VALUES ('\\x{hex}', now() + interval '1 hour');
-         ALTER TABLE {s}.revocations ENABLE TRIGGER revocations_notify;
-         COMMIT;",
-        hex = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    // A revocation whose notification never goes out.
+    schema.revoke_unannounced(id);
     let took = evicted(&host, id, "gina").await;
     println!("a revocation without a notification was evicted after {took:?} (heartbeat 500 ms)");
     assert!(!host.validate(id, "gina", SystemTime::now()).await.unwrap());
@@ -544,23 +535,10 @@ async fn sign_out_others_also_drops_sessions_another_host_revoked_first() {
         return;
     };
     let schema = Schema::new(&url, "others_first");
-    let s = &schema.name;
     let host = schema.open();
     let (current, elsewhere) = (cached(&host, "alice").await, cached(&host, "alice").await);
     // Another host's revocation whose notification has not arrived (here: never sent).
-    let hex: String = elsewhere
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    schema.execute(&format!(
-        "BEGIN;
-         ALTER TABLE {s}.revocations DISABLE TRIGGER revocations_notify;
-         UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{hex}';
-         INSERT INTO {s}.revocations (id, expires_at) VALUES ('\\x{hex}', now() + interval '1 hour');
-         ALTER TABLE {s}.revocations ENABLE TRIGGER revocations_notify;
-         COMMIT;"
-    ));
+    schema.revoke_unannounced(elsewhere);
     assert_eq!(host.revoke_user("alice", Some(current)).await.unwrap(), 0);
     assert_ne!(
         host.validate_cached(elsewhere, "alice", SystemTime::now()),

@@ -64,6 +64,22 @@ impl Schema {
         self.builder().open().unwrap()
     }
 
+    /// Revokes `id` as another host would, but without the notification (the trigger is off
+    /// for this one transaction): a revocation the hosts can learn of only from the log.
+    pub fn revoke_unannounced(&self, id: sealed_sessions::SessionId) {
+        let s = &self.name;
+        let hex: String = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        self.execute(&format!(
+            "BEGIN;
+             ALTER TABLE {s}.revocations DISABLE TRIGGER revocations_notify;
+             UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{hex}';
+             INSERT INTO {s}.revocations (id, expires_at)
+                 VALUES ('\\x{hex}', now() + interval '1 hour');
+             ALTER TABLE {s}.revocations ENABLE TRIGGER revocations_notify;
+             COMMIT;"
+        ));
+    }
+
     /// Runs `sql` on a connection of its own (on a thread of its own, so that it works from
     /// inside a test's runtime too).
     pub fn execute(&self, sql: &str) {
