@@ -72,8 +72,9 @@ impl Default for RegistryErrorPolicy {
     }
 }
 
-/// Why a [`SessionConfigBuilder`] did not build.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a [`SessionConfigBuilder`] did not build. `Debug` prints the message too, so that a
+/// `?` in `main` reads well.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The cookie name is empty or has characters a cookie name cannot have.
@@ -107,8 +108,10 @@ pub enum ConfigError {
         max: Duration,
     },
     /// The idle timeout is longer than the absolute lifetime.
-    #[error("the idle timeout {idle:?} is longer than the lifetime {lifetime:?}")]
+    #[error("the {what}idle timeout {idle:?} is longer than the {what}lifetime {lifetime:?}")]
     IdleExceedsLifetime {
+        /// `""`, or `"persistent "` for the settings of remembered sessions.
+        what: &'static str,
         /// The idle timeout.
         idle: Duration,
         /// The absolute lifetime.
@@ -116,8 +119,12 @@ pub enum ConfigError {
     },
     /// The refresh throttle is not shorter than the idle timeout, so sessions would expire
     /// before they are refreshed.
-    #[error("the refresh throttle {refresh:?} is not shorter than the idle timeout {idle:?}")]
+    #[error(
+        "the refresh throttle {refresh:?} is not shorter than the {what}idle timeout {idle:?}"
+    )]
     RefreshNotBelowIdle {
+        /// `""`, or `"persistent "` for the settings of remembered sessions.
+        what: &'static str,
         /// The refresh throttle.
         refresh: Duration,
         /// The idle timeout.
@@ -133,7 +140,83 @@ pub enum ConfigError {
     },
 }
 
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 type ClockFn = dyn Fn() -> SystemTime + Send + Sync;
+
+/// The least a persistent ("remember me") session lasts unless configured: 30 days.
+pub const DEFAULT_PERSISTENT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The least idle timeout of a persistent session unless configured: 7 days.
+pub const DEFAULT_PERSISTENT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// How long a session lasts: one set for browser-session cookies, one for persistent ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The absolute lifetime, from login (or from the first write of an anonymous session).
+    pub(crate) lifetime: Duration,
+    /// The idle timeout.
+    pub(crate) idle: Duration,
+    /// How much the idle deadline must gain before a request re-seals the cookie.
+    pub(crate) refresh_after: Duration,
+}
+
+impl Limits {
+    /// Checks one set of settings; `what` is `""` or `"persistent "`, for the messages.
+    fn check(
+        what: &'static str,
+        lifetime: Duration,
+        idle: Duration,
+        refresh_after: Option<Duration>,
+    ) -> Result<Self, ConfigError> {
+        // Bounded first, so that no later arithmetic on them (expiry times, Max-Age) can
+        // overflow at request time.
+        for (name, value) in [("lifetime", lifetime), ("idle timeout", idle)] {
+            let what = if what.is_empty() {
+                name
+            } else if name == "lifetime" {
+                "persistent lifetime"
+            } else {
+                "persistent idle timeout"
+            };
+            if value > MAX_LIFETIME {
+                return Err(ConfigError::DurationTooLong {
+                    what,
+                    value,
+                    max: MAX_LIFETIME,
+                });
+            }
+            // Times are sealed in whole seconds, so anything under one second is zero.
+            if value.as_secs() == 0 {
+                return Err(ConfigError::ZeroDuration(what));
+            }
+        }
+        if idle > lifetime {
+            return Err(ConfigError::IdleExceedsLifetime {
+                what,
+                idle,
+                lifetime,
+            });
+        }
+        let refresh_after = refresh_after.unwrap_or(idle / 4);
+        if refresh_after >= idle {
+            return Err(ConfigError::RefreshNotBelowIdle {
+                what,
+                refresh: refresh_after,
+                idle,
+            });
+        }
+        Ok(Limits {
+            lifetime,
+            idle,
+            refresh_after,
+        })
+    }
+}
 
 /// The validated configuration of the session middleware; cheap to clone.
 ///
@@ -163,9 +246,10 @@ pub struct SessionConfig {
 pub(crate) struct Shared {
     pub(crate) sealer: Sealer,
     pub(crate) cookie: CookieSettings,
-    pub(crate) lifetime: Duration,
-    pub(crate) idle: Duration,
-    pub(crate) refresh_after: Duration,
+    /// The limits of browser-session cookies.
+    pub(crate) plain: Limits,
+    /// The limits of persistent ("remember me") cookies.
+    pub(crate) persistent: Limits,
     pub(crate) client_ip: ClientIpSource,
     pub(crate) on_registry_error: RegistryErrorPolicy,
     pub(crate) registry: Option<Arc<dyn Registry>>,
@@ -175,6 +259,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The limits of a session that is (or is not) persistent.
+    pub(crate) fn limits(&self, persistent: bool) -> &Limits {
+        if persistent {
+            &self.persistent
+        } else {
+            &self.plain
+        }
+    }
+
     /// The current time, from the injected clock if there is one.
     pub(crate) fn now(&self) -> SystemTime {
         match &self.clock {
@@ -185,10 +278,11 @@ impl Shared {
 }
 
 impl SessionConfig {
-    /// Starts a configuration that seals cookies with `keys`.
-    pub fn builder(keys: KeyRing) -> SessionConfigBuilder {
+    /// Starts a configuration that seals cookies with `keys`: a [`KeyRing`], or a single
+    /// [`Key`](crate::Key).
+    pub fn builder(keys: impl Into<KeyRing>) -> SessionConfigBuilder {
         SessionConfigBuilder {
-            keys,
+            keys: keys.into(),
             mode: Mode::Private,
             name: None,
             host_prefix: false,
@@ -200,6 +294,8 @@ impl SessionConfig {
             lifetime: Duration::from_secs(24 * 60 * 60),
             idle: Duration::from_secs(2 * 60 * 60),
             refresh_after: None,
+            persistent_lifetime: None,
+            persistent_idle: None,
             client_ip: ClientIpSource::Peer,
             on_registry_error: RegistryErrorPolicy::default(),
             registry: None,
@@ -215,12 +311,22 @@ impl SessionConfig {
 
     /// The absolute lifetime of a session.
     pub fn lifetime(&self) -> Duration {
-        self.shared.lifetime
+        self.shared.plain.lifetime
     }
 
     /// The idle timeout.
     pub fn idle_timeout(&self) -> Duration {
-        self.shared.idle
+        self.shared.plain.idle
+    }
+
+    /// The absolute lifetime of a persistent ("remember me") session.
+    pub fn persistent_lifetime(&self) -> Duration {
+        self.shared.persistent.lifetime
+    }
+
+    /// The idle timeout of a persistent ("remember me") session.
+    pub fn persistent_idle_timeout(&self) -> Duration {
+        self.shared.persistent.idle
     }
 }
 
@@ -230,9 +336,8 @@ impl fmt::Debug for SessionConfig {
         f.debug_struct("SessionConfig")
             .field("sealer", &s.sealer)
             .field("cookie", &s.cookie)
-            .field("lifetime", &s.lifetime)
-            .field("idle", &s.idle)
-            .field("refresh_after", &s.refresh_after)
+            .field("plain", &s.plain)
+            .field("persistent", &s.persistent)
             .field("client_ip", &s.client_ip)
             .field("on_registry_error", &s.on_registry_error)
             .field("registry", &s.registry.is_some())
@@ -257,6 +362,8 @@ pub struct SessionConfigBuilder {
     lifetime: Duration,
     idle: Duration,
     refresh_after: Option<Duration>,
+    persistent_lifetime: Option<Duration>,
+    persistent_idle: Option<Duration>,
     client_ip: ClientIpSource,
     on_registry_error: RegistryErrorPolicy,
     registry: Option<Arc<dyn Registry>>,
@@ -336,6 +443,24 @@ impl SessionConfigBuilder {
     /// page does not re-seal on every request.
     pub fn refresh_after(mut self, refresh_after: Duration) -> Self {
         self.refresh_after = Some(refresh_after);
+        self
+    }
+
+    /// The absolute lifetime of a persistent ("remember me") session, one chosen with
+    /// [`Session::set_persistent`](crate::Session::set_persistent) before login. Default: 30
+    /// days ([`DEFAULT_PERSISTENT_LIFETIME`]), or the [`lifetime`](Self::lifetime) if that is
+    /// longer.
+    pub fn persistent_lifetime(mut self, lifetime: Duration) -> Self {
+        self.persistent_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The idle timeout of a persistent ("remember me") session: the browser may be closed for
+    /// this long. Default: 7 days ([`DEFAULT_PERSISTENT_IDLE_TIMEOUT`]), or the
+    /// [`idle_timeout`](Self::idle_timeout) if that is longer. Refreshed like the other (after a
+    /// quarter of it, or [`refresh_after`](Self::refresh_after) if set).
+    pub fn persistent_idle_timeout(mut self, idle: Duration) -> Self {
+        self.persistent_idle = Some(idle);
         self
     }
 
@@ -429,45 +554,30 @@ impl SessionConfigBuilder {
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::SameSiteNoneInsecure);
         }
-        // Bounded first, so that no later arithmetic on them (expiry times, Max-Age) can
-        // overflow at request time.
         let retry_after = match self.on_registry_error {
             RegistryErrorPolicy::ServiceUnavailable { retry_after } => retry_after,
             RegistryErrorPolicy::SignedOut => Duration::ZERO,
         };
-        for (what, value, max) in [
-            ("lifetime", self.lifetime, MAX_LIFETIME),
-            ("idle timeout", self.idle, MAX_LIFETIME),
-            ("Retry-After", retry_after, MAX_RETRY_AFTER),
-        ] {
-            if value > max {
-                return Err(ConfigError::DurationTooLong { what, value, max });
-            }
+        if retry_after > MAX_RETRY_AFTER {
+            return Err(ConfigError::DurationTooLong {
+                what: "Retry-After",
+                value: retry_after,
+                max: MAX_RETRY_AFTER,
+            });
         }
-        // Times are sealed in whole seconds, so anything under one second is zero.
-        if self.lifetime.as_secs() == 0 {
-            return Err(ConfigError::ZeroDuration("lifetime"));
-        }
-        if self.idle.as_secs() == 0 {
-            return Err(ConfigError::ZeroDuration("idle timeout"));
-        }
+        let plain = Limits::check("", self.lifetime, self.idle, self.refresh_after)?;
+        let persistent = Limits::check(
+            "persistent ",
+            self.persistent_lifetime
+                .unwrap_or(DEFAULT_PERSISTENT_LIFETIME.max(self.lifetime)),
+            self.persistent_idle
+                .unwrap_or(DEFAULT_PERSISTENT_IDLE_TIMEOUT.max(self.idle)),
+            self.refresh_after,
+        )?;
         if let RegistryErrorPolicy::ServiceUnavailable { retry_after } = self.on_registry_error {
             if retry_after.as_secs() == 0 {
                 return Err(ConfigError::ZeroDuration("Retry-After"));
             }
-        }
-        if self.idle > self.lifetime {
-            return Err(ConfigError::IdleExceedsLifetime {
-                idle: self.idle,
-                lifetime: self.lifetime,
-            });
-        }
-        let refresh_after = self.refresh_after.unwrap_or(self.idle / 4);
-        if refresh_after >= self.idle {
-            return Err(ConfigError::RefreshNotBelowIdle {
-                refresh: refresh_after,
-                idle: self.idle,
-            });
         }
 
         if self.opened_cache > opened_cache::MAX_ENTRIES {
@@ -485,15 +595,15 @@ impl SessionConfigBuilder {
             http_only: self.http_only,
             same_site: self.same_site,
         };
-        let sealer = Sealer::new(self.keys, self.mode)
-            .reserve_for_attributes(cookie.attribute_reserve(self.lifetime));
+        let sealer = Sealer::new(self.keys, self.mode).reserve_for_attributes(
+            cookie.attribute_reserve(plain.lifetime.max(persistent.lifetime)),
+        );
         Ok(SessionConfig {
             shared: Arc::new(Shared {
                 sealer,
                 cookie,
-                lifetime: self.lifetime,
-                idle: self.idle,
-                refresh_after,
+                plain,
+                persistent,
                 client_ip: self.client_ip,
                 on_registry_error: self.on_registry_error,
                 registry: self.registry,
@@ -593,7 +703,13 @@ mod tests {
     fn defaults_build() {
         let c = builder().build().unwrap();
         assert_eq!(c.cookie_name(), "__Host-session");
-        assert_eq!(c.shared.refresh_after, c.idle_timeout() / 4);
+        assert_eq!(c.shared.plain.refresh_after, c.idle_timeout() / 4);
+        assert_eq!(c.persistent_lifetime(), DEFAULT_PERSISTENT_LIFETIME);
+        assert_eq!(c.persistent_idle_timeout(), DEFAULT_PERSISTENT_IDLE_TIMEOUT);
+        assert_eq!(
+            c.shared.persistent.refresh_after,
+            DEFAULT_PERSISTENT_IDLE_TIMEOUT / 4
+        );
         assert!(c.shared.cookie.secure && c.shared.cookie.http_only);
     }
 

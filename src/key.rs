@@ -59,22 +59,66 @@ pub struct Key {
 pub struct KeyId(pub(crate) [u8; 4]);
 
 /// Why a key could not be made or added to a ring.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// The messages say what to do, and never show the secret, nor any part of the text that was
+/// given as one. `Debug` prints the same message, so that `fn main() -> Result<(), Box<dyn
+/// Error>>` reads well when a key is missing at start-up:
+///
+/// ```
+/// use sealed_sessions::{Key, KeyError};
+///
+/// let err = Key::parse("c2hvcnQ=").unwrap_err(); // "short"
+/// assert_eq!(err, KeyError::WrongLength { len: 5 });
+/// assert!(format!("{err:?}").contains("openssl rand -base64 32"));
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// The secret is not exactly 32 bytes.
-    #[error("a key is exactly 32 bytes of secret, got {len} bytes")]
+    #[error("a key is exactly 32 bytes of secret, got {len} bytes ({MAKE_ONE})")]
     WrongLength {
         /// The length that was given.
         len: usize,
     },
-    /// The text is not base64 (standard or URL-safe alphabet, padding optional).
-    #[error("the key is not valid base64")]
+    /// The text is neither base64 (standard or URL-safe alphabet, padding optional) nor 64 hex
+    /// digits.
+    #[error("the key is neither base64 nor 64 hex digits ({MAKE_ONE})")]
     NotBase64,
+    /// [`Key::from_base64`] was given 64 hex digits, as `openssl rand -hex 32` prints: read them
+    /// with [`Key::from_hex`] or [`Key::parse`], which take either form.
+    #[error(
+        "the key is 64 hex digits, not base64: read it with Key::parse or Key::from_hex \
+         (as base64 it would be 48 bytes)"
+    )]
+    HexNotBase64,
+    /// The environment variable that should hold the key is not set (or is empty).
+    #[error("the environment variable {var} is not set: {MAKE_ONE}, and set {var} to it")]
+    EnvNotSet {
+        /// The variable's name.
+        var: String,
+    },
+    /// The environment variable's value is not a key.
+    #[error("the environment variable {var} does not hold a key: {reason}")]
+    InEnv {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with its value.
+        reason: Box<KeyError>,
+    },
     /// The ring already holds a key with this id: the same key twice, or (with odds of about one
     /// in four billion per pair) two keys whose ids collide.
     #[error("the key ring already holds a key with id {0}")]
     DuplicateKeyId(KeyId),
+}
+
+/// How to make a key, for the error messages.
+const MAKE_ONE: &str = "make one with `openssl rand -base64 32` or `sealed-sessions keygen`";
+
+impl fmt::Debug for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message, which names the variant's data; see the type's docs.
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl Key {
@@ -102,8 +146,12 @@ impl Key {
     /// A key from base64 text, as written by [`Key::to_base64`] or `openssl rand -base64 32`.
     ///
     /// Accepts the standard and the URL-safe alphabet, with or without padding, and ignores
-    /// surrounding whitespace (a key file usually ends with a newline).
+    /// surrounding whitespace (a key file usually ends with a newline). [`Key::parse`] takes hex
+    /// as well.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        if is_hex_key(text.trim()) {
+            return Err(KeyError::HexNotBase64);
+        }
         // Padding is optional, but when present it must be what the length calls for (so
         // `…=====` or a padded length that is not a multiple of four is refused): check that,
         // drop it, and decode the unpadded form of either alphabet.
@@ -121,6 +169,68 @@ impl Key {
                 .map_err(|_| KeyError::NotBase64)?,
         );
         Self::from_bytes(&bytes)
+    }
+
+    /// A key from 64 hex digits, as `openssl rand -hex 32` prints; either case, surrounding
+    /// whitespace ignored.
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim().as_bytes();
+        if !text.iter().all(u8::is_ascii_hexdigit) {
+            return Err(KeyError::NotBase64);
+        }
+        if text.len() != 2 * Self::LEN {
+            return Err(KeyError::WrongLength {
+                len: text.len() / 2,
+            });
+        }
+        let mut master = Zeroizing::new([0u8; Self::LEN]);
+        for (byte, pair) in master.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (hex_digit(pair[0]) << 4) | hex_digit(pair[1]);
+        }
+        Ok(Self::from_array(master))
+    }
+
+    /// A key from text in either form a key is usually kept in: 64 hex digits (`openssl rand
+    /// -hex 32`) or base64 (`openssl rand -base64 32`, [`Key::to_base64`], `sealed-sessions
+    /// keygen`). Also available as `text.parse::<Key>()`.
+    ///
+    /// ```
+    /// use sealed_sessions::Key;
+    ///
+    /// let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    /// let b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    /// assert_eq!(Key::parse(hex)?.id(), Key::parse(b64)?.id());
+    /// # Ok::<(), sealed_sessions::KeyError>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        // 64 hex digits are never a 32-byte key in base64 (that is 43 or 44 characters), so the
+        // two forms cannot be confused.
+        if is_hex_key(text.trim()) {
+            Self::from_hex(text)
+        } else {
+            Self::from_base64(text)
+        }
+    }
+
+    /// The key in the environment variable `var`, in either form [`Key::parse`] reads.
+    ///
+    /// The errors name the variable and say how to make a key; they never show its value.
+    ///
+    /// ```no_run
+    /// use sealed_sessions::{Key, SessionConfig};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     // SESSION_KEY=$(openssl rand -base64 32)
+    ///     let config = SessionConfig::builder(Key::from_env("SESSION_KEY")?).build()?;
+    ///     # let _ = config;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        Self::parse(&env_value(var)?).map_err(|reason| KeyError::InEnv {
+            var: var.to_owned(),
+            reason: Box::new(reason),
+        })
     }
 
     /// The secret as standard, padded base64 (44 characters). Treat the result as a secret.
@@ -148,6 +258,43 @@ impl fmt::Debug for Key {
         f.debug_struct("Key")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::str::FromStr for Key {
+    type Err = KeyError;
+
+    /// See [`Key::parse`].
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        Self::parse(text)
+    }
+}
+
+/// 64 hex digits: the form `openssl rand -hex 32` prints.
+fn is_hex_key(text: &str) -> bool {
+    text.len() == 2 * Key::LEN && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn hex_digit(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => b - b'A' + 10,
+    }
+}
+
+/// The value of `var`, in a buffer zeroized when dropped; unset, empty or not Unicode is
+/// [`KeyError::EnvNotSet`] or [`KeyError::InEnv`].
+fn env_value(var: &str) -> Result<Zeroizing<String>, KeyError> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Ok(Zeroizing::new(value)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Err(KeyError::EnvNotSet {
+            var: var.to_owned(),
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(KeyError::InEnv {
+            var: var.to_owned(),
+            reason: Box::new(KeyError::NotBase64),
+        }),
     }
 }
 
@@ -231,6 +378,39 @@ impl KeyRing {
         }
     }
 
+    /// The keys in the environment variable `var`: the primary first, then the old keys that
+    /// still open cookies, separated by whitespace or commas, each in either form [`Key::parse`]
+    /// reads. To rotate, put the new key in front; once the old one's cookies have expired, drop
+    /// it from the list.
+    ///
+    /// ```no_run
+    /// use sealed_sessions::{KeyRing, SessionConfig};
+    ///
+    /// // SESSION_KEYS="$(openssl rand -base64 32) $OLD_KEY"
+    /// let config = SessionConfig::builder(KeyRing::from_env("SESSION_KEYS")?).build()?;
+    /// # let _ = config;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        let value = env_value(var)?;
+        let in_env = |reason| KeyError::InEnv {
+            var: var.to_owned(),
+            reason: Box::new(reason),
+        };
+        let mut keys = value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|k| !k.is_empty())
+            .map(|k| Key::parse(k).map_err(in_env));
+        let Some(primary) = keys.next() else {
+            return Err(KeyError::EnvNotSet {
+                var: var.to_owned(),
+            });
+        };
+        keys.try_fold(KeyRing::new(primary?), |ring, key| {
+            ring.with_old_key(key?).map_err(in_env)
+        })
+    }
+
     /// Adds a key that opens cookies but no longer seals them.
     pub fn with_old_key(mut self, key: Key) -> Result<Self, KeyError> {
         self.check_new(&key)?;
@@ -282,6 +462,13 @@ impl KeyRing {
             Some(_) => Err(KeyError::DuplicateKeyId(key.id)),
             None => Ok(()),
         }
+    }
+}
+
+/// A ring whose only key is this one, so that a single key can go where a ring is asked for.
+impl From<Key> for KeyRing {
+    fn from(primary: Key) -> Self {
+        KeyRing::new(primary)
     }
 }
 
@@ -341,6 +528,90 @@ mod tests {
             Key::from_base64("c2hvcnQ=").unwrap_err(),
             KeyError::WrongLength { len: 5 }
         );
+    }
+
+    #[test]
+    fn hex_keys_are_read_and_recognised() {
+        let key = Key::from_bytes(&[0xab; 32]).unwrap();
+        let hex = "ab".repeat(32);
+        for text in [hex.clone(), hex.to_uppercase(), format!(" {hex}\n")] {
+            assert_eq!(Key::from_hex(&text).unwrap().id(), key.id(), "{text:?}");
+            assert_eq!(Key::parse(&text).unwrap().id(), key.id(), "{text:?}");
+            assert_eq!(text.parse::<Key>().unwrap().id(), key.id(), "{text:?}");
+        }
+        // `openssl rand -hex 32` given to the base64 reader: named, not "48 bytes".
+        assert_eq!(Key::from_base64(&hex).unwrap_err(), KeyError::HexNotBase64);
+        assert_eq!(
+            Key::from_hex(&"ab".repeat(31)).unwrap_err(),
+            KeyError::WrongLength { len: 31 }
+        );
+        assert_eq!(
+            Key::from_hex(&"zz".repeat(32)).unwrap_err(),
+            KeyError::NotBase64
+        );
+        assert_eq!(Key::from_hex("é").unwrap_err(), KeyError::NotBase64);
+        assert_eq!(Key::parse(&key.to_base64()).unwrap().id(), key.id());
+    }
+
+    #[test]
+    fn keys_from_the_environment_name_the_variable_and_never_show_the_value() {
+        let key = Key::generate();
+        let var = "SEALED_SESSIONS_TEST_KEY_FROM_ENV";
+        std::env::remove_var(var);
+        let missing = Key::from_env(var).unwrap_err();
+        assert_eq!(missing, KeyError::EnvNotSet { var: var.into() });
+        let message = format!("{missing:?}");
+        assert!(message.contains(var) && message.contains("openssl rand -base64 32"));
+        std::env::set_var(var, "  ");
+        assert!(matches!(
+            Key::from_env(var),
+            Err(KeyError::EnvNotSet { .. })
+        ));
+
+        std::env::set_var(var, format!("{}\n", key.to_base64()));
+        assert_eq!(Key::from_env(var).unwrap().id(), key.id());
+
+        let secret_but_short = "c2VjcmV0LXZhbHVl"; // "secret-value"
+        std::env::set_var(var, secret_but_short);
+        let err = Key::from_env(var).unwrap_err();
+        assert_eq!(
+            err,
+            KeyError::InEnv {
+                var: var.into(),
+                reason: Box::new(KeyError::WrongLength { len: 12 })
+            }
+        );
+        for text in [err.to_string(), format!("{err:?}")] {
+            assert!(text.contains(var) && text.contains("12 bytes"), "{text}");
+            assert!(!text.contains(secret_but_short), "{text}");
+        }
+        std::env::remove_var(var);
+    }
+
+    #[test]
+    fn a_ring_from_the_environment_is_primary_first() {
+        let (a, b) = (Key::generate(), Key::generate());
+        let var = "SEALED_SESSIONS_TEST_RING_FROM_ENV";
+        let hex_b: String = b.master.iter().map(|x| format!("{x:02x}")).collect();
+        std::env::set_var(var, format!("{}, {hex_b}\n", a.to_base64()));
+        let ring = KeyRing::from_env(var).unwrap();
+        assert_eq!(ring.ids().collect::<Vec<_>>(), [a.id(), b.id()]);
+        std::env::set_var(var, format!("{0} {0}", a.to_base64()));
+        assert_eq!(
+            KeyRing::from_env(var).unwrap_err(),
+            KeyError::InEnv {
+                var: var.into(),
+                reason: Box::new(KeyError::DuplicateKeyId(a.id()))
+            }
+        );
+        std::env::set_var(var, " , ");
+        assert!(matches!(
+            KeyRing::from_env(var),
+            Err(KeyError::EnvNotSet { .. })
+        ));
+        std::env::remove_var(var);
+        let config = crate::SessionConfig::builder(a.clone()).build().unwrap();
+        assert!(format!("{config:?}").contains(&a.id().to_string()));
     }
 
     #[test]

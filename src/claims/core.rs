@@ -124,6 +124,15 @@ impl ClaimsCore {
         self.persistent = persistent;
     }
 
+    /// New limits: the absolute end `lifetime` after issue (if given; unchanged otherwise), and
+    /// the idle deadline `idle` from `now`, never past the absolute end.
+    pub(crate) fn retime(&mut self, now: SystemTime, lifetime: Option<Duration>, idle: Duration) {
+        if let Some(lifetime) = lifetime {
+            self.expires_at = self.issued_at.saturating_add(lifetime.as_secs());
+        }
+        self.touch(now, idle);
+    }
+
     pub(crate) fn touch(&mut self, now: SystemTime, idle: Duration) {
         self.idle_deadline = unix(now)
             .saturating_add(idle.as_secs())

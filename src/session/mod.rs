@@ -157,7 +157,11 @@ impl Session {
         let mut state = self.lock();
         if state.claims.is_none() {
             let s = &self.inner.shared;
-            state.claims = Some(ClaimsCore::new(self.inner.now, s.lifetime, s.idle));
+            state.claims = Some(ClaimsCore::new(
+                self.inner.now,
+                s.plain.lifetime,
+                s.plain.idle,
+            ));
         }
         f(&mut state)
     }
@@ -230,16 +234,50 @@ impl Session {
         self.lock().claims.as_ref().is_none_or(ClaimsCore::is_empty)
     }
 
-    /// Chooses a persistent "remember me" cookie (`Max-Age` set, survives a browser restart) or,
-    /// the default, a browser-session cookie. The server enforces the idle timeout and the
-    /// absolute lifetime either way.
+    /// Chooses a persistent "remember me" session or, the default, a browser-session one.
+    ///
+    /// A persistent session's cookie has a `Max-Age`, so it survives a browser restart, and its
+    /// limits are [`persistent_lifetime`] (30 days by default) and
+    /// [`persistent_idle_timeout`] (7 days) instead of the usual 24 and 2 hours. The server
+    /// enforces them from the sealed times either way.
+    ///
+    /// **Call it before [`login`](Self::login)**: a signed-in session's absolute end is fixed
+    /// when the user signs in (the registry records it), so afterwards only its idle timeout
+    /// changes (a warning is logged if that makes a difference).
+    ///
+    /// ```
+    /// # async fn sign_in(session: sealed_sessions::Session) -> Result<(), sealed_sessions::SessionError> {
+    /// let remember_me = true; // the login form's checkbox
+    /// session.set_persistent(remember_me);
+    /// session.login("alice").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`persistent_lifetime`]: crate::SessionConfigBuilder::persistent_lifetime
+    /// [`persistent_idle_timeout`]: crate::SessionConfigBuilder::persistent_idle_timeout
     pub fn set_persistent(&self, persistent: bool) {
+        let s = &self.inner.shared;
+        let now = self.inner.now;
         self.with_claims(|state| {
             let c = claims_mut(state);
-            if c.is_persistent() != persistent {
-                c.set_persistent(persistent);
-                state.dirty = true;
+            if c.is_persistent() == persistent {
+                return;
             }
+            c.set_persistent(persistent);
+            let limits = s.limits(persistent);
+            if c.has_user() {
+                if persistent && c.expires_at() < c.issued_at() + limits.lifetime {
+                    tracing::warn!(
+                        "Session::set_persistent(true) after login keeps the lifetime set at \
+                         login; call it before login to give the session the persistent lifetime"
+                    );
+                }
+                c.retime(now, None, limits.idle);
+            } else {
+                c.retime(now, Some(limits.lifetime), limits.idle);
+            }
+            state.dirty = true;
         });
     }
 
@@ -311,7 +349,8 @@ impl Session {
             match user {
                 // A login is a new session: new id, full lifetime.
                 Some(user) => {
-                    c.renew(now, s.lifetime, s.idle);
+                    let limits = s.limits(c.is_persistent());
+                    c.renew(now, limits.lifetime, limits.idle);
                     c.set_user(user, now);
                 }
                 None => c.renew_id(now),

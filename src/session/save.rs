@@ -54,7 +54,7 @@ impl Session {
             let new = std::mem::take(&mut state.new_flashes);
             let c = state
                 .claims
-                .get_or_insert_with(|| ClaimsCore::new(now, s.lifetime, s.idle));
+                .get_or_insert_with(|| ClaimsCore::new(now, s.plain.lifetime, s.plain.idle));
             let mut all: Vec<(String, String)> =
                 c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
             all.extend(new);
@@ -81,17 +81,18 @@ impl Session {
                 Ok(None)
             };
         }
+        let limits = s.limits(c.is_persistent());
         let refresh_due = {
-            let target = now + s.idle;
+            let target = now + limits.idle;
             let target = target.min(c.expires_at());
             target
                 .duration_since(c.idle_deadline())
-                .is_ok_and(|gained| gained >= s.refresh_after)
+                .is_ok_and(|gained| gained >= limits.refresh_after)
         };
         if !(state.dirty || state.needs_reseal || refresh_due) {
             return Ok(None);
         }
-        c.touch(now, s.idle);
+        c.touch(now, limits.idle);
         let value = match s.opened.as_ref().filter(|_| state.cookie_opened) {
             // This client returns our cookie, so its next request will carry this value:
             // remember what it opens to, so that that request does not pay for opening it
