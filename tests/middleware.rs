@@ -367,9 +367,10 @@ async fn remember_me_sets_max_age_and_default_has_none() {
     assert_eq!(c.max_age(), None);
     assert_eq!(c.expires(), None);
 
+    // A persistent session has its own idle timeout (7 days by default; tests/remember_me.rs).
     let r = get(addr, "/remember", Some(&r.cookie_pair(NAME))).await;
     let c = r.cookie(NAME).unwrap();
-    assert_eq!(c.max_age(), Some(cookie::time::Duration::seconds(3600)));
+    assert_eq!(c.max_age(), Some(cookie::time::Duration::days(7)));
 }
 
 #[tokio::test]

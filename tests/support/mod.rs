@@ -42,7 +42,7 @@ impl TestClock {
 /// The routes every test server has; each answers with a short text body.
 ///
 /// `/get/K`, `/set/K/V` (V stored as a JSON string), `/remove/K`, `/clear`, `/id`, `/user`,
-/// `/login/U`, `/logout`, `/renew`, `/remember`, `/flash/M`, `/flashes`, `/big`, `/nothing`.
+/// `/login/U`, `/remember-login/U`, `/logout`, `/renew`, `/remember`, `/forget`, `/flash/M`, `/flashes`, `/big`, `/nothing`.
 pub async fn routes(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let session = req
         .extensions()
@@ -83,6 +83,17 @@ pub async fn routes(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         ["remember"] => {
             session.set_persistent(true);
             "ok".into()
+        }
+        ["forget"] => {
+            session.set_persistent(false);
+            "ok".into()
+        }
+        ["remember-login", u] => {
+            session.set_persistent(true);
+            match session.login(*u).await {
+                Ok(()) => session.id().to_string(),
+                Err(e) => format!("login failed: {e}"),
+            }
         }
         ["flash", m] => {
             session.flash("info", *m);
