@@ -99,14 +99,14 @@ pub use client_ip::PeerAddr;
 #[cfg(feature = "hyper")]
 pub use config::{
     ConfigError, RegistryErrorPolicy, SessionConfig, SessionConfigBuilder, DEFAULT_COOKIE_NAME,
-    MAX_LIFETIME, MAX_RETRY_AFTER,
+    DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME, MAX_LIFETIME, MAX_RETRY_AFTER,
 };
 #[cfg(feature = "hyper")]
 pub use cookie_header::SameSite;
 #[cfg(feature = "hyper")]
 pub use service::{ResponseFuture, SessionLayer, SessionService};
 #[cfg(feature = "hyper")]
-pub use session::{Flash, Session, SessionError};
+pub use session::{Device, Flash, Session, SessionError};
 
 #[cfg(feature = "axum")]
 mod extract;

@@ -202,7 +202,7 @@ fn word(bytes: &[u8]) -> u64 {
 
 /// Whether `a == b`, reading every byte of both whatever the first difference (when the lengths
 /// are equal; lengths are public).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

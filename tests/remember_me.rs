@@ -153,7 +153,7 @@ async fn the_persistent_limits_are_configurable_and_checked() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn the_registry_records_the_persistent_lifetime() {
-    use sealed_sessions::registry::{Registry, SqliteRegistry};
+    use sealed_sessions::registry::SqliteRegistry;
     use std::sync::Arc;
     use std::time::SystemTime;
 

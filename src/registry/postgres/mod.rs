@@ -205,6 +205,8 @@ impl Drop for PostgresRegistry {
     }
 }
 
+super::everyday_methods!(PostgresRegistry);
+
 impl Registry for PostgresRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
         ops::register(self, session)

@@ -269,6 +269,8 @@ fn validate_row(
     .map_err(|e| map_err(&shared.path, &e))
 }
 
+super::everyday_methods!(SqliteRegistry);
+
 impl Registry for SqliteRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
         ops::register(self, session)
