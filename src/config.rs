@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -256,6 +257,8 @@ pub(crate) struct Shared {
     /// Cookie values that already opened (`None`: caching is off).
     pub(crate) opened: Option<OpenedCache>,
     clock: Option<Arc<ClockFn>>,
+    /// Set once the warning about a `Secure` cookie sent to a plain-http page has been logged.
+    pub(crate) warned_plain_http: AtomicBool,
 }
 
 impl Shared {
@@ -609,6 +612,7 @@ impl SessionConfigBuilder {
                 registry: self.registry,
                 opened: OpenedCache::new(self.opened_cache),
                 clock: self.clock,
+                warned_plain_http: AtomicBool::new(false),
             }),
         })
     }

@@ -72,7 +72,14 @@ fn a_corrupt_database() {
 fn a_directory_instead_of_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = open(dir.path()).unwrap_err();
-    assert!(matches!(&err, RegistryError::CannotOpen(_)), "{err:?}");
+    assert!(
+        matches!(&err, RegistryError::CannotOpen { path, .. } if path == dir.path()),
+        "{err:?}"
+    );
+    // The cause is carried, not only the path.
+    let source = std::error::Error::source(&err).expect("a cause");
+    assert!(source.to_string().contains("directory"), "{source}");
+    assert!(err.to_string().contains("directory"), "{err}");
 }
 
 /// Whether this process ignores file permissions (root, CAP_DAC_OVERRIDE), as on CI containers.

@@ -281,9 +281,16 @@ pub enum RegistryError {
     /// The database cannot be written (permissions, read-only file system).
     #[error("the registry database {0} is read-only")]
     ReadOnly(PathBuf),
-    /// The database file cannot be opened at all (for example, the path is a directory).
-    #[error("cannot open the registry database {0}")]
-    CannotOpen(PathBuf),
+    /// The database file cannot be opened at all: the path is a directory, say, or the process
+    /// may not read it; `source` says which.
+    #[error("cannot open the registry database {path}: {source}")]
+    CannotOpen {
+        /// The database file.
+        path: PathBuf,
+        /// Why: the operating system's error where there is one, else SQLite's.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The database file (or its `-wal` or `-shm`) was deleted or replaced while the registry
     /// had it open. The registry reopens the path by itself (creating an empty database if there
     /// is none, which signs every user out); until it has, reads fail with this error.

@@ -168,6 +168,11 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The configuration this session was loaded under.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
     /// The bytes the claims read their user and data from.
     fn buf(&self) -> &[u8] {
         self.inner.buf.as_slice()

@@ -78,13 +78,41 @@ pub(crate) fn map_err(file: &Path, err: &rusqlite::Error) -> RegistryError {
         Some(ErrorCode::DatabaseCorrupt) => RegistryError::Corrupt(path()),
         Some(ErrorCode::ReadOnly) => RegistryError::ReadOnly(path()),
         Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
-            RegistryError::CannotOpen(path())
+            RegistryError::CannotOpen {
+                path: path(),
+                source: why_cannot_open(file).map_or_else(|| err.to_string().into(), Into::into),
+            }
         }
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => RegistryError::Busy,
         Some(ErrorCode::DiskFull) => RegistryError::Full,
         Some(ErrorCode::SystemIoFailure) if !writable(file) => RegistryError::ReadOnly(path()),
         _ => RegistryError::Backend(err.to_string().into()),
     }
+}
+
+/// What the operating system says of `file` when SQLite cannot open it ("unable to open
+/// database file" alone does not tell a directory from a permission problem), if anything.
+/// Asked without opening the file, for the reason `may_write` gives.
+fn why_cannot_open(file: &Path) -> Option<std::io::Error> {
+    if file.is_dir() {
+        return Some(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "the path is a directory",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use rustix::fs::Access;
+        let target = if file.exists() {
+            file
+        } else {
+            file.parent().filter(|d| !d.as_os_str().is_empty())?
+        };
+        if let Err(errno) = rustix::fs::access(target, Access::READ_OK | Access::WRITE_OK) {
+            return Some(std::io::Error::from_raw_os_error(errno.raw_os_error()));
+        }
+    }
+    None
 }
 
 /// After SQLite found the file damaged, drops the connection's cached pages. A page read while

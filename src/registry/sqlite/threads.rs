@@ -284,7 +284,10 @@ fn same_error(e: &RegistryError) -> RegistryError {
         RegistryError::NotADatabase(p) => RegistryError::NotADatabase(p.clone()),
         RegistryError::Corrupt(p) => RegistryError::Corrupt(p.clone()),
         RegistryError::ReadOnly(p) => RegistryError::ReadOnly(p.clone()),
-        RegistryError::CannotOpen(p) => RegistryError::CannotOpen(p.clone()),
+        RegistryError::CannotOpen { path, source } => RegistryError::CannotOpen {
+            path: path.clone(),
+            source: source.to_string().into(),
+        },
         RegistryError::MissingDirectory(p) => RegistryError::MissingDirectory(p.clone()),
         RegistryError::Replaced(p) => RegistryError::Replaced(p.clone()),
         RegistryError::Busy => RegistryError::Busy,
