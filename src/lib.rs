@@ -59,6 +59,7 @@
 //! `claims` (what is sealed). None of them knows about HTTP. The middleware (`service`,
 //! `session`, `config`) sits on top; the `registry` knows nothing of cookies or crypto. The cookie format is specified in
 //! the README and in [`Sealer`]'s module, and frozen by golden tests.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

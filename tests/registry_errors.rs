@@ -1,6 +1,8 @@
 //! Opening a bad database file gives a typed error at open, never a panic.
 #![cfg(feature = "sqlite")]
 
+mod skip;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -118,7 +120,7 @@ fn a_read_only_file() {
             .status()
             .is_ok_and(|status| status.success());
         if !made_immutable {
-            eprintln!("skipped: privileged process and `chattr +i` is unavailable here");
+            skip::skipped("privileged process and `chattr +i` is unavailable here");
             return;
         }
         _guard = Immutable(&path);

@@ -7,6 +7,8 @@
 //! not) and mounting a small tmpfs. Without them the test prints why and returns.
 #![cfg(feature = "sqlite")]
 
+mod skip;
+
 #[cfg(feature = "hyper")]
 mod support;
 
@@ -346,7 +348,7 @@ impl Immutable {
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
-                eprintln!("skipped: `chattr +i` is unavailable here (needs root and ext4/xfs)");
+                skip::skipped("`chattr +i` is unavailable here (needs root and ext4/xfs)");
                 return None;
             }
             done.0.push(path.clone());
@@ -424,7 +426,7 @@ impl Tmpfs {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            skip::skipped("cannot mount a tmpfs here (needs root)");
             return None;
         }
         Some(Tmpfs(at))

@@ -6,6 +6,8 @@
 //! (`.ci/run` writes one); skips with a reason otherwise.
 #![cfg(feature = "postgres")]
 
+mod skip;
+
 mod pg_support;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -89,7 +91,9 @@ async fn restarts_and_crashes_lose_no_revocation() {
             "{} is set but SEALED_SESSIONS_PG_CTL is not",
             pg_support::REQUIRE_VAR
         );
-        eprintln!("skipped: restart needs SEALED_SESSIONS_PG_CTL (a command running pg_ctl for the test server)");
+        skip::skipped(
+            "restart needs SEALED_SESSIONS_PG_CTL (a command running pg_ctl for the test server)",
+        );
         return;
     }
     let schema = pg_support::Schema::new(&url, "restart");

@@ -3,6 +3,8 @@
 //! never a "valid" for a revoked session under concurrent load.
 #![cfg(feature = "sqlite")]
 
+mod skip;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -345,7 +347,7 @@ fn system_sqlite(path: &Path, script: &str) -> Option<String> {
         .output()
         .is_err()
     {
-        eprintln!("skipped: needs python3 (for a client of the system's SQLite)");
+        skip::skipped("needs python3 (for a client of the system's SQLite)");
         return None;
     }
     let output = std::process::Command::new("python3")

@@ -1,8 +1,12 @@
 //! A PostgreSQL server for tests, when there is one: `SEALED_SESSIONS_POSTGRES_URL` names it
-//! (`.ci/run` starts one and sets it). Without it, tests that need it print why and pass, unless
+//! (`.ci/run` starts one and sets it). Without it, tests that need it say SKIPPED and why in the
+//! normal `cargo test` output, and pass, unless
 //! `SEALED_SESSIONS_REQUIRE_POSTGRES=1` (set by CI), which makes a missing server a failure.
 //! Every test works in a schema of its own, dropped afterwards, so tests run in parallel.
 #![allow(dead_code)] // each test file uses a different part
+
+#[path = "../skip/mod.rs"]
+mod skip;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,10 +29,10 @@ pub fn url(test: &str) -> Option<String> {
                 std::env::var(REQUIRE_VAR).is_err(),
                 "{REQUIRE_VAR} is set but {URL_VAR} is not: {test} must run against PostgreSQL"
             );
-            eprintln!(
-                "skipped: {test} needs a PostgreSQL server; set {URL_VAR}=postgres://... \
+            skip::skipped(&format!(
+                "{test} needs a PostgreSQL server; set {URL_VAR}=postgres://... \
                  (bash .ci/run starts one)"
-            );
+            ));
             None
         }
     }
