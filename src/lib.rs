@@ -8,7 +8,9 @@
 //! # Quick start
 //!
 //! With the default features, [`SessionLayer`] is a tower layer for axum, hyper or any
-//! `http`-based service; handlers find a [`Session`] in the request extensions:
+//! `http`-based service; handlers find a [`Session`] in the request extensions. With the `axum`
+//! feature, `session: Session` is an extractor and [`SessionError`] a response, so `?` works in
+//! handlers (the README's quick start is a whole app):
 //!
 //! ```
 //! # #[cfg(feature = "hyper")] {
@@ -115,6 +117,6 @@ mod extract;
 pub use extract::MissingSessionLayer;
 
 /// The README's code blocks, compiled and run as doc tests.
-#[cfg(all(doctest, feature = "hyper", feature = "sqlite"))]
+#[cfg(all(doctest, feature = "axum", feature = "sqlite"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
