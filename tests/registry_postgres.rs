@@ -550,3 +550,109 @@ async fn sign_out_others_also_drops_sessions_another_host_revoked_first() {
         Some(true)
     );
 }
+
+fn hex(id: SessionId) -> String {
+    id.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_written_update_of_revoked_at_reaches_every_host() {
+    let Some(url) = pg_support::url("update_by_hand") else {
+        return;
+    };
+    let schema = Schema::new(&url, "update_by_hand");
+    let (a, b) = (schema.open(), schema.open());
+    let admin = pg_support::connect(&url).await;
+    let s = &schema.name;
+    let logged = |id: SessionId| {
+        format!(
+            "SELECT count(*) FROM {s}.revocations WHERE id = '\\x{}'",
+            hex(id)
+        )
+    };
+
+    // An operator's UPDATE, as a shop's admin script would write it.
+    let id = cached(&a, "alice").await;
+    assert!(b.validate(id, "alice", SystemTime::now()).await.unwrap());
+    assert_eq!(b.validate_cached(id, "alice", SystemTime::now()), Some(true));
+    admin
+        .batch_execute(&format!(
+            "UPDATE {s}.sessions SET revoked_at = now() WHERE user_id = 'alice'"
+        ))
+        .await
+        .unwrap();
+    let took = evicted(&b, id, "alice").await;
+    let _ = evicted(&a, id, "alice").await;
+    println!("a hand-written UPDATE ... SET revoked_at reached the other host in {took:?}");
+    assert!(!b.validate(id, "alice", SystemTime::now()).await.unwrap());
+    let rows: i64 = admin.query_one(&logged(id), &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1);
+
+    // The registry's own revocations are logged once, not again by the trigger; an update
+    // that touches no revoked_at (the touch flush) logs nothing.
+    let id = cached(&a, "bob").await;
+    assert!(a.revoke("bob", id).await.unwrap());
+    let rows: i64 = admin.query_one(&logged(id), &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1, "logged exactly once");
+    let id = cached(&a, "carol").await;
+    a.revoke_user("carol", None).await.unwrap();
+    let rows: i64 = admin.query_one(&logged(id), &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1, "logged exactly once");
+    let before: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM {s}.revocations"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!("UPDATE {s}.sessions SET last_seen_at = now()"))
+        .await
+        .unwrap();
+    let after: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM {s}.revocations"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
+    let Some(url) = pg_support::url("migrate_v1") else {
+        return;
+    };
+    let schema = Schema::new(&url, "migrate_v1");
+    let s = &schema.name;
+    let id = {
+        let old = schema.open();
+        cached(&old, "dora").await
+    };
+    // Back to version 1: what an earlier release created.
+    schema.execute(&format!(
+        "DROP TRIGGER sessions_revoked ON {s}.sessions;
+         DROP TRIGGER sessions_update_ordered ON {s}.sessions;
+         DROP FUNCTION {s}.log_revoked_session();
+         UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version';"
+    ));
+    let (a, b) = (schema.open(), schema.open());
+    let admin = pg_support::connect(&url).await;
+    let version: String = admin
+        .query_one(
+            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "2");
+    assert!(b.validate(id, "dora", SystemTime::now()).await.unwrap(), "kept");
+    assert!(a.validate(id, "dora", SystemTime::now()).await.unwrap());
+    admin
+        .batch_execute(&format!(
+            "UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{}'",
+            hex(id)
+        ))
+        .await
+        .unwrap();
+    evicted(&b, id, "dora").await;
+    assert!(!b.validate(id, "dora", SystemTime::now()).await.unwrap());
+}

@@ -1,9 +1,9 @@
 //! The PostgreSQL schema, its migrations, and how errors map to [`RegistryError`].
 //!
 //! Everything lives in one schema of its own (default `sealed_sessions`, see
-//! [`schema`](super::PostgresRegistryBuilder::schema)); `{s}` below stands for its name. Version 1,
-//! applied by [`migrate`] in one transaction under an advisory lock, so that hosts starting
-//! together cannot both apply it. Shops that run their own migrations can apply the same SQL
+//! [`schema`](super::PostgresRegistryBuilder::schema)); `{s}` below stands for its name. Version 2,
+//! applied (from nothing, or from version 1) by [`migrate`] in one transaction under an advisory
+//! lock, so that hosts starting together cannot both apply it. Shops that run their own migrations can apply the same SQL
 //! (`PostgresRegistry::schema_sql` prints it for a schema name) and open with
 //! [`migrate(false)`](super::PostgresRegistryBuilder::migrate).
 //!
@@ -20,7 +20,7 @@
 //!     id bytea NOT NULL, expires_at timestamptz NOT NULL);
 //! ```
 //!
-//! and four triggers:
+//! and these triggers:
 //!
 //! - **`revocations_ordered`** (BEFORE INSERT, per statement; and BEFORE DELETE or TRUNCATE of
 //!   `sessions`, which log revocations, so that they take it before their row locks as the
@@ -34,9 +34,15 @@
 //!   `seq:hexid,seq:hexid,...` on the channel `{s}_revocations`; past 150 entries (NOTIFY allows
 //!   8,000 bytes) only `max:seq`, which means "read the log".
 //!
-//! Hand-written SQL that revokes should `DELETE` the session's row (logged by the trigger) or
-//! insert into `revocations` itself: an `UPDATE … SET revoked_at` alone is not announced, and
-//! hosts would vouch for the session from memory until it expires.
+//! - **`sessions_revoked`** (version 2; AFTER UPDATE OF `revoked_at`, per row, when a live row
+//!   becomes revoked) logs the revocation, so that a hand-written `UPDATE … SET revoked_at =
+//!   now()` reaches every host as the registry's own revocations do (version 1 left it
+//!   unannounced: hosts vouched for the session from memory until it expired). The registry's
+//!   own transactions log their revocations in one statement and mark themselves with the
+//!   transaction-local setting `sealed_sessions.self_logged`, which the trigger's `WHEN` skips;
+//!   **`sessions_update_ordered`** (BEFORE UPDATE OF `revoked_at`, per statement) takes the
+//!   writers' lock first, as for DELETE. A hand-written bulk update sends one notification per
+//!   row; hosts handle that, if less efficiently than the registry's batches.
 //! - **`sessions_deleted`** (AFTER DELETE, per statement) logs every deleted live row as a
 //!   revocation, and **`sessions_truncated`** (AFTER TRUNCATE) logs an empty id, which means
 //!   "forget everything": rows removed by hand leave every host's cache as revoked ones do.
@@ -48,7 +54,11 @@ use tokio_postgres::error::SqlState;
 use crate::registry::RegistryError;
 
 /// The newest schema version this library creates and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// The transaction-local setting with which the registry's own writers say that they log their
+/// revocations themselves (see `sessions_revoked` in the module docs).
+pub(crate) const SELF_LOGGED: &str = "sealed_sessions.self_logged";
 
 /// The second half of the advisory lock keys (the first is a hash of the schema name): the
 /// writers' lock, which orders every write transaction (see the module documentation).
@@ -74,8 +84,43 @@ pub(crate) fn channel(schema: &str) -> String {
     format!("{schema}_revocations")
 }
 
-/// The SQL of schema version 1 in `schema` (a [`valid_schema_name`]).
+/// The SQL of the current schema version in `schema` (a [`valid_schema_name`]): version 1, then
+/// each migration.
 pub(crate) fn schema_sql(schema: &str) -> String {
+    let mut sql = version_1_sql(schema);
+    for version in 2..=SCHEMA_VERSION {
+        sql.push_str(&migration_sql(schema, version));
+    }
+    sql
+}
+
+/// The SQL that takes `schema` from `version - 1` to `version`.
+fn migration_sql(schema: &str, version: i64) -> String {
+    let s = schema;
+    match version {
+        2 => format!(
+            r#"
+CREATE FUNCTION {s}.log_revoked_session() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {s}.revocations (id, expires_at) VALUES (new.id, new.expires_at);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sessions_update_ordered BEFORE UPDATE OF revoked_at ON {s}.sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.order_revocations();
+CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON {s}.sessions
+    FOR EACH ROW WHEN (old.revoked_at IS NULL AND new.revoked_at IS NOT NULL
+        AND new.expires_at > now()
+        AND current_setting('{SELF_LOGGED}', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION {s}.log_revoked_session();
+UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';
+"#
+        ),
+        _ => unreachable!("no migration to schema version {version}"),
+    }
+}
+
+/// The SQL of schema version 1.
+fn version_1_sql(schema: &str) -> String {
     let s = schema;
     let channel = channel(schema);
     format!(
@@ -207,6 +252,22 @@ pub(crate) async fn migrate(
             found,
             supported: SCHEMA_VERSION,
         });
+    }
+    if found < SCHEMA_VERSION {
+        if create {
+            for version in found.max(1) + 1..=SCHEMA_VERSION {
+                tx.batch_execute(&migration_sql(schema, version))
+                    .await
+                    .map_err(err)?;
+            }
+        } else {
+            tracing::warn!(
+                found,
+                current = SCHEMA_VERSION,
+                "the registry's schema is older than this library's: run the migrations \
+                 (PostgresRegistry::schema_sql, or `sealed-sessions migrate`)"
+            );
+        }
     }
     for table in ["sessions", "revocations"] {
         let name = format!("{schema}.{table}");

@@ -30,7 +30,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::builder::PostgresRegistryBuilder;
 use super::listener;
 use super::operator;
-use super::schema::{map_err, migrate, timed_out, CLEANUP_LOCK, WRITE_LOCK};
+use super::schema::{map_err, migrate, timed_out, CLEANUP_LOCK, SELF_LOGGED, WRITE_LOCK};
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
@@ -613,9 +613,11 @@ async fn write_transaction<'c>(
 ) -> Result<tokio_postgres::Transaction<'c>, RegistryError> {
     let err = shared.err();
     let tx = client.transaction().await.map_err(&err)?;
+    // The same round trip says that this transaction logs its revocations itself, so that the
+    // `sessions_revoked` trigger does not log them twice.
     tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
-        &[&shared.schema, &WRITE_LOCK],
+        "SELECT pg_advisory_xact_lock(hashtext($1), $2), set_config($3, 'on', true)",
+        &[&shared.schema, &WRITE_LOCK, &SELF_LOGGED],
     )
     .await
     .map_err(&err)?;
