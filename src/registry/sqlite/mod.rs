@@ -69,6 +69,21 @@ use threads::{id_of, poller_loop, reader_loop, writer_loop, ReadMsg, Shared, Syn
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
+///
+/// The everyday operations (`list_for_user`, `revoke`, `revoke_id`, `revoke_user`,
+/// `delete_expired`) are inherent methods too, so they need no trait import:
+///
+/// ```
+/// use sealed_sessions::registry::SqliteRegistry;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// let registry = SqliteRegistry::open(dir.path().join("sessions.db"))?;
+/// let signed_out = registry.revoke_user("alice", None).await?; // "sign out everywhere"
+/// assert_eq!(signed_out, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct SqliteRegistry {
     shared: Arc<Shared>,
