@@ -36,7 +36,7 @@ use http::HeaderMap;
 use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
-use crate::cookie_header::find_cookie;
+use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Found, Head};
 use crate::registry::{Registry, RegistryError};
 use crate::session::{Candidate, Loading, Seen};
 use crate::{OpenError, SessionId};
@@ -47,6 +47,16 @@ pub(crate) const MAX_LOOKED_AT: usize = 32;
 pub(crate) const MAX_OPENED: usize = 8;
 /// The most cookies in one request for which the registry may have to read its table.
 pub(crate) const MAX_TABLE_READS: usize = 4;
+
+/// What trying one cookie value came to.
+enum Step {
+    /// It is the session, or nothing after it can change the outcome.
+    Decided,
+    /// Try the next one.
+    Next,
+    /// A cap was reached: nothing more is looked at.
+    Capped,
+}
 
 /// What the request's cookies come to before any registry I/O.
 pub(crate) enum Settled {
@@ -159,34 +169,82 @@ pub(crate) fn open_cookies(
     let mut present = false;
     let mut looked_at = 0;
     let mut cut_off = false;
+    // Chunk cookies (`NAME.k`) seen, as bits `1 << k`, so that the response can remove those
+    // the session no longer uses.
+    let mut chunk_bits = 0u8;
+    // Gathered once, only when a first cookie says its value is split (`cookie_header/chunks.rs`).
+    let mut chunks: Option<Chunks> = None;
+    let max_len = shared.cookie.layout.max_value_len();
     // Values tried and not taken: filled only when a first cookie is not the session, which
     // the usual request never reaches.
     let mut tried: Vec<Box<str>> = Vec::new();
-    find_cookie(headers, name, |value| {
-        present = true;
-        if looked_at == MAX_LOOKED_AT || tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS
-        {
-            tracing::debug!(
-                cookie = name,
-                "ignoring the request's further session cookies"
-            );
-            cut_off = true;
-            return true;
+    let mut attempt = |value: &str| -> Step {
+        if tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS {
+            return Step::Capped;
         }
-        looked_at += 1;
         if tried.iter().any(|t| **t == *value) {
-            return false;
+            return Step::Next;
         }
-        let decided = consider(value);
-        if !decided {
-            tried.push(value.into());
+        if consider(value) {
+            return Step::Decided;
         }
-        decided
+        tried.push(value.into());
+        Step::Next
+    };
+    find_session_cookies(headers, name, |found| {
+        let value = match found {
+            Found::Head(value) => value,
+            Found::Chunk(k, _) => {
+                chunk_bits |= 1 << k;
+                return false;
+            }
+        };
+        present = true;
+        let step = if looked_at == MAX_LOOKED_AT {
+            Step::Capped
+        } else {
+            looked_at += 1;
+            match parse_head(value) {
+                // The usual request: one byte compared to tell it from a split value.
+                Head::Single(value) => attempt(value),
+                Head::Malformed => {
+                    tracing::debug!(cookie = name, "ignoring session cookie: bad chunk count");
+                    Step::Next
+                }
+                Head::Chunked { count, first } => {
+                    let chunks = chunks.get_or_insert_with(|| Chunks::collect(headers, name));
+                    let mut step = Step::Next;
+                    chunks.reassemble(first, count, max_len, |value| {
+                        step = attempt(value);
+                        !matches!(step, Step::Next)
+                    });
+                    step
+                }
+            }
+        };
+        match step {
+            Step::Next => false,
+            Step::Decided => true,
+            Step::Capped => {
+                tracing::debug!(
+                    cookie = name,
+                    "ignoring the request's further session cookies"
+                );
+                cut_off = true;
+                true
+            }
+        }
     });
+    if let Some(chunks) = &chunks {
+        chunk_bits |= chunks.present;
+        // Copies not kept were not considered, as if a cap had cut the list short.
+        cut_off |= chunks.overflow;
+    }
     let seen = Seen {
         present,
         refused,
         complete: !cut_off,
+        chunks: chunk_bits,
     };
     let settled = match settled {
         Some(settled) => settled,

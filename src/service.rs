@@ -213,6 +213,7 @@ fn save<B: Default>(session: &Session, mut res: Response<B>) -> Response<B> {
         Ok(Saved {
             cookie: None,
             accessed,
+            ..
         }) => {
             // The handler read the session, so the response depends on the request's cookie
             // even if none is set (Django's session middleware does the same). Its
@@ -224,10 +225,15 @@ fn save<B: Default>(session: &Session, mut res: Response<B>) -> Response<B> {
         }
         Ok(Saved {
             cookie: Some(cookie),
+            more,
             ..
         }) => {
             let headers = res.headers_mut();
             headers.append(SET_COOKIE, cookie);
+            // The other chunks of a split session, and removals of chunks it no longer uses.
+            for line in more {
+                headers.append(SET_COOKIE, line);
+            }
             vary_cookie(headers);
             no_store(headers);
             res

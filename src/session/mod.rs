@@ -60,6 +60,20 @@ pub enum SessionError {
     /// now signed out, and its response sets no cookie.
     #[error("the session was revoked; it is signed out now")]
     NotActive,
+    /// [`Session::insert`] would make the session too large for the cookies it can be sent
+    /// in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
+    /// Nothing was changed; [`Session::remaining_bytes`] tells what still fits.
+    #[error(
+        "the session would hold {size} bytes, over the {max} its cookies can carry; nothing was \
+         stored: keep large data on the server (keyed by the session id or user) or raise \
+         SessionConfigBuilder::max_cookie_size"
+    )]
+    TooLarge {
+        /// The bytes of encoded session data the insert would have made.
+        size: usize,
+        /// The most the session's cookies can carry.
+        max: usize,
+    },
 }
 
 /// The session of the current request: cheap to clone, shared by all clones.
@@ -120,6 +134,9 @@ struct State {
     new_flashes: Vec<(String, String)>,
     /// The handler used the session, so its response depends on the cookie (`Vary: Cookie`).
     accessed: bool,
+    /// The request's chunk cookies (`NAME.k`), as bits `1 << k`: those the response's session
+    /// does not use are removed (`save.rs`).
+    chunks: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,13 +183,6 @@ impl Session {
         self.with_claims(|state| f(claims(state)))
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut ClaimsCore) -> R) -> R {
-        self.with_claims(|state| {
-            state.dirty = true;
-            f(claims_mut(state))
-        })
-    }
-
     /// The session id (a new visitor's session gets its id on first use).
     pub fn id(&self) -> SessionId {
         self.read(ClaimsCore::id)
@@ -195,12 +205,45 @@ impl Session {
     }
 
     /// Stores `value` under `key`; the cookie is re-sealed on the way out.
+    ///
+    /// Fails with [`SessionError::TooLarge`], changing nothing, if the session would then be too
+    /// large for its cookies; see [`Self::remaining_bytes`].
     pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         // Serialize before taking the lock: a `Serialize` impl that reads the session must not
         // deadlock, and one that fails must change nothing.
         let json = serde_json::to_vec(value)?;
-        self.write(|c| c.insert_json(self.buf(), key, &json));
-        Ok(())
+        let max = self.max_claims_len();
+        self.with_claims(|state| {
+            save::insert_within(claims_mut(state), self.buf(), key, &json, max)?;
+            state.dirty = true;
+            Ok(())
+        })
+    }
+
+    /// How many more bytes of data the session can hold before [`Self::insert`] fails with
+    /// [`SessionError::TooLarge`]. An entry takes its key's length plus its value's JSON length
+    /// plus two (more for keys or values of 128 bytes or longer); a later login adds the user
+    /// id, and flash messages count when the response is sealed.
+    ///
+    /// ```
+    /// # use sealed_sessions::{Session, SessionError};
+    /// fn remember(session: &Session, notes: &str) -> Result<(), SessionError> {
+    ///     if notes.len() + 16 > session.remaining_bytes() {
+    ///         // Too large for the cookie: keep it on the server instead.
+    ///     }
+    ///     match session.insert("notes", notes) {
+    ///         Err(SessionError::TooLarge { size, max }) => {
+    ///             assert!(size > max);
+    ///             // Nothing was stored; the session is as it was.
+    ///             Ok(())
+    ///         }
+    ///         other => other,
+    ///     }
+    /// }
+    /// ```
+    pub fn remaining_bytes(&self) -> usize {
+        let max = self.max_claims_len();
+        self.read(|c| max.saturating_sub(c.encoded_len()))
     }
 
     /// Removes `key`; returns whether it was there.
