@@ -25,6 +25,13 @@
 //! buffer) into the session state. Only when the registry must read its table are that cookie
 //! and the ones after it kept, in order, for [`validate`] to ask about after an `.await`.
 //!
+//! **Split sessions** (`cookie_header/chunks.rs`). A first cookie whose value says it is split
+//! over `n` cookies is put back together from the request's `NAME.1` .. `NAME.(n-1)` before it
+//! is opened; each value so made is one more tried value for [`MAX_OPENED`], and the chunks are
+//! gathered in one pass, at most two copies per name (more make the list incomplete, as a
+//! cap does). The whole of the headers is read for chunk names even after the session is
+//! decided, so that the response can remove chunks the session does not use.
+//!
 //! A value that already opened under this configuration is taken from its cache of opened
 //! values (`opened_cache.rs`): the same claims, copied into the session's buffer, with their
 //! expiry checked again; the registry's check that follows is the same either way.
@@ -191,8 +198,14 @@ pub(crate) fn open_cookies(
         tried.push(value.into());
         Step::Next
     };
+    // Once the session is decided, the rest of the headers is only read for chunk names: a
+    // chunk left next to a single cookie (by two concurrent responses, say) rides along on
+    // every request until a response removes it, and can push the `Cookie` header past a
+    // proxy's limit. Reading costs no more than a request whose cookies all fail.
+    let mut finished = false;
     find_session_cookies(headers, name, |found| {
         let value = match found {
+            Found::Head(_) if finished => return false,
             Found::Head(value) => value,
             Found::Chunk(k, _) => {
                 chunk_bits |= 1 << k;
@@ -223,17 +236,18 @@ pub(crate) fn open_cookies(
             }
         };
         match step {
-            Step::Next => false,
-            Step::Decided => true,
+            Step::Next => {}
+            Step::Decided => finished = true,
             Step::Capped => {
                 tracing::debug!(
                     cookie = name,
                     "ignoring the request's further session cookies"
                 );
                 cut_off = true;
-                true
+                finished = true;
             }
         }
+        false
     });
     if let Some(chunks) = &chunks {
         chunk_bits |= chunks.present;

@@ -226,20 +226,29 @@ impl Session {
     /// id, and flash messages count when the response is sealed.
     ///
     /// ```
-    /// # use sealed_sessions::{Session, SessionError};
-    /// fn remember(session: &Session, notes: &str) -> Result<(), SessionError> {
-    ///     if notes.len() + 16 > session.remaining_bytes() {
-    ///         // Too large for the cookie: keep it on the server instead.
-    ///     }
-    ///     match session.insert("notes", notes) {
-    ///         Err(SessionError::TooLarge { size, max }) => {
-    ///             assert!(size > max);
-    ///             // Nothing was stored; the session is as it was.
-    ///             Ok(())
-    ///         }
-    ///         other => other,
-    ///     }
+    /// use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionError, SessionLayer};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// async fn handler(req: http::Request<String>) -> Result<http::Response<String>, SessionError> {
+    ///     let session = req.extensions().get::<Session>().expect("SessionLayer is installed");
+    ///     let room = session.remaining_bytes();
+    ///     let err = session.insert("notes", &"x".repeat(room)).unwrap_err();
+    ///     assert!(matches!(err, SessionError::TooLarge { size, max } if size > max));
+    ///     assert_eq!(session.remaining_bytes(), room, "nothing was stored");
+    ///     // The key, the string's quotes and two length bytes take 10 bytes besides its text.
+    ///     session.insert("notes", &"x".repeat(room - 10))?;
+    ///     assert_eq!(session.remaining_bytes(), 0);
+    ///     Ok(http::Response::new(String::new()))
     /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let config = SessionConfig::builder(KeyRing::new(Key::generate())).build().unwrap();
+    /// let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+    /// let res = svc.oneshot(http::Request::new(String::new())).await.unwrap();
+    /// // A full session still goes out (here as two cookies, the default allowing 6 KiB).
+    /// assert_eq!(res.headers().get_all("set-cookie").iter().count(), 2);
+    /// # }
     /// ```
     pub fn remaining_bytes(&self) -> usize {
         let max = self.max_claims_len();
