@@ -136,27 +136,55 @@ pub(crate) enum Found<'a> {
     Chunk(usize, &'a str),
 }
 
+/// What [`find_session_cookies`] does after a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on.
+    Next,
+    /// Go on with chunk cookies only: headers (and the rest of this one) that do not contain
+    /// `name` at all are not parsed, so the usual request, whose session cookie is the last
+    /// of its name, stops here for the price of a substring search.
+    ChunksOnly,
+}
+
 /// Calls `f` with every cookie named `name` or `name.k` in every `Cookie` header, in order,
-/// until `f` returns `true`. Headers that are not UTF-8 are read lossily, so that one bad byte
-/// spoils only the cookie it is in; unparsable cookies are skipped. Never panics.
+/// as `f` says (see [`Flow`]). Headers that are not UTF-8 are read lossily, so that one bad
+/// byte spoils only the cookie it is in; unparsable cookies are skipped. Never panics.
 pub(crate) fn find_session_cookies(
     headers: &HeaderMap,
     name: &str,
-    mut f: impl FnMut(Found<'_>) -> bool,
+    mut f: impl FnMut(Found<'_>) -> Flow,
 ) {
+    let mut chunks_only = false;
     for header in headers.get_all(COOKIE) {
         let text = match header.to_str() {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(header.as_bytes()),
         };
-        for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+        let text = text.as_ref();
+        if chunks_only && !text.contains(name) {
+            continue;
+        }
+        for cookie in Cookie::split_parse(text).flatten() {
             let found = match chunks::chunk_index(cookie.name(), name) {
+                Some(0) if chunks_only => continue,
                 Some(0) => Found::Head(cookie.value()),
                 Some(k) => Found::Chunk(k, cookie.value()),
                 None => continue,
             };
-            if f(found) {
-                return;
+            match f(found) {
+                Flow::Next => {}
+                Flow::ChunksOnly => {
+                    chunks_only = true;
+                    // The value lies in `text`; were it ever not to, read on.
+                    let value = cookie.value();
+                    let rest = (value.as_ptr() as usize)
+                        .checked_sub(text.as_ptr() as usize)
+                        .and_then(|at| text.get(at + value.len()..));
+                    if rest.is_some_and(|rest| !rest.contains(name)) {
+                        break;
+                    }
+                }
             }
         }
     }
@@ -197,7 +225,7 @@ mod tests {
             if let Found::Head(v) = f {
                 out.push(v.to_owned());
             }
-            false
+            Flow::Next
         });
         out
     }
@@ -211,9 +239,35 @@ mod tests {
         let mut stopped = Vec::new();
         find_session_cookies(&h, "id", |f| {
             stopped.push(format!("{f:?}"));
-            true
+            Flow::ChunksOnly
         });
-        assert_eq!(stopped, [r#"Head("junk")"#], "stops when told to");
+        assert_eq!(stopped, [r#"Head("junk")"#], "no more heads once told");
+    }
+
+    #[test]
+    fn after_the_session_only_chunks_are_read() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("id=a; x=1; id.1=b; id=c"));
+        h.append(COOKIE, HeaderValue::from_static("y=2"));
+        h.append(COOKIE, HeaderValue::from_static("id.2=d; id.9=e; idx=f"));
+        let mut seen = Vec::new();
+        find_session_cookies(&h, "id", |f| {
+            seen.push(format!("{f:?}"));
+            Flow::ChunksOnly
+        });
+        assert_eq!(
+            seen,
+            [r#"Head("a")"#, r#"Chunk(1, "b")"#, r#"Chunk(2, "d")"#]
+        );
+        // Nothing of our name after it: stops without parsing on.
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("id=a; other=\"q\""));
+        let mut n = 0;
+        find_session_cookies(&h, "id", |_| {
+            n += 1;
+            Flow::ChunksOnly
+        });
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use http::HeaderMap;
 use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
-use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Found, Head};
+use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head};
 use crate::registry::{Registry, RegistryError};
 use crate::session::{Candidate, Loading, Seen};
 use crate::{OpenError, SessionId};
@@ -202,14 +202,12 @@ pub(crate) fn open_cookies(
     // chunk left next to a single cookie (by two concurrent responses, say) rides along on
     // every request until a response removes it, and can push the `Cookie` header past a
     // proxy's limit. Reading costs no more than a request whose cookies all fail.
-    let mut finished = false;
     find_session_cookies(headers, name, |found| {
         let value = match found {
-            Found::Head(_) if finished => return false,
             Found::Head(value) => value,
             Found::Chunk(k, _) => {
                 chunk_bits |= 1 << k;
-                return false;
+                return Flow::Next;
             }
         };
         present = true;
@@ -236,18 +234,17 @@ pub(crate) fn open_cookies(
             }
         };
         match step {
-            Step::Next => {}
-            Step::Decided => finished = true,
+            Step::Next => Flow::Next,
+            Step::Decided => Flow::ChunksOnly,
             Step::Capped => {
                 tracing::debug!(
                     cookie = name,
                     "ignoring the request's further session cookies"
                 );
                 cut_off = true;
-                finished = true;
+                Flow::ChunksOnly
             }
         }
-        false
     });
     if let Some(chunks) = &chunks {
         chunk_bits |= chunks.present;

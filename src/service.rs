@@ -231,8 +231,10 @@ fn save<B: Default>(session: &Session, mut res: Response<B>) -> Response<B> {
             let headers = res.headers_mut();
             headers.append(SET_COOKIE, cookie);
             // The other chunks of a split session, and removals of chunks it no longer uses.
-            for line in more {
-                headers.append(SET_COOKIE, line);
+            if !more.is_empty() {
+                for line in more {
+                    headers.append(SET_COOKIE, line);
+                }
             }
             vary_cookie(headers);
             no_store(headers);

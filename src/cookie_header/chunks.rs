@@ -45,7 +45,7 @@ use std::fmt::Write;
 
 use http::{HeaderMap, HeaderValue};
 
-use super::{find_session_cookies, CookieSettings, Found};
+use super::{find_session_cookies, CookieSettings, Flow, Found};
 use crate::seal::MAX_COOKIE_LEN;
 
 /// The most cookies one session is split over, and read from.
@@ -138,6 +138,10 @@ impl Layout {
 
     /// How many cookies a value of `len` characters takes, if it may be sent at all.
     pub(crate) fn chunks_for(&self, len: usize) -> Option<usize> {
+        // The usual session: one cookie, checked without the sums below.
+        if len <= self.part_capacity(0, 1) {
+            return (self.name_len + 1 + len <= self.budget).then_some(1);
+        }
         let n = (1..=MAX_CHUNKS).find(|&n| self.capacity(n) >= len)?;
         (self.header_len(n, len) <= self.budget).then_some(n)
     }
@@ -234,7 +238,7 @@ impl Chunks {
                     copies.push(value.to_owned());
                 }
             }
-            false
+            Flow::Next
         });
         chunks
     }
