@@ -166,24 +166,24 @@ pub(crate) fn find_session_cookies(
             continue;
         }
         for cookie in Cookie::split_parse(text).flatten() {
-            let found = match chunks::chunk_index(cookie.name(), name) {
+            let index = match chunks::chunk_index(cookie.name(), name) {
                 Some(0) if chunks_only => continue,
-                Some(0) => Found::Head(cookie.value()),
-                Some(k) => Found::Chunk(k, cookie.value()),
+                Some(index) => index,
                 None => continue,
             };
-            match f(found) {
-                Flow::Next => {}
-                Flow::ChunksOnly => {
-                    chunks_only = true;
-                    // The value lies in `text`; were it ever not to, read on.
-                    let value = cookie.value();
-                    let rest = (value.as_ptr() as usize)
-                        .checked_sub(text.as_ptr() as usize)
-                        .and_then(|at| text.get(at + value.len()..));
-                    if rest.is_some_and(|rest| !rest.contains(name)) {
-                        break;
-                    }
+            let value = cookie.value();
+            let found = match index {
+                0 => Found::Head(value),
+                k => Found::Chunk(k, value),
+            };
+            if f(found) == Flow::ChunksOnly {
+                chunks_only = true;
+                // The value lies in `text`; were it ever not to, read on.
+                let rest = (value.as_ptr() as usize)
+                    .checked_sub(text.as_ptr() as usize)
+                    .and_then(|at| text.get(at + value.len()..));
+                if rest.is_some_and(|rest| rest.len() <= name.len() || !rest.contains(name)) {
+                    break;
                 }
             }
         }
