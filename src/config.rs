@@ -46,6 +46,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// Entries in the cache of opened cookie values; see [`SessionConfigBuilder::opened_cookie_cache`].
 const DEFAULT_OPENED_CACHE: usize = 2048;
 
+/// Bounds and default of [`SessionConfigBuilder::max_cookie_size`].
+const MIN_COOKIE_SIZE: usize = 1024;
+const MAX_COOKIE_SIZE: usize = 32 * 1024;
+const DEFAULT_MAX_COOKIE_SIZE: usize = 6 * 1024;
+
 const HOST_PREFIX: &str = "__Host-";
 const SECURE_PREFIX: &str = "__Secure-";
 
@@ -136,6 +141,16 @@ pub enum ConfigError {
     OpenedCacheTooLarge {
         /// The entries asked for.
         entries: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// [`SessionConfigBuilder::max_cookie_size`] is outside the range allowed.
+    #[error("a maximum cookie size of {bytes} bytes is outside {min}..={max}")]
+    CookieSizeOutOfRange {
+        /// The size asked for.
+        bytes: usize,
+        /// The least allowed.
+        min: usize,
         /// The most allowed.
         max: usize,
     },
@@ -303,6 +318,7 @@ impl SessionConfig {
             on_registry_error: RegistryErrorPolicy::default(),
             registry: None,
             opened_cache: DEFAULT_OPENED_CACHE,
+            max_cookie_size: DEFAULT_MAX_COOKIE_SIZE,
             clock: None,
         }
     }
@@ -371,6 +387,7 @@ pub struct SessionConfigBuilder {
     on_registry_error: RegistryErrorPolicy,
     registry: Option<Arc<dyn Registry>>,
     opened_cache: usize,
+    max_cookie_size: usize,
     clock: Option<Arc<ClockFn>>,
 }
 
@@ -509,6 +526,26 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The most bytes the session's cookies may take in a request's `Cookie` header (default
+    /// 6 KiB = 6144; from 1024 to 32 KiB): the sum of `name=value` of each, and the `; `
+    /// between them. [`Session::insert`](crate::Session::insert) refuses, with
+    /// [`SessionError::TooLarge`](crate::SessionError::TooLarge), data that would go past it.
+    ///
+    /// A browser keeps at most about 4 KB per cookie, so a larger session is split over several
+    /// cookies, `NAME`, `NAME.1`, `NAME.2`, ... (at most 8, about 31 KB in all whatever this
+    /// says; see `docs/middleware.md`). Every one of them travels with every request, and
+    /// servers and proxies refuse requests whose headers are too large, usually with a 400 or
+    /// 431 that never reaches the application: nginx (`large_client_header_buffers 4 8k`: one
+    /// header line at most 8 KB), Apache (`LimitRequestFieldSize 8190`), and many others at
+    /// 8 KB; Node.js (16 KiB for all headers), hyper's HTTP/2 (16 KB header list) and AWS ALB
+    /// (16 KB per header) at 16 KB. The default leaves 2 KB of an 8 KB `Cookie` header for the
+    /// site's other cookies; raise it only as far as every hop in front of the application
+    /// allows.
+    pub fn max_cookie_size(mut self, bytes: usize) -> Self {
+        self.max_cookie_size = bytes;
+        self
+    }
+
     /// Reads the time from `clock` instead of the system clock: for tests of expiry.
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -590,6 +627,14 @@ impl SessionConfigBuilder {
             });
         }
 
+        if !(MIN_COOKIE_SIZE..=MAX_COOKIE_SIZE).contains(&self.max_cookie_size) {
+            return Err(ConfigError::CookieSizeOutOfRange {
+                bytes: self.max_cookie_size,
+                min: MIN_COOKIE_SIZE,
+                max: MAX_COOKIE_SIZE,
+            });
+        }
+
         let cookie = CookieSettings {
             name,
             domain: self.domain,
@@ -597,10 +642,14 @@ impl SessionConfigBuilder {
             secure: self.secure,
             http_only: self.http_only,
             same_site: self.same_site,
-        };
-        let sealer = Sealer::new(self.keys, self.mode).reserve_for_attributes(
-            cookie.attribute_reserve(plain.lifetime.max(persistent.lifetime)),
+            layout: Default::default(),
+        }
+        .with_size_limit(
+            plain.lifetime.max(persistent.lifetime),
+            self.max_cookie_size,
         );
+        // The layout checks every cookie's whole line; the sealer only the value's length.
+        let sealer = Sealer::new(self.keys, self.mode).with_limit(cookie.seal_limit());
         Ok(SessionConfig {
             shared: Arc::new(Shared {
                 sealer,
@@ -793,6 +842,24 @@ mod tests {
             .shared
             .opened
             .is_none());
+    }
+
+    #[test]
+    fn the_cookie_size_is_bounded() {
+        for bytes in [0, MIN_COOKIE_SIZE - 1, MAX_COOKIE_SIZE + 1, usize::MAX] {
+            assert_eq!(
+                builder().max_cookie_size(bytes).build().unwrap_err(),
+                ConfigError::CookieSizeOutOfRange {
+                    bytes,
+                    min: MIN_COOKIE_SIZE,
+                    max: MAX_COOKIE_SIZE
+                }
+            );
+        }
+        for bytes in [MIN_COOKIE_SIZE, DEFAULT_MAX_COOKIE_SIZE, MAX_COOKIE_SIZE] {
+            let c = builder().max_cookie_size(bytes).build().unwrap();
+            assert!(c.shared.cookie.layout.max_value_len() < bytes);
+        }
     }
 
     #[test]

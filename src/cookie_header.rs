@@ -1,7 +1,8 @@
 //! Reading our cookie out of `Cookie` request headers, and rendering `Set-Cookie` lines.
 //!
 //! Parsing and rendering go through the `cookie` crate; this module only decides which cookies
-//! are ours and which attributes ours carries.
+//! are ours and which attributes ours carries. A session too long for one cookie is split over
+//! several (`NAME`, `NAME.1`, ...): the scheme and its input rules are in `chunks.rs`.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -9,6 +10,10 @@ use std::time::Duration;
 
 use cookie::{Cookie, Expiration};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
+
+mod chunks;
+
+pub(crate) use chunks::{parse_head, Chunks, Head, Layout};
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -43,11 +48,28 @@ pub(crate) struct CookieSettings {
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
+    /// How a sealed value is split over cookies; set by [`Self::with_size_limit`].
+    pub(crate) layout: Layout,
 }
 
 impl CookieSettings {
-    fn build<'a>(&'a self, value: &'a str) -> Cookie<'a> {
-        let mut c = Cookie::build((self.name.as_str(), value))
+    /// These settings, sending at most `max_size` bytes of cookies per request (the sum of
+    /// `name=value` and the `; ` between them in the `Cookie` header), with `Set-Cookie` lines
+    /// sized for a `Max-Age` up to `longest_max_age`.
+    pub(crate) fn with_size_limit(mut self, longest_max_age: Duration, max_size: usize) -> Self {
+        let reserve = self.attribute_reserve(longest_max_age);
+        self.layout = Layout::new(self.name.len(), reserve, max_size);
+        self
+    }
+
+    /// The sealer's limit for `name=value` (see `Sealer::with_limit`): the longest value the
+    /// layout can send, under our name.
+    pub(crate) fn seal_limit(&self) -> usize {
+        self.name.len() + 1 + self.layout.max_value_len()
+    }
+
+    fn build<'a>(&'a self, name: &'a str, value: &'a str) -> Cookie<'a> {
+        let mut c = Cookie::build((name, value))
             .path(self.path.as_str())
             .secure(self.secure)
             .http_only(self.http_only)
@@ -61,7 +83,12 @@ impl CookieSettings {
     /// The `Set-Cookie` value for a sealed `value`; `max_age` for a persistent cookie, `None`
     /// for a browser-session cookie.
     pub(crate) fn render(&self, value: &str, max_age: Option<Duration>) -> Option<HeaderValue> {
-        let mut c = self.build(value);
+        self.render_as(&self.name, value, max_age)
+    }
+
+    /// [`Self::render`] under the cookie name `name` (a chunk's).
+    fn render_as(&self, name: &str, value: &str, max_age: Option<Duration>) -> Option<HeaderValue> {
+        let mut c = self.build(name, value);
         if let Some(age) = max_age {
             c.set_max_age(cookie::time::Duration::seconds(
                 i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
@@ -72,16 +99,19 @@ impl CookieSettings {
         // `; SameSite=Strict`, `; Secure`, `; Path=`, `; Domain=`, `; Max-Age=` and 20 digits)
         // is at most 81 bytes.
         let domain = self.domain.as_ref().map_or(0, String::len);
-        let mut line = String::with_capacity(
-            self.name.len() + 1 + value.len() + self.path.len() + domain + 96,
-        );
+        let mut line =
+            String::with_capacity(name.len() + 1 + value.len() + self.path.len() + domain + 96);
         write!(line, "{c}").ok()?;
         HeaderValue::try_from(line).ok()
     }
 
     /// The `Set-Cookie` value that makes the browser delete the cookie.
     pub(crate) fn render_removal(&self) -> Option<HeaderValue> {
-        let mut c = self.build("");
+        self.render_removal_as(&self.name)
+    }
+
+    fn render_removal_as(&self, name: &str) -> Option<HeaderValue> {
+        let mut c = self.build(name, "");
         c.set_max_age(cookie::time::Duration::ZERO);
         c.set_expires(Expiration::DateTime(
             cookie::time::OffsetDateTime::UNIX_EPOCH,
@@ -97,18 +127,64 @@ impl CookieSettings {
     }
 }
 
-/// Calls `f` with the value of every cookie named `name` in every `Cookie` header, in order,
-/// until `f` returns `true`. Headers that are not UTF-8 are read lossily, so that one bad byte
-/// spoils only the cookie it is in; unparsable cookies are skipped. Never panics.
-pub(crate) fn find_cookie(headers: &HeaderMap, name: &str, mut f: impl FnMut(&str) -> bool) {
+/// A cookie of the session's names (see `chunks.rs`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found<'a> {
+    /// A cookie named `name`: a whole sealed value, or the first of its chunks.
+    Head(&'a str),
+    /// A cookie named `name.k`, `k` in 1..=7.
+    Chunk(usize, &'a str),
+}
+
+/// What [`find_session_cookies`] does after a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on.
+    Next,
+    /// Go on with chunk cookies only: headers (and the rest of this one) that do not contain
+    /// `name` at all are not parsed, so the usual request, whose session cookie is the last
+    /// of its name, stops here for the price of a substring search.
+    ChunksOnly,
+}
+
+/// Calls `f` with every cookie named `name` or `name.k` in every `Cookie` header, in order,
+/// as `f` says (see [`Flow`]). Headers that are not UTF-8 are read lossily, so that one bad
+/// byte spoils only the cookie it is in; unparsable cookies are skipped. Never panics.
+pub(crate) fn find_session_cookies(
+    headers: &HeaderMap,
+    name: &str,
+    mut f: impl FnMut(Found<'_>) -> Flow,
+) {
+    let mut chunks_only = false;
     for header in headers.get_all(COOKIE) {
         let text = match header.to_str() {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(header.as_bytes()),
         };
-        for cookie in Cookie::split_parse(text.as_ref()).flatten() {
-            if cookie.name() == name && f(cookie.value()) {
-                return;
+        let text = text.as_ref();
+        if chunks_only && !text.contains(name) {
+            continue;
+        }
+        for cookie in Cookie::split_parse(text).flatten() {
+            let index = match chunks::chunk_index(cookie.name(), name) {
+                Some(0) if chunks_only => continue,
+                Some(index) => index,
+                None => continue,
+            };
+            let value = cookie.value();
+            let found = match index {
+                0 => Found::Head(value),
+                k => Found::Chunk(k, value),
+            };
+            if f(found) == Flow::ChunksOnly {
+                chunks_only = true;
+                // The value lies in `text`; were it ever not to, read on.
+                let rest = (value.as_ptr() as usize)
+                    .checked_sub(text.as_ptr() as usize)
+                    .and_then(|at| text.get(at + value.len()..));
+                if rest.is_some_and(|rest| rest.len() <= name.len() || !rest.contains(name)) {
+                    break;
+                }
             }
         }
     }
@@ -139,14 +215,17 @@ mod tests {
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
+            layout: Layout::default(),
         }
     }
 
     fn found(headers: &HeaderMap) -> Vec<String> {
         let mut out = Vec::new();
-        find_cookie(headers, "id", |v| {
-            out.push(v.to_owned());
-            false
+        find_session_cookies(headers, "id", |f| {
+            if let Found::Head(v) = f {
+                out.push(v.to_owned());
+            }
+            Flow::Next
         });
         out
     }
@@ -158,11 +237,37 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("id=good"));
         assert_eq!(found(&h), ["junk", "good"]);
         let mut stopped = Vec::new();
-        find_cookie(&h, "id", |v| {
-            stopped.push(v.to_owned());
-            true
+        find_session_cookies(&h, "id", |f| {
+            stopped.push(format!("{f:?}"));
+            Flow::ChunksOnly
         });
-        assert_eq!(stopped, ["junk"], "stops when told to");
+        assert_eq!(stopped, [r#"Head("junk")"#], "no more heads once told");
+    }
+
+    #[test]
+    fn after_the_session_only_chunks_are_read() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("id=a; x=1; id.1=b; id=c"));
+        h.append(COOKIE, HeaderValue::from_static("y=2"));
+        h.append(COOKIE, HeaderValue::from_static("id.2=d; id.9=e; idx=f"));
+        let mut seen = Vec::new();
+        find_session_cookies(&h, "id", |f| {
+            seen.push(format!("{f:?}"));
+            Flow::ChunksOnly
+        });
+        assert_eq!(
+            seen,
+            [r#"Head("a")"#, r#"Chunk(1, "b")"#, r#"Chunk(2, "d")"#]
+        );
+        // Nothing of our name after it: stops without parsing on.
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("id=a; other=\"q\""));
+        let mut n = 0;
+        find_session_cookies(&h, "id", |_| {
+            n += 1;
+            Flow::ChunksOnly
+        });
+        assert_eq!(n, 1);
     }
 
     #[test]

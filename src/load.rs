@@ -25,6 +25,13 @@
 //! buffer) into the session state. Only when the registry must read its table are that cookie
 //! and the ones after it kept, in order, for [`validate`] to ask about after an `.await`.
 //!
+//! **Split sessions** (`cookie_header/chunks.rs`). A first cookie whose value says it is split
+//! over `n` cookies is put back together from the request's `NAME.1` .. `NAME.(n-1)` before it
+//! is opened; each value so made is one more tried value for [`MAX_OPENED`], and the chunks are
+//! gathered in one pass, at most two copies per name (more make the list incomplete, as a
+//! cap does). The whole of the headers is read for chunk names even after the session is
+//! decided, so that the response can remove chunks the session does not use.
+//!
 //! A value that already opened under this configuration is taken from its cache of opened
 //! values (`opened_cache.rs`): the same claims, copied into the session's buffer, with their
 //! expiry checked again; the registry's check that follows is the same either way.
@@ -36,7 +43,7 @@ use http::HeaderMap;
 use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
-use crate::cookie_header::find_cookie;
+use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head};
 use crate::registry::{Registry, RegistryError};
 use crate::session::{Candidate, Loading, Seen};
 use crate::{OpenError, SessionId};
@@ -47,6 +54,16 @@ pub(crate) const MAX_LOOKED_AT: usize = 32;
 pub(crate) const MAX_OPENED: usize = 8;
 /// The most cookies in one request for which the registry may have to read its table.
 pub(crate) const MAX_TABLE_READS: usize = 4;
+
+/// What trying one cookie value came to.
+enum Step {
+    /// It is the session, or nothing after it can change the outcome.
+    Decided,
+    /// Try the next one.
+    Next,
+    /// A cap was reached: nothing more is looked at.
+    Capped,
+}
 
 /// What the request's cookies come to before any registry I/O.
 pub(crate) enum Settled {
@@ -159,34 +176,86 @@ pub(crate) fn open_cookies(
     let mut present = false;
     let mut looked_at = 0;
     let mut cut_off = false;
+    // Chunk cookies (`NAME.k`) seen, as bits `1 << k`, so that the response can remove those
+    // the session no longer uses.
+    let mut chunk_bits = 0u8;
+    // Gathered once, only when a first cookie says its value is split (`cookie_header/chunks.rs`).
+    let mut chunks: Option<Chunks> = None;
+    let max_len = shared.cookie.layout.max_value_len();
     // Values tried and not taken: filled only when a first cookie is not the session, which
     // the usual request never reaches.
     let mut tried: Vec<Box<str>> = Vec::new();
-    find_cookie(headers, name, |value| {
-        present = true;
-        if looked_at == MAX_LOOKED_AT || tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS
-        {
-            tracing::debug!(
-                cookie = name,
-                "ignoring the request's further session cookies"
-            );
-            cut_off = true;
-            return true;
+    let mut attempt = |value: &str| -> Step {
+        if tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS {
+            return Step::Capped;
         }
-        looked_at += 1;
         if tried.iter().any(|t| **t == *value) {
-            return false;
+            return Step::Next;
         }
-        let decided = consider(value);
-        if !decided {
-            tried.push(value.into());
+        if consider(value) {
+            return Step::Decided;
         }
-        decided
+        tried.push(value.into());
+        Step::Next
+    };
+    // Once the session is decided, the rest of the headers is only read for chunk names: a
+    // chunk left next to a single cookie (by two concurrent responses, say) rides along on
+    // every request until a response removes it, and can push the `Cookie` header past a
+    // proxy's limit. Reading costs no more than a request whose cookies all fail.
+    find_session_cookies(headers, name, |found| {
+        let value = match found {
+            Found::Head(value) => value,
+            Found::Chunk(k, _) => {
+                chunk_bits |= 1 << k;
+                return Flow::Next;
+            }
+        };
+        present = true;
+        let step = if looked_at == MAX_LOOKED_AT {
+            Step::Capped
+        } else {
+            looked_at += 1;
+            match parse_head(value) {
+                // The usual request: one byte compared to tell it from a split value.
+                Head::Single(value) => attempt(value),
+                Head::Malformed => {
+                    tracing::debug!(cookie = name, "ignoring session cookie: bad chunk count");
+                    Step::Next
+                }
+                Head::Chunked { count, first } => {
+                    let chunks = chunks.get_or_insert_with(|| Chunks::collect(headers, name));
+                    let mut step = Step::Next;
+                    chunks.reassemble(first, count, max_len, |value| {
+                        step = attempt(value);
+                        !matches!(step, Step::Next)
+                    });
+                    step
+                }
+            }
+        };
+        match step {
+            Step::Next => Flow::Next,
+            Step::Decided => Flow::ChunksOnly,
+            Step::Capped => {
+                tracing::debug!(
+                    cookie = name,
+                    "ignoring the request's further session cookies"
+                );
+                cut_off = true;
+                Flow::ChunksOnly
+            }
+        }
     });
+    if let Some(chunks) = &chunks {
+        chunk_bits |= chunks.present;
+        // Copies not kept were not considered, as if a cap had cut the list short.
+        cut_off |= chunks.overflow;
+    }
     let seen = Seen {
         present,
         refused,
         complete: !cut_off,
+        chunks: chunk_bits,
     };
     let settled = match settled {
         Some(settled) => settled,

@@ -172,6 +172,9 @@ pub struct Sealer {
     keys: KeyRing,
     mode: Mode,
     attribute_reserve: usize,
+    /// The most bytes `name=value` plus the reserve may have; [`MAX_COOKIE_LEN`] but for the
+    /// middleware, which splits longer values over several cookies (`cookie_header/chunks.rs`).
+    limit: usize,
 }
 
 impl Sealer {
@@ -181,6 +184,32 @@ impl Sealer {
             keys,
             mode,
             attribute_reserve: 0,
+            limit: MAX_COOKIE_LEN,
+        }
+    }
+
+    /// Seals and opens values with `name=value` of up to `limit` bytes (with the reserve)
+    /// instead of [`MAX_COOKIE_LEN`]: for the middleware, which sends a longer value as several
+    /// cookies. The envelope is the same.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The longest claims encoding whose sealed value has at most `value_len` characters.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn claims_len_within(&self, value_len: usize) -> usize {
+        // Unpadded base64 of `n` bytes has ceil(4n / 3) characters, at most `value_len` exactly
+        // when n <= floor(3 * value_len / 4).
+        (value_len.saturating_mul(3) / 4).saturating_sub(HEADER_LEN + self.tag_len())
+    }
+
+    /// The envelope's bytes beyond the header and the claims.
+    const fn tag_len(&self) -> usize {
+        match self.mode {
+            Mode::Private => NONCE_LEN + TAG_LEN,
+            Mode::Signed => MAC_LEN,
         }
     }
 
@@ -254,16 +283,12 @@ impl Sealer {
         keep_opened_up_to: Option<usize>,
     ) -> Result<(String, Option<AsOpened>), SealError> {
         let keys = self.keys.primary();
-        let tag_len = match self.mode {
-            Mode::Private => NONCE_LEN + TAG_LEN,
-            Mode::Signed => MAC_LEN,
-        };
-        let raw_len = HEADER_LEN + tag_len + claims.encoded_len();
+        let raw_len = HEADER_LEN + self.tag_len() + claims.encoded_len();
         let size = name.len() + 1 + base64_len(raw_len) + self.attribute_reserve;
-        if size > MAX_COOKIE_LEN {
+        if size > self.limit {
             return Err(SealError::CookieTooLarge {
                 size,
-                limit: MAX_COOKIE_LEN,
+                limit: self.limit,
             });
         }
 
@@ -311,7 +336,7 @@ impl Sealer {
 
     /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.
     pub fn open(&self, name: &str, value: &str, now: SystemTime) -> Result<Opened, OpenError> {
-        check_lengths(name, value)?;
+        self.check_lengths(name, value)?;
         let mut raw = URL_SAFE_NO_PAD
             .decode_to_vec(value)
             .map_err(|_| OpenError::Malformed)?;
@@ -333,7 +358,7 @@ impl Sealer {
         now: SystemTime,
         buf: &mut CookieBuf,
     ) -> Result<(ClaimsCore, bool), OpenError> {
-        check_lengths(name, value)?;
+        self.check_lengths(name, value)?;
         let raw = buf.decode(value).ok_or(OpenError::Malformed)?;
         self.open_decoded(name, raw, now)
     }
@@ -404,16 +429,20 @@ impl fmt::Debug for Sealer {
             .field("keys", &self.keys)
             .field("mode", &self.mode)
             .field("attribute_reserve", &self.attribute_reserve)
+            .field("limit", &self.limit)
             .finish()
     }
 }
 
-/// Anything longer than a browser would keep was not written by [`Sealer::seal`].
-fn check_lengths(name: &str, value: &str) -> Result<(), OpenError> {
-    if value.len() > MAX_COOKIE_LEN || name.len() > MAX_COOKIE_LEN {
-        return Err(OpenError::Malformed);
+impl Sealer {
+    /// Anything longer than this sealer's limit (by default, longer than a browser would keep)
+    /// was not written by [`Sealer::seal`].
+    fn check_lengths(&self, name: &str, value: &str) -> Result<(), OpenError> {
+        if value.len() > self.limit || name.len() > MAX_COOKIE_LEN {
+            return Err(OpenError::Malformed);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where the claims lie in a decoded envelope of `total` bytes (checked long enough to hold

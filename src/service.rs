@@ -233,6 +233,7 @@ fn save<B: Default>(
         Ok(Saved {
             cookie: None,
             accessed,
+            ..
         }) => {
             // The handler read the session, so the response depends on the request's cookie
             // even if none is set (Django's session middleware does the same). Its
@@ -244,6 +245,7 @@ fn save<B: Default>(
         }
         Ok(Saved {
             cookie: Some(cookie),
+            more,
             ..
         }) => {
             if let Some(page) = plain_http {
@@ -251,6 +253,12 @@ fn save<B: Default>(
             }
             let headers = res.headers_mut();
             headers.append(SET_COOKIE, cookie);
+            // The other chunks of a split session, and removals of chunks it no longer uses.
+            if !more.is_empty() {
+                for line in more {
+                    headers.append(SET_COOKIE, line);
+                }
+            }
             vary_cookie(headers);
             no_store(headers);
             res

@@ -574,7 +574,10 @@ async fn a_hand_written_update_of_revoked_at_reaches_every_host() {
     // An operator's UPDATE, as a shop's admin script would write it.
     let id = cached(&a, "alice").await;
     assert!(b.validate(id, "alice", SystemTime::now()).await.unwrap());
-    assert_eq!(b.validate_cached(id, "alice", SystemTime::now()), Some(true));
+    assert_eq!(
+        b.validate_cached(id, "alice", SystemTime::now()),
+        Some(true)
+    );
     admin
         .batch_execute(&format!(
             "UPDATE {s}.sessions SET revoked_at = now() WHERE user_id = 'alice'"
@@ -644,7 +647,10 @@ async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
         .unwrap()
         .get(0);
     assert_eq!(version, "2");
-    assert!(b.validate(id, "dora", SystemTime::now()).await.unwrap(), "kept");
+    assert!(
+        b.validate(id, "dora", SystemTime::now()).await.unwrap(),
+        "kept"
+    );
     assert!(a.validate(id, "dora", SystemTime::now()).await.unwrap());
     admin
         .batch_execute(&format!(

@@ -29,6 +29,8 @@ pub(crate) struct Seen {
     pub(crate) refused: bool,
     /// Every cookie of our name was considered: no cap cut the list short.
     pub(crate) complete: bool,
+    /// The chunk cookies (`NAME.k`, see `cookie_header/chunks.rs`) seen, as bits `1 << k`.
+    pub(crate) chunks: u8,
 }
 
 /// A cookie of our name that opened: its claims, whether to re-seal them, and the bytes they
@@ -57,6 +59,7 @@ impl Loading {
                     registration: Registration::NotNeeded,
                     new_flashes: Vec::new(),
                     accessed: false,
+                    chunks: 0,
                 }),
             }),
         }
@@ -81,6 +84,7 @@ impl Loading {
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner);
             state.cookie_present = seen.present;
+            state.chunks = seen.chunks;
             // A refused cookie is removed only if no cookie was taken instead, and none was
             // left unconsidered: the removal would delete that one too.
             state.purged = seen.refused && seen.complete && opened.is_none();

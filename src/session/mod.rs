@@ -71,6 +71,20 @@ pub enum SessionError {
     /// [`SessionConfigBuilder::registry`]: crate::SessionConfigBuilder::registry
     #[error("this action needs a session registry, and none is configured")]
     NoRegistry,
+    /// [`Session::insert`] would make the session too large for the cookies it can be sent
+    /// in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
+    /// Nothing was changed; [`Session::remaining_bytes`] tells what still fits.
+    #[error(
+        "the session would hold {size} bytes, over the {max} its cookies can carry; nothing was \
+         stored: keep large data on the server (keyed by the session id or user) or raise \
+         SessionConfigBuilder::max_cookie_size"
+    )]
+    TooLarge {
+        /// The bytes of encoded session data the insert would have made.
+        size: usize,
+        /// The most the session's cookies can carry.
+        max: usize,
+    },
 }
 
 /// One of the signed-in user's sessions ("devices"), as [`Session::devices`] lists them.
@@ -141,6 +155,9 @@ struct State {
     new_flashes: Vec<(String, String)>,
     /// The handler used the session, so its response depends on the cookie (`Vary: Cookie`).
     accessed: bool,
+    /// The request's chunk cookies (`NAME.k`), as bits `1 << k`: those the response's session
+    /// does not use are removed (`save.rs`).
+    chunks: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,13 +213,6 @@ impl Session {
         self.with_claims(|state| f(claims(state)))
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut ClaimsCore) -> R) -> R {
-        self.with_claims(|state| {
-            state.dirty = true;
-            f(claims_mut(state))
-        })
-    }
-
     /// The session id (a new visitor's session gets its id on first use).
     pub fn id(&self) -> SessionId {
         self.read(ClaimsCore::id)
@@ -225,12 +235,54 @@ impl Session {
     }
 
     /// Stores `value` under `key`; the cookie is re-sealed on the way out.
+    ///
+    /// Fails with [`SessionError::TooLarge`], changing nothing, if the session would then be too
+    /// large for its cookies; see [`Self::remaining_bytes`].
     pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         // Serialize before taking the lock: a `Serialize` impl that reads the session must not
         // deadlock, and one that fails must change nothing.
         let json = serde_json::to_vec(value)?;
-        self.write(|c| c.insert_json(self.buf(), key, &json));
-        Ok(())
+        let max = self.max_claims_len();
+        self.with_claims(|state| {
+            save::insert_within(claims_mut(state), self.buf(), key, &json, max)?;
+            state.dirty = true;
+            Ok(())
+        })
+    }
+
+    /// How many more bytes of data the session can hold before [`Self::insert`] fails with
+    /// [`SessionError::TooLarge`]. An entry takes its key's length plus its value's JSON length
+    /// plus two (more for keys or values of 128 bytes or longer); a later login adds the user
+    /// id, and flash messages count when the response is sealed.
+    ///
+    /// ```
+    /// use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionError, SessionLayer};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// async fn handler(req: http::Request<String>) -> Result<http::Response<String>, SessionError> {
+    ///     let session = req.extensions().get::<Session>().expect("SessionLayer is installed");
+    ///     let room = session.remaining_bytes();
+    ///     let err = session.insert("notes", &"x".repeat(room)).unwrap_err();
+    ///     assert!(matches!(err, SessionError::TooLarge { size, max } if size > max));
+    ///     assert_eq!(session.remaining_bytes(), room, "nothing was stored");
+    ///     // The key, the string's quotes and two length bytes take 10 bytes besides its text.
+    ///     session.insert("notes", &"x".repeat(room - 10))?;
+    ///     assert_eq!(session.remaining_bytes(), 0);
+    ///     Ok(http::Response::new(String::new()))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let config = SessionConfig::builder(KeyRing::new(Key::generate())).build().unwrap();
+    /// let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
+    /// let res = svc.oneshot(http::Request::new(String::new())).await.unwrap();
+    /// // A full session still goes out (here as two cookies, the default allowing 6 KiB).
+    /// assert_eq!(res.headers().get_all("set-cookie").iter().count(), 2);
+    /// # }
+    /// ```
+    pub fn remaining_bytes(&self) -> usize {
+        let max = self.max_claims_len();
+        self.read(|c| max.saturating_sub(c.encoded_len()))
     }
 
     /// Removes `key`; returns whether it was there.

@@ -3,14 +3,22 @@
 //! A cookie is set only when the session changed, got a new id, was opened with an old key, or
 //! its idle deadline is due for refresh; an emptied or signed-out session's cookie is removed;
 //! a login or renewal whose registration failed sends none.
+//!
+//! A sealed value too long for one cookie goes out as several (`cookie_header/chunks.rs`), and
+//! chunk cookies the request carried that the new value does not use are removed with it
+//! (expired `Set-Cookie`s), as they are when the whole session is removed. What fits is decided
+//! before anything is stored: [`insert_within`] refuses the insert that would make the session
+//! too large for its cookies ([`SessionError::TooLarge`]), so a handler hears of it where it
+//! can act, instead of the response becoming a 500.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-use super::{Registration, Session, State, FLASH_KEY};
+use super::{Registration, Session, SessionError, State, FLASH_KEY};
 use crate::claims::ClaimsCore;
 use crate::opened_cache::MAX_RAW_LEN;
+use crate::wire::varint_len;
 use crate::SealError;
 
 /// What the response needs for the session.
@@ -18,6 +26,9 @@ use crate::SealError;
 pub(crate) struct Saved {
     /// The `Set-Cookie` value, if one is needed.
     pub(crate) cookie: Option<HeaderValue>,
+    /// More `Set-Cookie` values after it: the other chunks of a split value, and removals of
+    /// chunks no longer used. Empty (no allocation) for a session in one cookie.
+    pub(crate) more: Vec<HeaderValue>,
     /// The handler used the session, so the response depends on the request's cookie.
     pub(crate) accessed: bool,
 }
@@ -38,12 +49,28 @@ impl Session {
     pub(crate) fn save(&self) -> Result<Saved, SaveError> {
         let mut state = self.lock_quietly();
         let accessed = state.accessed;
-        let cookie = self.cookie(&mut state)?;
-        Ok(Saved { cookie, accessed })
+        let (cookie, more) = match self.cookie(&mut state)? {
+            Some((cookie, more)) => (Some(cookie), more),
+            None => (None, Vec::new()),
+        };
+        Ok(Saved {
+            cookie,
+            more,
+            accessed,
+        })
     }
 
-    /// The `Set-Cookie` value this request's response needs, if any.
-    fn cookie(&self, state: &mut State) -> Result<Option<HeaderValue>, SaveError> {
+    /// The most bytes of encoded claims the session's cookies can carry.
+    pub(super) fn max_claims_len(&self) -> usize {
+        let s = &self.inner.shared;
+        s.sealer.claims_len_within(s.cookie.layout.max_value_len())
+    }
+
+    /// The `Set-Cookie` values this request's response needs, if any: the first, and more.
+    fn cookie(
+        &self,
+        state: &mut State,
+    ) -> Result<Option<(HeaderValue, Vec<HeaderValue>)>, SaveError> {
         let s = &*self.inner.shared;
         let now = self.inner.now;
         let buf = self.buf();
@@ -64,7 +91,11 @@ impl Session {
                 state.dirty = true;
             }
         }
-        let removal = || s.cookie.render_removal().map(Some).ok_or(SaveError::Render);
+        let chunks = state.chunks;
+        let removal = || {
+            let head = s.cookie.render_removal().ok_or(SaveError::Render)?;
+            Ok(Some((head, s.cookie.render_chunk_removals(chunks, 1))))
+        };
         let Some(c) = state.claims.as_mut() else {
             return if state.purged && state.cookie_present {
                 removal()
@@ -117,9 +148,61 @@ impl Session {
             let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Duration::from_secs(secs(c.idle_deadline()).saturating_sub(secs(now)))
         });
-        s.cookie
-            .render(&value, max_age)
-            .map(Some)
-            .ok_or(SaveError::Render)
+        let too_large = || {
+            SaveError::Seal(SealError::CookieTooLarge {
+                size: s.cookie.name.len() + 1 + value.len(),
+                limit: s.cookie.seal_limit(),
+            })
+        };
+        let n = s
+            .cookie
+            .layout
+            .chunks_for(value.len())
+            .ok_or_else(too_large)?;
+        if n == 1 {
+            let line = s.cookie.render(&value, max_age).ok_or(SaveError::Render)?;
+            // Nothing to remove in the usual case, and no allocation for it.
+            let stale = if chunks == 0 {
+                Vec::new()
+            } else {
+                s.cookie.render_chunk_removals(chunks, 1)
+            };
+            return Ok(Some((line, stale)));
+        }
+        let mut lines = s
+            .cookie
+            .render_chunks(&value, n, max_age)
+            .ok_or(SaveError::Render)?;
+        lines.extend(s.cookie.render_chunk_removals(chunks, n));
+        let mut lines = lines.into_iter();
+        let first = lines.next().ok_or(SaveError::Render)?;
+        Ok(Some((first, lines.collect())))
     }
+}
+
+/// Stores `json` under `key` in `c` (reading from `buf`) if the claims still encode in at most
+/// `max` bytes afterwards; otherwise changes nothing and says how large they would be.
+pub(super) fn insert_within(
+    c: &mut ClaimsCore,
+    buf: &[u8],
+    key: &str,
+    json: &[u8],
+    max: usize,
+) -> Result<(), SessionError> {
+    // At most this much longer: as if the key were new (a replaced value takes its old bytes
+    // with it) and the count's varint grew by a byte. Within that, no copy is needed.
+    let entry =
+        varint_len(key.len() as u64) + key.len() + varint_len(json.len() as u64) + json.len();
+    if c.encoded_len().saturating_add(entry + 1) <= max {
+        c.insert_json(buf, key, json);
+        return Ok(());
+    }
+    let before = c.clone();
+    c.insert_json(buf, key, json);
+    let size = c.encoded_len();
+    if size > max {
+        *c = before;
+        return Err(SessionError::TooLarge { size, max });
+    }
+    Ok(())
 }

@@ -105,10 +105,10 @@ pub async fn routes(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             .map(|f| f.message)
             .collect::<Vec<_>>()
             .join(","),
-        ["big"] => {
-            session.insert("big", &"x".repeat(5000)).unwrap();
-            "ok".into()
-        }
+        ["big"] => match session.insert("big", &"x".repeat(5000)) {
+            Ok(()) => "ok".into(),
+            Err(e) => format!("error: {e}"),
+        },
         _ => "nothing".into(),
     };
     Ok(Response::new(Full::new(Bytes::from(body))))
