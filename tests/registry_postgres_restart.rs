@@ -6,8 +6,6 @@
 //! (`.ci/run` writes one); skips with a reason otherwise.
 #![cfg(feature = "postgres")]
 
-mod skip;
-
 mod pg_support;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -91,7 +89,7 @@ async fn restarts_and_crashes_lose_no_revocation() {
             "{} is set but SEALED_SESSIONS_PG_CTL is not",
             pg_support::REQUIRE_VAR
         );
-        skip::skipped(
+        pg_support::skip::skipped(
             "restart needs SEALED_SESSIONS_PG_CTL (a command running pg_ctl for the test server)",
         );
         return;

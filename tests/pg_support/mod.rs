@@ -6,7 +6,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 #[path = "../skip/mod.rs"]
-mod skip;
+pub mod skip;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
