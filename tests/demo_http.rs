@@ -263,6 +263,58 @@ async fn a_tampered_cookie_is_a_signed_out_visitor() {
 }
 
 #[tokio::test]
+async fn a_failed_sign_in_keeps_the_username_and_pages_escape_what_they_show() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let csrf = a.csrf("/").await;
+    let r = post_login(&mut a, "alice", "wrong", &csrf).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains(r#"value="alice""#), "{}", r.body);
+    assert!(r.body.contains("Wrong username or password."));
+
+    let r = post_login(&mut a, r#"<b>"al&ice"</b>"#, "wrong", &csrf).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.body
+            .contains(r#"value="&lt;b&gt;&quot;al&amp;ice&quot;&lt;/b&gt;""#),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<b>"));
+}
+
+/// Whether some `<a>` element of `html` holds a `<button>` (invalid HTML: interactive content
+/// inside a link).
+fn a_link_holds_a_button(html: &str) -> bool {
+    html.split("<a ").skip(1).any(|link| {
+        link.split("</a>")
+            .next()
+            .unwrap_or(link)
+            .contains("<button")
+    })
+}
+
+#[tokio::test]
+async fn no_link_holds_a_button() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    a.login("alice", "correct-horse").await;
+    let home = a.get("/").await;
+    assert!(home.body.contains(r#"href="/sessions""#));
+    let refused = a.post("/logout", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let devices = a.get("/sessions").await;
+    for (what, page) in [
+        ("home", &home),
+        ("refusal", &refused),
+        ("devices", &devices),
+    ] {
+        assert!(page.body.contains("<a "), "{what}: no link at all");
+        assert!(!a_link_holds_a_button(&page.body), "{what}: {}", page.body);
+    }
+}
+
+#[tokio::test]
 async fn revoke_all_tool_signs_a_user_out_of_a_running_demo() {
     let demo = Demo::start();
     let mut a = Client::new(demo.addr, "agent-a");

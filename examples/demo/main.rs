@@ -9,9 +9,11 @@
 //! sessions and revokes them, effective on the very next request. Every form carries a
 //! synchronizer CSRF token kept in the session and compared in constant time.
 
+mod devices;
 mod pages;
 mod passwords;
 mod setup;
+mod style;
 mod throttle;
 
 use std::net::{IpAddr, SocketAddr};
@@ -99,7 +101,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .registry(registry.clone())
         .build()?;
 
-    let csp = HeaderValue::try_from(pages::content_security_policy())?;
+    let csp = HeaderValue::try_from(style::content_security_policy())?;
     let app = Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -190,7 +192,7 @@ async fn home(Extension(session): Extension<Session>) -> Response {
     let notes = session.take_flashes();
     let page = match session.user() {
         Some(user) => pages::signed_in(&user, &csrf, &notes),
-        None => pages::signed_out(&csrf, &notes),
+        None => pages::signed_out(&csrf, &notes, ""),
     };
     Html(page).into_response()
 }
@@ -243,7 +245,7 @@ async fn login(
         };
         return (
             StatusCode::UNAUTHORIZED,
-            Html(pages::signed_out(&csrf, &[note])),
+            Html(pages::signed_out(&csrf, &[note], &form.username)),
         )
             .into_response();
     }
@@ -290,7 +292,7 @@ async fn sessions(State(app): AppState, Extension(session): Extension<Session>) 
         return unavailable();
     };
     let notes = session.take_flashes();
-    Html(pages::devices(
+    Html(devices::page(
         &user,
         &csrf,
         session.id(),
