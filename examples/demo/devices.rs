@@ -1,4 +1,9 @@
-//! The devices page: the signed-in user's sessions, each with a button that signs it out.
+//! The devices page: the signed-in user's sessions, this device first, each with a button
+//! that signs it out.
+//!
+//! A table on a wide screen; on a narrow one the stylesheet (`style.rs`) turns each row into a
+//! small card, which is why every cell but the browser and the button carries its column's
+//! name in `data-label`.
 
 use std::time::SystemTime;
 
@@ -8,6 +13,9 @@ use sealed_sessions::{Flash, SessionId};
 
 use crate::pages::{csrf_field, flashes, layout};
 
+/// The one name of the action, on every button that ends a session.
+pub const SIGN_OUT: &str = "Sign out";
+
 pub fn page(
     user: &str,
     csrf: &str,
@@ -16,6 +24,10 @@ pub fn page(
     notes: &[Flash],
     now: SystemTime,
 ) -> String {
+    let this_first = sessions
+        .iter()
+        .filter(|s| s.id == current)
+        .chain(sessions.iter().filter(|s| s.id != current));
     let count = sessions.len();
     let body = html! {
         div class="card" {
@@ -23,15 +35,15 @@ pub fn page(
             h1 { "Your devices" }
             p class="sub" {
                 (count) " active session" @if count != 1 { "s" } " for " strong { (user) } ". "
-                "Revoking one signs that device out on its very next request."
+                "Signing a device out ends its session on its very next request."
             }
             table id="sessions" {
                 thead { tr {
                     th { "Browser" } th { "IP address" } th { "Signed in" } th { "Last seen" }
-                    th {}
+                    th { "Action" }
                 } }
                 tbody {
-                    @for s in sessions {
+                    @for s in this_first {
                         (row(s, s.id == current, csrf, now))
                     }
                 }
@@ -40,12 +52,12 @@ pub fn page(
                 form method="post" action="/sessions/revoke-others" {
                     (csrf_field(csrf))
                     button type="submit" class="secondary" id="revoke-others" {
-                        "Sign out all other devices"
+                        (SIGN_OUT) " all other devices"
                     }
                 }
                 form method="post" action="/sessions/revoke-all" {
                     (csrf_field(csrf))
-                    button type="submit" class="danger" id="revoke-all" { "Sign out everywhere" }
+                    button type="submit" class="danger" id="revoke-all" { (SIGN_OUT) " everywhere" }
                 }
             }
         }
@@ -58,25 +70,23 @@ fn row(s: &SessionInfo, this: bool, csrf: &str, now: SystemTime) -> Markup {
     html! {
         tr data-session-id=(s.id) class=[this.then_some("this-device")] {
             td class="agent" {
-                (agent.unwrap_or("Unknown browser"))
+                span class="browser" { (agent.unwrap_or("Unknown browser")) }
                 @if this { span class="badge" { "This device" } }
             }
-            td {
+            td data-label="IP address" {
                 @match s.ip { Some(ip) => (ip), None => "unknown" }
             }
-            td title=(httpdate::fmt_http_date(s.created_at)) {
+            td data-label="Signed in" title=(httpdate::fmt_http_date(s.created_at)) {
                 (ago(s.created_at, now))
             }
-            td title=(httpdate::fmt_http_date(s.last_seen_at)) {
+            td data-label="Last seen" title=(httpdate::fmt_http_date(s.last_seen_at)) {
                 (ago(s.last_seen_at, now))
             }
             td class="action" {
                 form method="post" action="/sessions/revoke" {
                     (csrf_field(csrf))
                     input type="hidden" name="id" value=(s.id);
-                    button type="submit" class="secondary revoke" {
-                        @if this { "Sign out" } @else { "Revoke" }
-                    }
+                    button type="submit" class="secondary revoke" { (SIGN_OUT) }
                 }
             }
         }

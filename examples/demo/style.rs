@@ -1,4 +1,8 @@
 //! The demo's one stylesheet, and the Content-Security-Policy that allows exactly it.
+//!
+//! Narrow screens (a phone is about 390 px wide) get the same pages reflowed: the devices
+//! table becomes one small card per device, and the page's buttons take the full width, so
+//! nothing is wider than the screen.
 
 use sha2::{Digest, Sha256};
 
@@ -28,12 +32,27 @@ button.danger { background:var(--danger); }
 table { width:100%; border-collapse:collapse; }
 th, td { text-align:left; padding:12px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); }
-td.agent { max-width:320px; overflow-wrap:anywhere; }
+td.agent { overflow-wrap:anywhere; }
 .badge { display:inline-block; font-size:12px; font-weight:600; padding:2px 8px; border-radius:999px; background:#e7f6ec; color:#1e7b3c; margin-left:6px; }
 .flash { padding:10px 14px; border-radius:8px; margin-bottom:16px; background:#eef4ff; color:#213e8f; }
 .flash.error { background:#fdecea; color:#8e2a1f; }
 .muted { color:var(--muted); font-size:13px; }
 code { background:#f2f4f7; padding:1px 5px; border-radius:4px; }
+@media (max-width: 640px) {
+  header { padding:12px 16px; }
+  main { margin:16px auto; padding:0 12px; }
+  .card { padding:18px; }
+  .row form, .row a.button, .row button { flex:1 1 100%; width:100%; }
+  #sessions thead { display:none; }
+  #sessions, #sessions tbody { display:block; }
+  #sessions tr { display:grid; grid-template-columns:minmax(0,1fr) auto; column-gap:12px; padding:12px 14px; margin-bottom:12px; border:1px solid var(--line); border-radius:10px; }
+  #sessions tr.this-device { border-color:#9fd3ae; }
+  #sessions td { display:block; grid-column:1; padding:0; border:0; }
+  #sessions td.agent { font-weight:600; margin-bottom:4px; }
+  #sessions td[data-label] { color:var(--muted); font-size:13px; }
+  #sessions td[data-label]::before { content:attr(data-label) ": "; }
+  #sessions td.action { grid-column:2; grid-row:1 / span 4; align-self:center; }
+}
 "#;
 
 /// The Content-Security-Policy for every response. The pages have no scripts and no `style=`
