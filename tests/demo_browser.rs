@@ -127,6 +127,16 @@ async fn phone(addr: SocketAddr, phone: Client) {
         .await
         .unwrap();
     assert_eq!(listed_sessions(&phone).await.unwrap().len(), 4);
+    let text = phone
+        .find(Locator::Css("table#sessions"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in ["Chrome on Linux", "Safari on iPhone", "Firefox on Windows"] {
+        assert!(text.contains(name), "{name} missing in {text}");
+    }
     assert_fits(&phone, "the devices page").await;
 
     // The whole page, for the docs: as tall as its content, as wide as the phone. A window
@@ -249,6 +259,11 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
         );
         let row = this.text().await.unwrap();
         assert!(row.contains("This device"), "{row}");
+        // Named as a person names it, with the raw user agent on hover.
+        assert!(row.contains("Chrome on Linux"), "{row}");
+        let name = this.find(Locator::Css(".browser")).await.unwrap();
+        let raw = name.attr("title").await.unwrap().unwrap_or_default();
+        assert!(raw.contains("Chrome/"), "{raw}");
         // Listed first.
         assert_eq!(listed_sessions(browser).await.unwrap()[0], *own);
         assert!(

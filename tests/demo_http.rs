@@ -283,6 +283,39 @@ async fn a_failed_sign_in_keeps_the_username_and_pages_escape_what_they_show() {
     assert!(!r.body.contains("<b>"));
 }
 
+#[tokio::test]
+async fn devices_are_named_as_people_name_them_this_one_first() {
+    const LINUX_CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
+        AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    let demo = Demo::start();
+    let mut laptop = Client::new(demo.addr, LINUX_CHROME);
+    let mut phone = Client::new(demo.addr, IPHONE_SAFARI);
+    laptop.login("alice", "correct-horse").await;
+    phone.login("alice", "correct-horse").await;
+    let laptop_id = laptop.me().await.unwrap()["session_id"].clone();
+
+    // The registry lists the newest first; this device comes first all the same.
+    let page = laptop.get("/sessions").await;
+    let ids = session_ids(&page.body);
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], laptop_id.as_str().unwrap());
+    for text in [
+        "Chrome on Linux",
+        "Safari on iPhone",
+        &format!(r#"title="{LINUX_CHROME}""#),
+        &format!(r#"title="{IPHONE_SAFARI}""#),
+    ] {
+        assert!(page.body.contains(text), "{text} missing");
+    }
+    // One name for the action: each row's button, and the two for several devices.
+    assert_eq!(page.body.matches(">Sign out</button>").count(), 2);
+    assert!(page.body.contains(">Sign out all other devices</button>"));
+    assert!(page.body.contains(">Sign out everywhere</button>"));
+    assert!(!page.body.contains("Revoke"), "{}", page.body);
+}
+
 /// Whether some `<a>` element of `html` holds a `<button>` (invalid HTML: interactive content
 /// inside a link).
 fn a_link_holds_a_button(html: &str) -> bool {

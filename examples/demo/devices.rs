@@ -11,6 +11,7 @@ use maud::{html, Markup};
 use sealed_sessions::registry::SessionInfo;
 use sealed_sessions::{Flash, SessionId};
 
+use crate::browsers;
 use crate::pages::{csrf_field, flashes, layout};
 
 /// The one name of the action, on every button that ends a session.
@@ -70,7 +71,7 @@ fn row(s: &SessionInfo, this: bool, csrf: &str, now: SystemTime) -> Markup {
     html! {
         tr data-session-id=(s.id) class=[this.then_some("this-device")] {
             td class="agent" {
-                span class="browser" { (agent.unwrap_or("Unknown browser")) }
+                span class="browser" title=[agent] { (browsers::name(agent)) }
                 @if this { span class="badge" { "This device" } }
             }
             td data-label="IP address" {

@@ -9,6 +9,7 @@
 //! sessions and revokes them, effective on the very next request. Every form carries a
 //! synchronizer CSRF token kept in the session and compared in constant time.
 
+mod browsers;
 mod devices;
 mod pages;
 mod passwords;
