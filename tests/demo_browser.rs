@@ -1,5 +1,5 @@
 //! The demo in a real headless Chromium (issue 5): alice signs in from two browser profiles,
-//! one signs the other out from the devices page, and a cookie
+//! one signs the other out from the devices page (and the other is told why), and a cookie
 //! copied before logout is refused. And the devices page at a phone's width (issue 14): nothing
 //! wider than the screen, every button inside its card; its screenshot is `docs/devices-390.png`.
 //!
@@ -29,6 +29,8 @@ use http::StatusCode;
 const WAIT: Duration = Duration::from_secs(20);
 /// A hung browser fails the test instead of stalling the suite.
 const WHOLE_FLOW: Duration = Duration::from_secs(180);
+/// What a browser signed out by another is told.
+const SIGNED_OUT_ELSEWHERE: &str = "You were signed out from another device.";
 
 #[tokio::test]
 async fn two_devices_sign_out_the_other_and_a_copied_cookie_is_refused() {
@@ -285,14 +287,24 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
     })
     .await;
 
-    // B, reloading, is signed out: the login form, no logout button, /api/me 401.
+    // B, reloading, is signed out and told why: the login form, no logout button, /api/me 401.
     b.refresh().await.unwrap();
     b.wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#login-form"))
         .await
         .unwrap();
+    assert_eq!(notes(&b).await, [SIGNED_OUT_ELSEWHERE]);
+    save_screenshot(&b, &artifacts.join("demo-signed-out-elsewhere.png")).await;
     assert!(b.find(Locator::Id("logout")).await.is_err());
+    // Said once, not on every page after.
+    b.refresh().await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .unwrap();
+    assert!(notes(&b).await.is_empty());
     assert_eq!(fetch(&b, "/api/me").await.0, 401);
     // Refused by the server, not just dropped by the browser.
     assert_eq!(me(addr, &b_cookie).await, StatusCode::UNAUTHORIZED);
@@ -314,12 +326,23 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
         .for_element(Locator::Css("#login-form"))
         .await
         .unwrap();
+    // Signing out here is not being signed out from elsewhere.
+    assert!(notes(&a).await.is_empty());
     // The signed-out page may start a fresh anonymous session (for its CSRF token), never A's.
     if let Ok(now) = a.get_named_cookie(COOKIE_NAME).await {
         assert_ne!(format!("{COOKIE_NAME}={}", now.value()), a_cookie);
     }
     assert_eq!(fetch(&a, "/api/me").await.0, 401);
     assert_eq!(me(addr, &a_cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+/// The flash messages the page shows.
+async fn notes(browser: &Client) -> Vec<String> {
+    let mut texts = Vec::new();
+    for note in browser.find_all(Locator::Css(".flash")).await.unwrap() {
+        texts.push(note.text().await.unwrap());
+    }
+    texts
 }
 
 /// Signs in as alice through the real login form.

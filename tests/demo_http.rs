@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use demo_support::{csrf_in, revoke_all, session_ids, Client, Demo, COOKIE_NAME};
 use http::StatusCode;
-use sealed_sessions::{Key, KeyRing, Mode, Sealer};
+use sealed_sessions::{Claims, Key, KeyRing, Mode, Sealer};
 use sha2::{Digest, Sha256};
 use support::Reply;
 
@@ -259,7 +259,84 @@ async fn a_tampered_cookie_is_a_signed_out_visitor() {
     let r = a.get("/").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains(r#"name="password""#));
+    assert!(!r.body.contains(SIGNED_OUT_ELSEWHERE), "not revoked, junk");
     assert!(a.me().await.is_none());
+}
+
+/// What a browser whose session was revoked elsewhere is told.
+const SIGNED_OUT_ELSEWHERE: &str = "You were signed out from another device.";
+
+#[tokio::test]
+async fn a_revoked_browser_is_told_why_once() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let mut b = Client::new(demo.addr, "agent-b");
+    a.login("alice", "correct-horse").await;
+    b.login("alice", "correct-horse").await;
+    let csrf = a.csrf("/sessions").await;
+    let r = a
+        .post("/sessions/revoke-others", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    let page = b.get("/").await;
+    assert!(page.body.contains(r#"name="password""#));
+    assert!(page.body.contains(SIGNED_OUT_ELSEWHERE), "{}", page.body);
+    let page = b.get("/").await;
+    assert!(!page.body.contains(SIGNED_OUT_ELSEWHERE), "told once");
+
+    // Arriving at the devices page: redirected, and told on the page it lands on.
+    b.login("alice", "correct-horse").await;
+    revoke_all(demo.db(), "alice");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = b.get("/sessions").await;
+        if r.status != StatusCode::OK {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still signed in after revoke_all"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/");
+    assert!(b.get("/").await.body.contains(SIGNED_OUT_ELSEWHERE));
+
+    // A form sent from a page that was open when the session ended: not "refused", told why.
+    b.login("alice", "correct-horse").await;
+    let csrf = b.csrf("/sessions").await;
+    a.login("alice", "correct-horse").await;
+    let csrf_a = a.csrf("/sessions").await;
+    a.post("/sessions/revoke-others", &[("csrf_token", &csrf_a)])
+        .await;
+    let r = b
+        .post("/sessions/revoke-all", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/");
+    assert!(a.me().await.is_some(), "the stale form did nothing");
+    assert!(b.get("/").await.body.contains(SIGNED_OUT_ELSEWHERE));
+
+    // Signing out here is not being signed out from elsewhere.
+    let csrf = a.csrf("/").await;
+    a.post("/logout", &[("csrf_token", &csrf)]).await;
+    assert!(!a.get("/").await.body.contains(SIGNED_OUT_ELSEWHERE));
+}
+
+#[tokio::test]
+async fn an_expired_session_is_not_said_to_be_signed_out_elsewhere() {
+    let demo = Demo::start();
+    let long_ago = SystemTime::now() - Duration::from_secs(3 * 3600);
+    let mut claims = Claims::new(long_ago, Duration::from_secs(3600), Duration::from_secs(60));
+    claims.set_user("alice", long_ago);
+    let value = sealer(&demo).seal(COOKIE_NAME, &claims).unwrap();
+    let mut a = Client::new(demo.addr, "agent-a");
+    a.cookie = Some(format!("{COOKIE_NAME}={value}"));
+    let page = a.get("/").await;
+    assert!(page.body.contains(r#"name="password""#));
+    assert!(!page.body.contains(SIGNED_OUT_ELSEWHERE), "{}", page.body);
 }
 
 #[tokio::test]
