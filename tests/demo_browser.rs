@@ -1,5 +1,7 @@
 //! The demo in a real headless Chromium (issue 5): alice signs in from two browser profiles,
-//! one signs the other out from the devices page, and a cookie copied before logout is refused.
+//! one signs the other out from the devices page (and the other is told why), and a cookie
+//! copied before logout is refused. And the devices page at a phone's width (issue 14): nothing
+//! wider than the screen, every button inside its card; its screenshot is `docs/devices-390.png`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test prints why it skipped,
 //! unless `SEALED_SESSIONS_REQUIRE_BROWSER=1` (set by `.ci/run`) makes that a failure.
@@ -10,6 +12,7 @@ mod browser_support;
 mod demo_support;
 mod support;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use browser_support::{
     REQUIRE_ENV,
 };
 use demo_support::{Demo, COOKIE_NAME};
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use http::StatusCode;
 
@@ -25,9 +29,33 @@ use http::StatusCode;
 const WAIT: Duration = Duration::from_secs(20);
 /// A hung browser fails the test instead of stalling the suite.
 const WHOLE_FLOW: Duration = Duration::from_secs(180);
+/// What a browser signed out by another is told.
+const SIGNED_OUT_ELSEWHERE: &str = "You were signed out from another device.";
 
 #[tokio::test]
 async fn two_devices_sign_out_the_other_and_a_copied_cookie_is_refused() {
+    in_browsers(2, |addr, browsers| async move {
+        let [a, b] = <[Client; 2]>::try_from(browsers).unwrap();
+        flow(addr, a, b).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_devices_page_fits_a_phone_screen() {
+    in_browsers(1, |addr, mut browsers| async move {
+        phone(addr, browsers.remove(0)).await;
+    })
+    .await;
+}
+
+/// Runs `flow` on a fresh demo with `count` browsers (each its own profile), closing them
+/// whatever happens; prints why and returns if Chromium is missing and not required.
+async fn in_browsers<F, Fut>(count: usize, flow: F)
+where
+    F: FnOnce(SocketAddr, Vec<Client>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let tools = match Tools::find() {
         Ok(tools) => tools,
         Err(reason) if browser_required() => panic!("{REQUIRE_ENV}=1 but {reason}"),
@@ -38,17 +66,21 @@ async fn two_devices_sign_out_the_other_and_a_copied_cookie_is_refused() {
     };
     let demo = Demo::start();
     let driver = ChromeDriver::start(&tools).await;
-    let a = driver.browser().await;
-    let b = driver.browser().await;
+    let mut browsers = Vec::new();
+    for _ in 0..count {
+        browsers.push(driver.browser().await);
+    }
+    let clients = browsers.iter().map(|b| b.client.clone()).collect();
 
-    // In a task, so a failed assertion still lets both sessions be closed below.
-    let mut flow = tokio::spawn(flow(demo.addr, a.client.clone(), b.client.clone()));
+    // In a task, so a failed assertion still lets the sessions be closed below.
+    let mut flow = tokio::spawn(flow(demo.addr, clients));
     let outcome = tokio::time::timeout(WHOLE_FLOW, &mut flow).await;
     if outcome.is_err() {
         flow.abort();
     }
-    a.close().await;
-    b.close().await;
+    for browser in browsers {
+        browser.close().await;
+    }
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -58,6 +90,149 @@ async fn two_devices_sign_out_the_other_and_a_copied_cookie_is_refused() {
             driver.log()
         ),
     }
+}
+
+/// A phone's CSS width (an iPhone 12 to 15).
+const PHONE_WIDTH: u32 = 390;
+const PHONE_HEIGHT: u32 = 844;
+
+/// Other devices of alice's, signed in over plain HTTP: two browsers a person meets, and one
+/// nobody knows whose user agent is as long as the registry keeps.
+const OTHER_AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+     (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0",
+    "",
+];
+
+async fn phone(addr: SocketAddr, phone: Client) {
+    let base = format!("http://{addr}");
+    let unknown = "Some-Unknown-Client/1.0 ".repeat(20);
+    for agent in OTHER_AGENTS {
+        let agent = if agent.is_empty() { &unknown } else { agent };
+        demo_support::Client::new(addr, agent)
+            .login("alice", "correct-horse")
+            .await;
+    }
+    phone
+        .set_window_size(PHONE_WIDTH, PHONE_HEIGHT)
+        .await
+        .unwrap();
+    sign_in(&phone, &base).await;
+    assert_fits(&phone, "the home page").await;
+
+    phone.goto(&format!("{base}/sessions")).await.unwrap();
+    phone
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#sessions"))
+        .await
+        .unwrap();
+    assert_eq!(listed_sessions(&phone).await.unwrap().len(), 4);
+    let text = phone
+        .find(Locator::Css("table#sessions"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in ["Chrome on Linux", "Safari on iPhone", "Firefox on Windows"] {
+        assert!(text.contains(name), "{name} missing in {text}");
+    }
+    assert_fits(&phone, "the devices page").await;
+
+    // The whole page, for the docs: as tall as its content, as wide as the phone. A window
+    // cannot grow past the screen, so the page's own viewport is set (Chrome DevTools).
+    let height = phone
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .unwrap();
+    let viewport = serde_json::json!({
+        "width": PHONE_WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": false,
+    });
+    phone
+        .issue_cmd(Cdp("Emulation.setDeviceMetricsOverride", viewport))
+        .await
+        .unwrap();
+    assert_fits(&phone, "the devices page, full height").await;
+    save_screenshot(&phone, &artifacts_dir().join("devices-390.png")).await;
+    phone
+        .issue_cmd(Cdp(
+            "Emulation.clearDeviceMetricsOverride",
+            serde_json::json!({}),
+        ))
+        .await
+        .unwrap();
+
+    // Signed out, the sign-in page too.
+    phone
+        .find(Locator::Id("revoke-all"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    phone
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .unwrap();
+    assert_fits(&phone, "the sign-in page").await;
+}
+
+/// A Chrome DevTools command, through chromedriver's own endpoint for them.
+#[derive(Debug)]
+struct Cdp(&'static str, serde_json::Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.0, "params": self.1 });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Fails unless the page is no wider than the window and every button lies inside its card
+/// (and inside its row, in the devices table), as the browser laid them out.
+async fn assert_fits(browser: &Client, what: &str) {
+    const JS: &str = r#"
+        const width = window.innerWidth;
+        const problems = [];
+        const scroll = document.documentElement.scrollWidth;
+        if (scroll > width) problems.push(`the page is ${scroll} px wide in a ${width} px window`);
+        const inside = (r, box) => r.left >= box.left - 0.5 && r.right <= box.right + 0.5
+            && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5;
+        const buttons = [...document.querySelectorAll("button, a.button")];
+        for (const b of buttons) {
+            const r = b.getBoundingClientRect();
+            const name = `"${b.textContent.trim()}"`;
+            if (r.left < 0 || r.right > width) problems.push(`${name} is outside the window`);
+            const card = b.closest(".card");
+            if (!card) problems.push(`${name} is in no card`);
+            else if (!inside(r, card.getBoundingClientRect())) problems.push(`${name} hangs out of its card`);
+            const row = b.closest("tr");
+            if (row && !inside(r, row.getBoundingClientRect())) problems.push(`${name} hangs out of its row`);
+        }
+        return { width, buttons: buttons.length, problems };
+    "#;
+    let report = browser.execute(JS, vec![]).await.unwrap();
+    assert_eq!(report["width"], PHONE_WIDTH, "{what}: the window's width");
+    assert!(
+        report["buttons"].as_u64().unwrap() > 0,
+        "{what}: no button found"
+    );
+    assert_eq!(report["problems"], serde_json::json!([]), "{what}");
 }
 
 async fn flow(addr: SocketAddr, a: Client, b: Client) {
@@ -86,6 +261,13 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
         );
         let row = this.text().await.unwrap();
         assert!(row.contains("This device"), "{row}");
+        // Named as a person names it, with the raw user agent on hover.
+        assert!(row.contains("Chrome on Linux"), "{row}");
+        let name = this.find(Locator::Css(".browser")).await.unwrap();
+        let raw = name.attr("title").await.unwrap().unwrap_or_default();
+        assert!(raw.contains("Chrome/"), "{raw}");
+        // Listed first.
+        assert_eq!(listed_sessions(browser).await.unwrap()[0], *own);
         assert!(
             row.contains("127.0.0.1"),
             "the client address is listed: {row}"
@@ -94,10 +276,10 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
     save_screenshot(&a, &artifacts.join("demo-devices.png")).await;
     let b_cookie = cookie_pair(&b).await;
 
-    // A signs B out with the Revoke button in B's row.
+    // A signs B out with the button in B's row.
     let revoke = format!(r#"tr[data-session-id="{b_id}"] button.revoke"#);
     let revoke = a.find(Locator::Css(&revoke)).await.unwrap();
-    assert_eq!(revoke.text().await.unwrap(), "Revoke");
+    assert_eq!(revoke.text().await.unwrap(), "Sign out");
     revoke.click().await.unwrap();
     let only_a = vec![a_id.clone()];
     eventually("A's devices page to list only A", WAIT, || async {
@@ -105,14 +287,24 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
     })
     .await;
 
-    // B, reloading, is signed out: the login form, no logout button, /api/me 401.
+    // B, reloading, is signed out and told why: the login form, no logout button, /api/me 401.
     b.refresh().await.unwrap();
     b.wait()
         .at_most(WAIT)
         .for_element(Locator::Css("#login-form"))
         .await
         .unwrap();
+    assert_eq!(notes(&b).await, [SIGNED_OUT_ELSEWHERE]);
+    save_screenshot(&b, &artifacts.join("demo-signed-out-elsewhere.png")).await;
     assert!(b.find(Locator::Id("logout")).await.is_err());
+    // Said once, not on every page after.
+    b.refresh().await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .unwrap();
+    assert!(notes(&b).await.is_empty());
     assert_eq!(fetch(&b, "/api/me").await.0, 401);
     // Refused by the server, not just dropped by the browser.
     assert_eq!(me(addr, &b_cookie).await, StatusCode::UNAUTHORIZED);
@@ -134,12 +326,23 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
         .for_element(Locator::Css("#login-form"))
         .await
         .unwrap();
+    // Signing out here is not being signed out from elsewhere.
+    assert!(notes(&a).await.is_empty());
     // The signed-out page may start a fresh anonymous session (for its CSRF token), never A's.
     if let Ok(now) = a.get_named_cookie(COOKIE_NAME).await {
         assert_ne!(format!("{COOKIE_NAME}={}", now.value()), a_cookie);
     }
     assert_eq!(fetch(&a, "/api/me").await.0, 401);
     assert_eq!(me(addr, &a_cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+/// The flash messages the page shows.
+async fn notes(browser: &Client) -> Vec<String> {
+    let mut texts = Vec::new();
+    for note in browser.find_all(Locator::Css(".flash")).await.unwrap() {
+        texts.push(note.text().await.unwrap());
+    }
+    texts
 }
 
 /// Signs in as alice through the real login form.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use demo_support::{csrf_in, revoke_all, session_ids, Client, Demo, COOKIE_NAME};
 use http::StatusCode;
-use sealed_sessions::{Key, KeyRing, Mode, Sealer};
+use sealed_sessions::{Claims, Key, KeyRing, Mode, Sealer};
 use sha2::{Digest, Sha256};
 use support::Reply;
 
@@ -259,7 +259,169 @@ async fn a_tampered_cookie_is_a_signed_out_visitor() {
     let r = a.get("/").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains(r#"name="password""#));
+    assert!(!r.body.contains(SIGNED_OUT_ELSEWHERE), "not revoked, junk");
     assert!(a.me().await.is_none());
+}
+
+/// What a browser whose session was revoked elsewhere is told.
+const SIGNED_OUT_ELSEWHERE: &str = "You were signed out from another device.";
+
+#[tokio::test]
+async fn a_revoked_browser_is_told_why_once() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let mut b = Client::new(demo.addr, "agent-b");
+    a.login("alice", "correct-horse").await;
+    b.login("alice", "correct-horse").await;
+    let csrf = a.csrf("/sessions").await;
+    let r = a
+        .post("/sessions/revoke-others", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    let page = b.get("/").await;
+    assert!(page.body.contains(r#"name="password""#));
+    assert!(page.body.contains(SIGNED_OUT_ELSEWHERE), "{}", page.body);
+    let page = b.get("/").await;
+    assert!(!page.body.contains(SIGNED_OUT_ELSEWHERE), "told once");
+
+    // Arriving at the devices page: redirected, and told on the page it lands on.
+    b.login("alice", "correct-horse").await;
+    revoke_all(demo.db(), "alice");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = b.get("/sessions").await;
+        if r.status != StatusCode::OK {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still signed in after revoke_all"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/");
+    assert!(b.get("/").await.body.contains(SIGNED_OUT_ELSEWHERE));
+
+    // A form sent from a page that was open when the session ended: not "refused", told why.
+    b.login("alice", "correct-horse").await;
+    let csrf = b.csrf("/sessions").await;
+    a.login("alice", "correct-horse").await;
+    let csrf_a = a.csrf("/sessions").await;
+    a.post("/sessions/revoke-others", &[("csrf_token", &csrf_a)])
+        .await;
+    let r = b
+        .post("/sessions/revoke-all", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/");
+    assert!(a.me().await.is_some(), "the stale form did nothing");
+    assert!(b.get("/").await.body.contains(SIGNED_OUT_ELSEWHERE));
+
+    // Signing out here is not being signed out from elsewhere.
+    let csrf = a.csrf("/").await;
+    a.post("/logout", &[("csrf_token", &csrf)]).await;
+    assert!(!a.get("/").await.body.contains(SIGNED_OUT_ELSEWHERE));
+}
+
+#[tokio::test]
+async fn an_expired_session_is_not_said_to_be_signed_out_elsewhere() {
+    let demo = Demo::start();
+    let long_ago = SystemTime::now() - Duration::from_secs(3 * 3600);
+    let mut claims = Claims::new(long_ago, Duration::from_secs(3600), Duration::from_secs(60));
+    claims.set_user("alice", long_ago);
+    let value = sealer(&demo).seal(COOKIE_NAME, &claims).unwrap();
+    let mut a = Client::new(demo.addr, "agent-a");
+    a.cookie = Some(format!("{COOKIE_NAME}={value}"));
+    let page = a.get("/").await;
+    assert!(page.body.contains(r#"name="password""#));
+    assert!(!page.body.contains(SIGNED_OUT_ELSEWHERE), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_failed_sign_in_keeps_the_username_and_pages_escape_what_they_show() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    let csrf = a.csrf("/").await;
+    let r = post_login(&mut a, "alice", "wrong", &csrf).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains(r#"value="alice""#), "{}", r.body);
+    assert!(r.body.contains("Wrong username or password."));
+
+    let r = post_login(&mut a, r#"<b>"al&ice"</b>"#, "wrong", &csrf).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.body
+            .contains(r#"value="&lt;b&gt;&quot;al&amp;ice&quot;&lt;/b&gt;""#),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<b>"));
+}
+
+#[tokio::test]
+async fn devices_are_named_as_people_name_them_this_one_first() {
+    const LINUX_CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
+        AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    let demo = Demo::start();
+    let mut laptop = Client::new(demo.addr, LINUX_CHROME);
+    let mut phone = Client::new(demo.addr, IPHONE_SAFARI);
+    laptop.login("alice", "correct-horse").await;
+    phone.login("alice", "correct-horse").await;
+    let laptop_id = laptop.me().await.unwrap()["session_id"].clone();
+
+    // The registry lists the newest first; this device comes first all the same.
+    let page = laptop.get("/sessions").await;
+    let ids = session_ids(&page.body);
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], laptop_id.as_str().unwrap());
+    for text in [
+        "Chrome on Linux",
+        "Safari on iPhone",
+        &format!(r#"title="{LINUX_CHROME}""#),
+        &format!(r#"title="{IPHONE_SAFARI}""#),
+    ] {
+        assert!(page.body.contains(text), "{text} missing");
+    }
+    // One name for the action: each row's button, and the two for several devices.
+    assert_eq!(page.body.matches(">Sign out</button>").count(), 2);
+    assert!(page.body.contains(">Sign out all other devices</button>"));
+    assert!(page.body.contains(">Sign out everywhere</button>"));
+    assert!(!page.body.contains("Revoke"), "{}", page.body);
+}
+
+/// Whether some `<a>` element of `html` holds a `<button>` (invalid HTML: interactive content
+/// inside a link).
+fn a_link_holds_a_button(html: &str) -> bool {
+    html.split("<a ").skip(1).any(|link| {
+        link.split("</a>")
+            .next()
+            .unwrap_or(link)
+            .contains("<button")
+    })
+}
+
+#[tokio::test]
+async fn no_link_holds_a_button() {
+    let demo = Demo::start();
+    let mut a = Client::new(demo.addr, "agent-a");
+    a.login("alice", "correct-horse").await;
+    let home = a.get("/").await;
+    assert!(home.body.contains(r#"href="/sessions""#));
+    let refused = a.post("/logout", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let devices = a.get("/sessions").await;
+    for (what, page) in [
+        ("home", &home),
+        ("refusal", &refused),
+        ("devices", &devices),
+    ] {
+        assert!(page.body.contains("<a "), "{what}: no link at all");
+        assert!(!a_link_holds_a_button(&page.body), "{what}: {}", page.body);
+    }
 }
 
 #[tokio::test]

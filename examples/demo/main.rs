@@ -9,9 +9,13 @@
 //! sessions and revokes them, effective on the very next request. Every form carries a
 //! synchronizer CSRF token kept in the session and compared in constant time.
 
+mod browsers;
+mod devices;
 mod pages;
 mod passwords;
+mod revoked;
 mod setup;
+mod style;
 mod throttle;
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,16 +29,21 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealed_sessions::registry::{Location, Registry};
-use sealed_sessions::{Flash, KeyRing, PeerAddr, Session, SessionConfig, SessionId, SessionLayer};
+use sealed_sessions::{
+    Flash, KeyRing, Mode, PeerAddr, Sealer, Session, SessionConfig, SessionId, SessionLayer,
+};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use pages::{busy, forbidden, not_found, server_error, too_many_failures, unavailable};
 use passwords::Hashing;
+use revoked::{Recogniser, SignedOutElsewhere};
 use setup::{Args, KeySource};
 use throttle::{Limits, Throttle};
 
 const CSRF_KEY: &str = "csrf";
+const COOKIE_NAME: &str = "demo_session";
+const MODE: Mode = Mode::Private;
 
 /// How long failed sign-ins count together, and how long a lock lasts.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -89,8 +98,14 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
     let registry = setup::open_registry(&args.db)?;
+    // The same key and mode as the session layer's, to tell a revoked cookie from junk.
+    let recogniser = Arc::new(Recogniser {
+        cookie_name: COOKIE_NAME.to_owned(),
+        sealer: Sealer::new(KeyRing::new(key.clone()), MODE),
+    });
     let config = SessionConfig::builder(KeyRing::new(key))
-        .cookie_name("demo_session")
+        .cookie_name(COOKIE_NAME)
+        .mode(MODE)
         // The demo serves plain http on loopback, where a browser would not send a `Secure`
         // cookie back. Anything reachable by others must use https and keep the default.
         .insecure_http_for_development()
@@ -99,7 +114,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .registry(registry.clone())
         .build()?;
 
-    let csp = HeaderValue::try_from(pages::content_security_policy())?;
+    let csp = HeaderValue::try_from(style::content_security_policy())?;
     let app = Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -109,6 +124,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/sessions/revoke-others", post(revoke_others))
         .route("/sessions/revoke-all", post(revoke_all))
         .route("/api/me", get(me))
+        // Inside the session layer: it reads the request's session.
+        .layer(axum::middleware::from_fn_with_state(
+            recogniser,
+            revoked::tell,
+        ))
         .layer(SessionLayer::new(config))
         // Before the session layer: tells it the client's address, for the devices page.
         .layer(axum::middleware::map_request(peer_addr))
@@ -183,14 +203,20 @@ async fn security_headers(State(csp): State<HeaderValue>, mut res: Response) -> 
     res
 }
 
-async fn home(Extension(session): Extension<Session>) -> Response {
+async fn home(
+    Extension(session): Extension<Session>,
+    revoked: Option<Extension<SignedOutElsewhere>>,
+) -> Response {
     let Ok(csrf) = csrf_token(&session) else {
         return server_error();
     };
-    let notes = session.take_flashes();
+    let mut notes = session.take_flashes();
+    if revoked.is_some() {
+        notes.push(revoked::note());
+    }
     let page = match session.user() {
         Some(user) => pages::signed_in(&user, &csrf, &notes),
-        None => pages::signed_out(&csrf, &notes),
+        None => pages::signed_out(&csrf, &notes, ""),
     };
     Html(page).into_response()
 }
@@ -243,7 +269,7 @@ async fn login(
         };
         return (
             StatusCode::UNAUTHORIZED,
-            Html(pages::signed_out(&csrf, &[note])),
+            Html(pages::signed_out(&csrf, &[note], &form.username)),
         )
             .into_response();
     }
@@ -278,8 +304,15 @@ async fn logout(Extension(session): Extension<Session>, Form(form): Form<CsrfFor
     }
 }
 
-async fn sessions(State(app): AppState, Extension(session): Extension<Session>) -> Response {
+async fn sessions(
+    State(app): AppState,
+    Extension(session): Extension<Session>,
+    revoked: Option<Extension<SignedOutElsewhere>>,
+) -> Response {
     let Some(user) = session.user() else {
+        if revoked.is_some() {
+            revoked::tell_next_page(&session);
+        }
         return Redirect::to("/").into_response();
     };
     let Ok(csrf) = csrf_token(&session) else {
@@ -290,7 +323,7 @@ async fn sessions(State(app): AppState, Extension(session): Extension<Session>) 
         return unavailable();
     };
     let notes = session.take_flashes();
-    Html(pages::devices(
+    Html(devices::page(
         &user,
         &csrf,
         session.id(),
