@@ -54,6 +54,10 @@ async fn everywhere(session: Session) -> Result<String, SessionError> {
     Ok(session.sign_out_everywhere().await?.to_string())
 }
 
+async fn was_revoked(session: Session) -> String {
+    session.was_revoked().to_string()
+}
+
 async fn csrf(session: Session) -> Result<String, SessionError> {
     session.csrf_token()
 }
@@ -80,6 +84,7 @@ async fn serve(b: SessionConfigBuilder) -> SocketAddr {
         .route("/sign-out-others", post(others))
         .route("/sign-out-everywhere", post(everywhere))
         .route("/csrf", route(csrf))
+        .route("/was-revoked", route(was_revoked))
         .route("/check", route(check))
         .layer(SessionLayer::new(b.build().unwrap()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -143,6 +148,15 @@ async fn devices_list_this_one_first_and_sign_outs_stay_within_the_user() {
         (r.status, r.body.as_str()),
         (StatusCode::UNAUTHORIZED, "Unauthorized")
     );
+    // ...and the page it gets can tell it why; a browser that was not revoked is not told so.
+    assert_eq!(get(addr, "/was-revoked", Some(&b_jar)).await.body, "true");
+    assert_eq!(get(addr, "/was-revoked", Some(&a)).await.body, "false");
+    assert_eq!(get(addr, "/was-revoked", None).await.body, "false");
+    let mut forged = b_jar.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(get(addr, "/was-revoked", Some(&forged)).await.body, "false");
 
     // Sign out the others: C goes, A stays, bob is untouched.
     assert_eq!(post_as(addr, "/sign-out-others", &a).await.body, "1");

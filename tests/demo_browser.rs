@@ -10,6 +10,7 @@
 
 mod browser_support;
 mod demo_support;
+mod skip;
 mod support;
 
 use std::future::Future;
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use browser_support::{
-    artifacts_dir, browser_required, eventually, fetch, save_screenshot, ChromeDriver, Tools,
+    artifacts_dir, browser_required, eventually, fetch, quit, save_screenshot, ChromeDriver, Tools,
     REQUIRE_ENV,
 };
 use demo_support::{Demo, COOKIE_NAME};
@@ -49,6 +50,73 @@ async fn the_devices_page_fits_a_phone_screen() {
     .await;
 }
 
+/// Remember me, as a person meets it: sign in with the box ticked, quit the browser, start it
+/// again on the same profile: still signed in, in the same session. Without the box, the
+/// restarted browser is signed out (a browser-session cookie does not outlive the browser).
+#[tokio::test]
+async fn remember_me_survives_a_browser_restart_and_a_plain_sign_in_does_not() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let demo = Demo::start();
+    let driver = ChromeDriver::start(&tools).await;
+    let base = format!("http://{}", demo.addr);
+    let run = async {
+        for remember in [true, false] {
+            let profile = tempfile::tempdir().unwrap();
+            let browser = driver.browser_in(profile.path()).await;
+            sign_in_as(&browser, &base, remember).await;
+            let before = session_id(&browser).await;
+            quit(browser).await;
+
+            let browser = driver.browser_in(profile.path()).await;
+            browser.goto(&base).await.unwrap();
+            let (status, body) = fetch(&browser, "/api/me").await;
+            let heading = browser.find(Locator::Css("h1")).await.unwrap();
+            let heading = heading.text().await.unwrap();
+            // A remembered cookie lasts days, not the demo's 30-minute idle timeout.
+            let expires = browser
+                .get_named_cookie(COOKIE_NAME)
+                .await
+                .ok()
+                .and_then(|c| c.expires_datetime());
+            quit(browser).await;
+            if let Some(expires) = expires {
+                let left = expires - cookie::time::OffsetDateTime::now_utc();
+                assert!(left > cookie::time::Duration::days(6), "expires in {left}");
+                println!("the remembered cookie expires in {left}");
+            } else {
+                assert!(!remember, "a remembered cookie has an expiry");
+            }
+            if remember {
+                assert_eq!(status, 200, "remembered across a restart: {body}");
+                assert!(body.contains(&before), "the same session: {body}");
+                assert_eq!(heading, "Signed in as alice");
+            } else {
+                assert_eq!(status, 401, "a browser-session cookie is gone: {body}");
+            }
+        }
+    };
+    if tokio::time::timeout(WHOLE_FLOW, run).await.is_err() {
+        panic!(
+            "the restart flow took over {WHOLE_FLOW:?}; chromedriver said:\n{}",
+            driver.log()
+        );
+    }
+}
+
+/// The tools, or `None` after saying why the test skips (a failure if a browser is required).
+fn tools() -> Option<Tools> {
+    match Tools::find() {
+        Ok(tools) => Some(tools),
+        Err(reason) if browser_required() => panic!("{REQUIRE_ENV}=1 but {reason}"),
+        Err(reason) => {
+            skip::skipped(&reason);
+            None
+        }
+    }
+}
+
 /// Runs `flow` on a fresh demo with `count` browsers (each its own profile), closing them
 /// whatever happens; prints why and returns if Chromium is missing and not required.
 async fn in_browsers<F, Fut>(count: usize, flow: F)
@@ -56,13 +124,8 @@ where
     F: FnOnce(SocketAddr, Vec<Client>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let tools = match Tools::find() {
-        Ok(tools) => tools,
-        Err(reason) if browser_required() => panic!("{REQUIRE_ENV}=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(tools) = tools() else {
+        return;
     };
     let demo = Demo::start();
     let driver = ChromeDriver::start(&tools).await;
@@ -347,6 +410,11 @@ async fn notes(browser: &Client) -> Vec<String> {
 
 /// Signs in as alice through the real login form.
 async fn sign_in(browser: &Client, base: &str) {
+    sign_in_as(browser, base, false).await;
+}
+
+/// Signs alice in, ticking "Remember me" if `remember`.
+async fn sign_in_as(browser: &Client, base: &str, remember: bool) {
     browser.goto(base).await.unwrap();
     let form = browser
         .wait()
@@ -366,6 +434,14 @@ async fn sign_in(browser: &Client, base: &str) {
         .send_keys("correct-horse")
         .await
         .unwrap();
+    if remember {
+        form.find(Locator::Css("input[name=remember]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
     form.find(Locator::Id("login"))
         .await
         .unwrap()

@@ -30,18 +30,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealed_sessions::registry::{Location, Registry};
 use sealed_sessions::{
-    Flash, KeyRing, Mode, PeerAddr, Sealer, Session, SessionConfig, SessionId, SessionLayer,
+    Flash, KeyRing, Mode, PeerAddr, Session, SessionConfig, SessionId, SessionLayer,
 };
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use pages::{busy, forbidden, not_found, server_error, too_many_failures, unavailable};
 use passwords::Hashing;
-use revoked::{Recogniser, SignedOutElsewhere};
+use revoked::SignedOutElsewhere;
 use setup::{Args, KeySource};
 use throttle::{Limits, Throttle};
 
-const CSRF_KEY: &str = "csrf";
 const COOKIE_NAME: &str = "demo_session";
 const MODE: Mode = Mode::Private;
 
@@ -98,11 +96,6 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
     let registry = setup::open_registry(&args.db)?;
-    // The same key and mode as the session layer's, to tell a revoked cookie from junk.
-    let recogniser = Arc::new(Recogniser {
-        cookie_name: COOKIE_NAME.to_owned(),
-        sealer: Sealer::new(KeyRing::new(key.clone()), MODE),
-    });
     let config = SessionConfig::builder(KeyRing::new(key))
         .cookie_name(COOKIE_NAME)
         .mode(MODE)
@@ -125,10 +118,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/sessions/revoke-all", post(revoke_all))
         .route("/api/me", get(me))
         // Inside the session layer: it reads the request's session.
-        .layer(axum::middleware::from_fn_with_state(
-            recogniser,
-            revoked::tell,
-        ))
+        .layer(axum::middleware::from_fn(revoked::tell))
         .layer(SessionLayer::new(config))
         // Before the session layer: tells it the client's address, for the devices page.
         .layer(axum::middleware::map_request(peer_addr))
@@ -207,7 +197,7 @@ async fn home(
     Extension(session): Extension<Session>,
     revoked: Option<Extension<SignedOutElsewhere>>,
 ) -> Response {
-    let Ok(csrf) = csrf_token(&session) else {
+    let Ok(csrf) = session.csrf_token() else {
         return server_error();
     };
     let mut notes = session.take_flashes();
@@ -236,7 +226,7 @@ async fn login(
     Extension(session): Extension<Session>,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if !csrf_ok(&session, &form.csrf_token) {
+    if !session.verify_csrf_token(&form.csrf_token) {
         return forbidden();
     }
     let client = peer.ip();
@@ -260,7 +250,7 @@ async fn login(
     }
     drop(slot);
     if !matches {
-        let Ok(csrf) = csrf_token(&session) else {
+        let Ok(csrf) = session.csrf_token() else {
             return server_error();
         };
         let note = Flash {
@@ -273,15 +263,13 @@ async fn login(
         )
             .into_response();
     }
-    // New session id, bound to the user and registered before the cookie is sent. On a registry
-    // failure the middleware answers 503 and sends no cookie.
+    // "Keep me signed in": chosen before login, which fixes the session's lifetime (30 days
+    // instead of 8 hours, 7 days idle instead of 30 minutes).
+    session.set_persistent(form.remember.is_some());
+    // New session id (and CSRF token), bound to the user and registered before the cookie is
+    // sent. On a registry failure the middleware answers 503 and sends no cookie.
     if session.login(form.username.as_str()).await.is_err() {
         return unavailable();
-    }
-    session.set_persistent(form.remember.is_some());
-    // A fresh CSRF token for the signed-in session.
-    if session.insert(CSRF_KEY, &new_token()).is_err() {
-        return server_error();
     }
     session.flash("info", format!("Welcome, {}.", form.username));
     Redirect::to("/").into_response()
@@ -294,7 +282,7 @@ struct CsrfForm {
 }
 
 async fn logout(Extension(session): Extension<Session>, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf_ok(&session, &form.csrf_token) {
+    if !session.verify_csrf_token(&form.csrf_token) {
         return forbidden();
     }
     match session.logout().await {
@@ -315,7 +303,7 @@ async fn sessions(
         }
         return Redirect::to("/").into_response();
     };
-    let Ok(csrf) = csrf_token(&session) else {
+    let Ok(csrf) = session.csrf_token() else {
         return server_error();
     };
     let now = SystemTime::now();
@@ -443,23 +431,6 @@ fn devices(n: u64) -> &'static str {
     }
 }
 
-/// 32 random bytes from the OS, as unpadded base64url.
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random number generator works");
-    base64_simd::URL_SAFE_NO_PAD.encode_to_string(bytes)
-}
-
-/// The session's CSRF token, made on first use (synchronizer-token pattern).
-fn csrf_token(session: &Session) -> Result<String, sealed_sessions::SessionError> {
-    if let Some(token) = session.get::<String>(CSRF_KEY)? {
-        return Ok(token);
-    }
-    let token = new_token();
-    session.insert(CSRF_KEY, &token)?;
-    Ok(token)
-}
-
 /// Why a form post that needs a signed-in user is refused.
 enum Refusal {
     /// The CSRF token is missing or wrong: 403.
@@ -479,18 +450,8 @@ impl IntoResponse for Refusal {
 
 /// The signed-in user behind a form post, after its CSRF token checks out.
 fn signed_in_form(session: &Session, submitted: &str) -> Result<String, Refusal> {
-    if !csrf_ok(session, submitted) {
+    if !session.verify_csrf_token(submitted) {
         return Err(Refusal::BadToken);
     }
     session.user().ok_or(Refusal::SignedOut)
-}
-
-/// Whether the submitted token is the session's, compared in constant time.
-fn csrf_ok(session: &Session, submitted: &str) -> bool {
-    match session.get::<String>(CSRF_KEY) {
-        Ok(Some(expected)) => {
-            !submitted.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
-        }
-        _ => false,
-    }
 }

@@ -59,6 +59,7 @@ impl Loading {
                     registration: Registration::NotNeeded,
                     new_flashes: Vec::new(),
                     accessed: false,
+                    revoked: false,
                     chunks: 0,
                 }),
             }),
@@ -88,6 +89,7 @@ impl Loading {
             // A refused cookie is removed only if no cookie was taken instead, and none was
             // left unconsidered: the removal would delete that one too.
             state.purged = seen.refused && seen.complete && opened.is_none();
+            state.revoked = seen.refused && opened.is_none();
             if let Some(opened) = opened {
                 if let Some(own) = opened.own {
                     inner.buf = CookieBuf::Heap(own);

@@ -155,6 +155,8 @@ struct State {
     new_flashes: Vec<(String, String)>,
     /// The handler used the session, so its response depends on the cookie (`Vary: Cookie`).
     accessed: bool,
+    /// The request's session cookie opened but the registry refused it, and no other was taken.
+    revoked: bool,
     /// The request's chunk cookies (`NAME.k`), as bits `1 << k`: those the response's session
     /// does not use are removed (`save.rs`).
     chunks: u8,
@@ -305,6 +307,25 @@ impl Session {
                 state.dirty = true;
             }
         }
+    }
+
+    /// Whether this request came with a genuine, unexpired session cookie that the registry
+    /// refused (the session was revoked: "sign out" from another device, "sign out everywhere",
+    /// an operator's `sealed-sessions revoke`; or the registry no longer knows it), so that the
+    /// session is now a fresh, signed-out one. A page can then say why the user sees the sign-in
+    /// form ("You were signed out from another device"). `false` for a request without a
+    /// cookie, or whose cookie was tampered with, sealed with an unknown key, or expired.
+    ///
+    /// ```
+    /// # fn page(session: &sealed_sessions::Session) -> &'static str {
+    /// if session.user().is_none() && session.was_revoked() {
+    ///     return "You were signed out from another device.";
+    /// }
+    /// # ""
+    /// # }
+    /// ```
+    pub fn was_revoked(&self) -> bool {
+        self.lock().revoked
     }
 
     /// Whether the session holds no data.

@@ -161,6 +161,17 @@ impl ChromeDriver {
     /// A new headless browser with its own empty profile (so its own cookie jar).
     pub async fn browser(&self) -> Browser {
         let profile = tempfile::tempdir().unwrap();
+        let client = self.browser_in(profile.path()).await;
+        Browser {
+            client,
+            profile: Some(profile),
+        }
+    }
+
+    /// A headless browser on the profile directory `profile`, which outlives it: a second
+    /// browser on the same directory is the same browser restarted (its persistent cookies
+    /// kept, its session cookies gone).
+    pub async fn browser_in(&self, profile: &Path) -> Client {
         let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -174,7 +185,7 @@ impl ChromeDriver {
             "--disable-sync".into(),
             "--password-store=basic".into(),
             "--window-size=1280,860".into(),
-            format!("--user-data-dir={}", profile.path().display()),
+            format!("--user-data-dir={}", profile.display()),
         ];
         let capabilities = json!({
             "browserName": "chrome",
@@ -188,12 +199,11 @@ impl ChromeDriver {
         builder.capabilities(capabilities);
         let url = self.url();
         let connect = builder.connect(&url);
-        let client = match tokio::time::timeout(START_WITHIN, connect).await {
+        match tokio::time::timeout(START_WITHIN, connect).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => panic!("cannot start a browser session: {e}\n{}", self.log()),
             Err(_) => panic!("no browser session within {START_WITHIN:?}\n{}", self.log()),
-        };
-        Browser { client, profile }
+        }
     }
 }
 
@@ -222,19 +232,24 @@ impl Drop for ChromeDriver {
 /// One WebDriver session in its own profile directory.
 pub struct Browser {
     pub client: Client,
-    profile: tempfile::TempDir,
+    profile: Option<tempfile::TempDir>,
 }
 
 impl Browser {
     /// Ends the session, which quits this Chromium; the profile directory goes after it.
     pub async fn close(self) {
         let Browser { client, profile } = self;
-        match tokio::time::timeout(Duration::from_secs(10), client.close()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("closing a browser session failed: {e}"),
-            Err(_) => eprintln!("closing a browser session timed out"),
-        }
+        quit(client).await;
         drop(profile);
+    }
+}
+
+/// Ends a browser's WebDriver session, which quits that Chromium (writing its profile out).
+pub async fn quit(client: Client) {
+    match tokio::time::timeout(Duration::from_secs(10), client.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("closing a browser session failed: {e}"),
+        Err(_) => eprintln!("closing a browser session timed out"),
     }
 }
 
