@@ -2,25 +2,31 @@
 //! directly with in-memory requests (no sockets), on a current-thread tokio runtime.
 //!
 //! - `bare`: the inner service alone.
+//! - `floor`: the inner service behind a layer that only inserts one `Arc` into the request's
+//!   extensions (`common/floor.rs`): the yardstick every middleware case is read against.
 //! - `layer/anonymous`: no cookie, the handler does not touch the session (no Set-Cookie).
 //! - `layer/stateless`: a ~200-byte anonymous session cookie; the handler reads one value.
 //! - `layer/registry`: the same session bound to a user and validated by `SqliteRegistry`
 //!   (an in-memory cache hit, the steady state).
+//! - `registry-validated request on PostgreSQL (cache hit)`: the same with `PostgresRegistry`
+//!   (feature `postgres` and `SEALED_SESSIONS_POSTGRES_URL`; a fresh schema, dropped at the
+//!   end; skipped with the reason printed otherwise). Target: within 1.1x of `layer/stateless`.
+//!   The registry's round trips to the server over the measured requests are counted and
+//!   printed (target: 0).
 //! - `layer/write`: the handler changes the session, so the cookie is re-sealed and rendered;
 //!   every request sends the same cookie.
 //! - `layer/write chain`: the same, but each request sends the cookie the previous response
 //!   set, as a browser does (the time includes taking it from the response).
-//! - `tower-sessions/memory`: the peer, `tower-sessions` with its `MemoryStore`, on the same
-//!   signed-in session (`/read` loads it from the store and reads one value).
 //!
 //! Group `cache_contention`: `SqliteRegistry::validate_cached` hits plus the throttled `touch`
 //! (what the middleware does per request), per call, from one thread
 //! and from two threads at once (each on its own session, and both on the same one), to show
 //! whether the cache's shard locks contend on this 2-core machine.
 //!
-//! tower-sessions' SQLite store needs sqlx, which cannot share a build with rusqlite; it is in
-//! `benches/peers` (its own crate). `cargo bench --bench middleware`; ratios are in
-//! docs/performance.md.
+//! The peers (tower-sessions and its stores, axum-extra's `PrivateCookieJar`) are in
+//! `benches/peers`, a crate of its own: sqlx cannot share a build with rusqlite, and the peers
+//! stay out of this crate's dev-dependencies. `cargo bench --bench middleware --features
+//! postgres`; ratios are in docs/performance.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,12 +38,82 @@ use hyper::body::Bytes;
 use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
 use sealed_sessions::{Key, KeyRing, SessionConfig, SessionId, SessionLayer};
 use tower::{Layer, Service, ServiceExt};
-use workload::{cookie_of, handler, request, signed_in};
+use workload::{cookie_of, handler, request};
 
-#[path = "common/server.rs"]
-mod server;
+#[path = "common/floor.rs"]
+mod floor;
 #[path = "common/workload.rs"]
 mod workload;
+
+use floor::{read_floor, FloorLayer};
+
+/// The PostgreSQL registry for its case, when the feature and a server are there.
+mod postgres {
+    /// A `PostgresRegistry` in a fresh schema of its own.
+    pub struct Pg {
+        #[cfg(feature = "postgres")]
+        pub registry: std::sync::Arc<sealed_sessions::registry::PostgresRegistry>,
+        #[cfg(not(feature = "postgres"))]
+        pub registry: std::sync::Arc<sealed_sessions::registry::SqliteRegistry>,
+        #[cfg(feature = "postgres")]
+        url: String,
+        #[cfg(feature = "postgres")]
+        schema: String,
+    }
+
+    const URL_VAR: &str = "SEALED_SESSIONS_POSTGRES_URL";
+
+    #[cfg(not(feature = "postgres"))]
+    pub fn open() -> Option<Pg> {
+        eprintln!("skipped: the PostgreSQL case needs the postgres feature (--features postgres)");
+        None
+    }
+
+    #[cfg(feature = "postgres")]
+    pub fn open() -> Option<Pg> {
+        let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
+            eprintln!("skipped: the PostgreSQL case needs a server; set {URL_VAR}=postgres://...");
+            return None;
+        };
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).unwrap();
+        let schema: String = std::iter::once("bench_mw_".to_owned())
+            .chain(bytes.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let registry = sealed_sessions::registry::PostgresRegistry::builder(&url)
+            .schema(&schema)
+            .open()
+            .expect("open the PostgreSQL registry");
+        Some(Pg {
+            registry: std::sync::Arc::new(registry),
+            url,
+            schema,
+        })
+    }
+
+    impl Pg {
+        /// Stops the registry and drops its schema.
+        pub fn close(self) {
+            self.registry.stop();
+            #[cfg(feature = "postgres")]
+            {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                        .await;
+                });
+            }
+        }
+    }
+}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -61,10 +137,20 @@ fn bench(c: &mut Criterion) {
     )
     .layer(tower::service_fn(handler::<Full<Bytes>>));
     let bare = tower::service_fn(handler::<Full<Bytes>>);
-    let peer = tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
-        .with_secure(false)
-        .layer(tower::service_fn(server::peer::<Full<Bytes>>));
-    let peer_cookie = rt.block_on(signed_in(&peer));
+    let floor = FloorLayer.layer(tower::service_fn(|req: http::Request<Full<Bytes>>| {
+        read_floor(&req);
+        handler(req)
+    }));
+    let postgres = postgres::open();
+    let pg_bound = postgres.as_ref().map(|pg| {
+        SessionLayer::new(
+            SessionConfig::builder(KeyRing::new(Key::generate()))
+                .registry(pg.registry.clone())
+                .build()
+                .unwrap(),
+        )
+        .layer(tower::service_fn(handler::<Full<Bytes>>))
+    });
 
     let (anon_cookie, user_cookie) = rt.block_on(async {
         let res = stateless
@@ -84,6 +170,25 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap();
         (anon, cookie_of(&res))
+    });
+    // The same session as `layer/registry`'s: the sample data, then a sign-in.
+    let pg_cookie = pg_bound.as_ref().map(|svc| {
+        rt.block_on(async {
+            let res = svc.clone().oneshot(request("/setup", None)).await.unwrap();
+            let res = svc
+                .clone()
+                .oneshot(request("/login", Some(&cookie_of(&res))))
+                .await
+                .unwrap();
+            let cookie = cookie_of(&res);
+            let res = svc
+                .clone()
+                .oneshot(request("/read", Some(&cookie)))
+                .await
+                .unwrap();
+            assert!(res.status().is_success() && res.headers().get(SET_COOKIE).is_none());
+            cookie
+        })
     });
     // Sanity: the cookies open (the read path must not set a cookie or fail).
     rt.block_on(async {
@@ -112,9 +217,33 @@ fn bench(c: &mut Criterion) {
         }};
     }
     case!("bare", bare, "/read", Some(&anon_cookie));
+    case!("floor", floor, "/read", Some(&anon_cookie));
     case!("layer/anonymous", stateless, "/none", None);
     case!("layer/stateless", stateless, "/read", Some(&anon_cookie));
     case!("layer/registry", bound, "/read", Some(&user_cookie));
+    if let (Some(pg), Some(svc), Some(cookie)) = (&postgres, &pg_bound, &pg_cookie) {
+        let mut svc = svc.clone();
+        let mut requests = 0u64;
+        let before = pg.registry.round_trips();
+        g.bench_function(
+            "registry-validated request on PostgreSQL (cache hit)",
+            |b| {
+                b.iter(|| {
+                    requests += 1;
+                    rt.block_on(async {
+                        let req = request("/read", Some(cookie));
+                        svc.ready().await.unwrap().call(req).await.unwrap()
+                    })
+                })
+            },
+        );
+        let trips = pg.registry.round_trips() - before;
+        println!(
+            "PostgreSQL, cache hit: {trips} round trips to the server over {requests} requests \
+             ({:.4} per request)",
+            trips as f64 / requests.max(1) as f64
+        );
+    }
     case!("layer/write", stateless, "/write", Some(&anon_cookie));
     {
         let mut svc = stateless.clone();
@@ -130,10 +259,12 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    case!("tower-sessions/memory", peer, "/read", Some(&peer_cookie));
     g.finish();
     drop(rt);
     contention(c, &registry);
+    if let Some(pg) = postgres {
+        pg.close();
+    }
 }
 
 /// `validate_cached` hits from one thread, then from two at once: on distinct sessions (in

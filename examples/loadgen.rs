@@ -5,13 +5,28 @@
 //! ```
 //!
 //! Cases, each the same read-only request of a signed-in session with ~200 bytes of data
-//! (`GET /read` with its cookie; the handler reads one value):
-//! - `bare`: hyper with the handler alone (the cookie is sent and ignored);
+//! (`GET /read` with its cookie; the handler reads one value), printed relative to the floor:
+//! - `floor`: hyper + a layer that only inserts one `Arc` into the request's extensions (the
+//!   least any middleware that hands a handler a value costs; `benches/common/floor.rs`);
+//! - `bare`: hyper with the handler alone (the cookie is sent and ignored), for reference;
 //! - `stateless`: hyper + `SessionLayer`, no registry;
-//! - `registry`: hyper + `SessionLayer` + `SqliteRegistry` (validated from its cache);
-//! - `tower-sessions-sqlite` (and `-memory`): hyper + tower-sessions, served by
-//!   `benches/peers`'s `peer_server` (sqlx cannot share a build with rusqlite), built on first
-//!   use with `cargo build --release --manifest-path benches/peers/Cargo.toml`.
+//! - `registry-sqlite`: hyper + `SessionLayer` + `SqliteRegistry` (validated from its cache);
+//! - `registry-postgres`: the same with `PostgresRegistry` (validated from its cache);
+//! - `private-cookie-jar`: an axum handler with axum-extra's `PrivateCookieJar`;
+//! - `tower-sessions-memory`, `-sqlite`, `-postgres`: hyper + tower-sessions 0.14 and its stores;
+//! - `actix-bare` and `actix-session-cookie`: actix-web alone and with actix-session's cookie
+//!   store, a ratio of their own (a different server underneath).
+//!
+//! The first four run in this binary (`loadgen --serve MODE`); the others are served by
+//! `benches/peers`'s `peer_server` (sqlx cannot share a build with rusqlite, and the heavy
+//! peers stay out of this crate's dev-dependencies), built on first use with
+//! `cargo build --release --manifest-path benches/peers/Cargo.toml`. The PostgreSQL cases need
+//! `SEALED_SESSIONS_POSTGRES_URL` (skipped with a printed reason without it) and work in fresh
+//! schemas, dropped when their server stops. `--cases a,b,...` runs only those.
+//!
+//! `--callgrind` also counts instructions per request under callgrind (`valgrind` must be
+//! installed) for the cases `examples/hotpath.rs` and `peer_hotpath` have: the floor, the
+//! sealed-sessions cases, `PrivateCookieJar` and tower-sessions' MemoryStore, in process.
 //!
 //! Method, for a 2-core machine: every server is a child process started under `taskset -c 0`
 //! with a one-thread (current-thread) tokio runtime; the client pins itself to CPU 1 and runs
@@ -36,7 +51,7 @@
 //! for every case, to see the sessions' cost beside a handler that does something (the default,
 //! 0, answers `ok`).
 //!
-//! `loadgen --serve MODE [--work N]` is the server side of the first three cases.
+//! `loadgen --serve MODE [--work N]` is the server side of the cases this binary serves.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -54,18 +69,47 @@ use sealed_sessions::registry::SqliteRegistry;
 use sealed_sessions::{Key, KeyRing, SessionConfig, SessionLayer};
 use tower::Layer;
 
-use server::{ours, serve, WORK};
+use server::floor::FloorLayer;
+use server::{ours, serve, stdin_closed, WORK};
 
 #[path = "../benches/common/server.rs"]
 mod server;
 
-const CASES: [&str; 5] = [
+/// Every case, in the order of the table; see the module documentation.
+const CASES: [&str; 11] = [
+    "floor",
     "bare",
     "stateless",
-    "registry",
+    "registry-sqlite",
+    "registry-postgres",
+    "private-cookie-jar",
     "tower-sessions-memory",
     "tower-sessions-sqlite",
+    "tower-sessions-postgres",
+    "actix-bare",
+    "actix-session-cookie",
 ];
+
+/// The cases `peer_server` serves (the others run in this binary).
+fn served_by_peer(case: &str) -> bool {
+    !matches!(case, "floor" | "bare" | "stateless" | "registry-sqlite")
+}
+
+/// The cases without sessions: they send a cookie of the same size, which nothing reads.
+fn sessionless(case: &str) -> bool {
+    matches!(case, "floor" | "bare" | "actix-bare")
+}
+
+/// What a case's requests/s and CPU are compared with.
+fn baseline(case: &str) -> &'static str {
+    if case.starts_with("actix") {
+        "actix-bare"
+    } else {
+        "floor"
+    }
+}
+
+const POSTGRES_URL_VAR: &str = "SEALED_SESSIONS_POSTGRES_URL";
 
 struct Options {
     seconds: f64,
@@ -77,6 +121,10 @@ struct Options {
     raw_client: bool,
     /// JSON records each handler renders (`--work`); see the module documentation.
     work: usize,
+    /// `--cases a,b`: only these.
+    only: Option<Vec<String>>,
+    /// `--callgrind`: instructions per request too.
+    callgrind: bool,
 }
 
 fn main() {
@@ -103,6 +151,8 @@ fn main() {
             Some(other) => panic!("--client raw|hyper, not {other}"),
         },
         work,
+        only: value("--cases").map(|s| s.split(',').map(str::to_owned).collect()),
+        callgrind: args.iter().any(|a| a == "--callgrind"),
     };
     client_main(&opts);
 }
@@ -122,9 +172,19 @@ fn serve_main(mode: &str) {
             .unwrap();
         println!("{}", listener.local_addr().unwrap());
         let keys = KeyRing::new(Key::generate());
-        // The parent kills the server; this bounds it should the parent be gone.
-        let stop = tokio::time::sleep(Duration::from_secs(600));
+        // The parent closes our standard input to stop us; the timer bounds a server whose
+        // parent is gone without closing it.
+        let stop = async {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                _ = stdin_closed() => {}
+            }
+        };
         match mode {
+            "floor" => {
+                let svc = FloorLayer.layer(tower::service_fn(ours));
+                tokio::select! { _ = serve(listener, svc) => {}, _ = stop => {} }
+            }
             "bare" => {
                 let svc = tower::service_fn(ours);
                 tokio::select! { _ = serve(listener, svc) => {}, _ = stop => {} }
@@ -134,7 +194,7 @@ fn serve_main(mode: &str) {
                 let svc = SessionLayer::new(config).layer(tower::service_fn(ours));
                 tokio::select! { _ = serve(listener, svc) => {}, _ = stop => {} }
             }
-            "registry" => {
+            "registry-sqlite" => {
                 let registry = Arc::new(SqliteRegistry::open(dir.path().join("r.db")).unwrap());
                 let config = SessionConfig::builder(keys)
                     .registry(registry)
@@ -158,7 +218,17 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Our own child, by its handle.
+        // Closing its standard input asks the server to stop (a PostgreSQL one drops its
+        // schema first); our own child, killed by its handle if it does not within 10 s.
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("a server did not stop when asked: killed");
         self.child.kill().ok();
         self.child.wait().ok();
     }
@@ -172,7 +242,9 @@ fn pinned(program: &str) -> Command {
     } else {
         Command::new(program)
     };
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     cmd
 }
 
@@ -184,7 +256,7 @@ fn cpus() -> usize {
 
 fn start(case: &str, peer: &str, work: usize) -> Server {
     let me = std::env::current_exe().unwrap();
-    let mut cmd = if case.starts_with("tower-sessions") {
+    let mut cmd = if served_by_peer(case) {
         let mut c = pinned(peer);
         c.arg(case);
         c
@@ -257,7 +329,7 @@ async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Em
 /// Signs in and returns the session cookie (`name=value`).
 async fn sign_in(addr: SocketAddr, case: &str) -> Option<HeaderValue> {
     let mut sender = connect(addr).await;
-    if case == "bare" {
+    if sessionless(case) {
         // The same bytes on the wire as the session cases: a ~330-byte cookie, ignored.
         return Some(HeaderValue::from_static(
             "session=AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZzmZkU9mEP4cLd2Q8X9fWvLbFYn4rJpF0oDsxVxjVdNNo2KmvsS0xPp4XJiRzVQyh3uCqG1L6F2uVbYmQj8eT3bW5kzJ3xWnQp7cR9dA0sH4gKuM1yZ6fL2jV8tN5oB7iE3wX0aD9cG4hS1rU6vY2pT8mK5nQ3jF7bL0xW9zE4cR1dA6sH2gU8iO5yT3pV7mN0kJ4bX9fZ2qC6wE1rS5dG8hT3yU7iO0pA4sD9fG2hJ6kL1zX5cV8bN3mQ7wE0rT4yU9iO2pA6sD1fG5h",
@@ -469,31 +541,69 @@ fn summarize(mut run: Run) -> Summary {
     }
 }
 
-fn peer_binary(opts: &Options) -> Option<String> {
-    if let Some(p) = &opts.peer {
-        return Some(p.clone());
+/// Where `benches/peers` is built: `SEALED_SESSIONS_PEERS_TARGET_DIR`, else `peers` under
+/// `CARGO_TARGET_DIR`, else `benches/peers/target`.
+fn peers_target() -> String {
+    if let Ok(dir) = std::env::var("SEALED_SESSIONS_PEERS_TARGET_DIR") {
+        return dir;
     }
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/Cargo.toml");
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+    std::env::var("CARGO_TARGET_DIR").map_or_else(
         |_| concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/target").to_owned(),
         |t| format!("{t}/peers"),
-    );
-    eprintln!("building the tower-sessions peer server (benches/peers) ...");
-    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--bin", "peer_server"])
+    )
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds `bin` of `benches/peers` (release) and returns its path.
+fn peer_binary(bin: &str) -> Option<String> {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/Cargo.toml");
+    let target = peers_target();
+    eprintln!("building {bin} (benches/peers) ...");
+    let ok = cargo()
+        .args(["build", "--release", "--quiet", "--bin", bin])
         .args(["--manifest-path", manifest, "--target-dir", &target])
         .status()
         .is_ok_and(|s| s.success());
-    let path = format!("{target}/release/peer_server");
+    let path = format!("{target}/release/{bin}");
     (ok && std::path::Path::new(&path).exists()).then_some(path)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 fn client_main(opts: &Options) {
     cpus();
-    let peer = peer_binary(opts);
-    if peer.is_none() {
-        eprintln!("the peer server did not build: tower-sessions cases are skipped");
+    let postgres = std::env::var(POSTGRES_URL_VAR).is_ok_and(|u| !u.is_empty());
+    let wanted = |c: &str| opts.only.as_ref().is_none_or(|o| o.iter().any(|w| w == c));
+    let mut cases: Vec<&str> = CASES.iter().copied().filter(|c| wanted(c)).collect();
+    if !postgres && cases.iter().any(|c| c.ends_with("postgres")) {
+        eprintln!(
+            "skipped: the PostgreSQL cases need a server; set {POSTGRES_URL_VAR}=postgres://..."
+        );
+        cases.retain(|c| !c.ends_with("postgres"));
     }
+    let peer = if cases.iter().any(|c| served_by_peer(c)) {
+        let p = opts.peer.clone().or_else(|| peer_binary("peer_server"));
+        if p.is_none() {
+            eprintln!("the peer server did not build: its cases are skipped");
+            cases.retain(|c| !served_by_peer(c));
+        }
+        p
+    } else {
+        None
+    };
+    let instructions = if opts.callgrind {
+        callgrind(&cases, postgres)
+    } else {
+        Vec::new()
+    };
     if cpus() >= 2 {
         // The client on CPU 1 (threads made later inherit it), every server on CPU 0.
         let pinned = Command::new("taskset")
@@ -515,11 +625,8 @@ fn client_main(opts: &Options) {
         if opts.raw_client { "raw" } else { "hyper" },
         opts.work
     );
-    let cases: Vec<&str> = CASES
-        .iter()
-        .copied()
-        .filter(|c| peer.is_some() || !c.starts_with("tower-sessions"))
-        .collect();
+    let load_at_start = load_average();
+    println!("load average (1, 5, 15 min) at the start: {load_at_start}");
     let mut best: Vec<Option<Summary>> = cases.iter().map(|_| None).collect();
     for round in 1..=opts.rounds {
         for (i, case) in cases.iter().enumerate() {
@@ -536,83 +643,200 @@ fn client_main(opts: &Options) {
             }
         }
     }
+    let load_at_end = load_average();
     let get = |name: &str| {
         cases
             .iter()
             .position(|c| *c == name)
             .and_then(|i| best[i].as_ref())
     };
-    println!("\nbest round per case:");
     println!(
-        "| case | req/s | p50 us | p99 us | server CPU us/req | server busy | req/s vs bare |"
+        "\nbest round per case (load average at the start {load_at_start}, at the end {load_at_end}):"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let bare = get("bare").map(|b| b.rps);
+    println!(
+        "| case | req/s | req/s vs floor | server CPU us/req | CPU vs floor | p50 us | p99 us | server busy |{}",
+        if instructions.is_empty() { "" } else { " instructions/req |" }
+    );
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- |{}",
+        if instructions.is_empty() {
+            ""
+        } else {
+            " --- |"
+        }
+    );
     for (i, case) in cases.iter().enumerate() {
         let s = best[i].as_ref().unwrap();
+        let base = get(baseline(case));
+        let of = if baseline(case) == "floor" {
+            String::new()
+        } else {
+            format!(" (of {})", baseline(case))
+        };
+        let cg = if instructions.is_empty() {
+            String::new()
+        } else {
+            let n = instructions.iter().find(|(c, _)| c == case);
+            format!(" {} |", n.map_or("-".into(), |(_, n)| format!("{n:.0}")))
+        };
         println!(
-            "| {case} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {case} | {:.0} | {}{of} | {} | {}{of} | {:.1} | {:.1} | {} |{cg}",
             s.rps,
+            base.map_or("-".into(), |b| format!("{:.2}", s.rps / b.rps)),
+            s.cpu_us.map_or("-".into(), |c| format!("{c:.1}")),
+            base.and_then(|b| Some(s.cpu_us? / b.cpu_us?))
+                .map_or("-".into(), |r| format!("{r:.2}")),
             s.p50_us,
             s.p99_us,
-            s.cpu_us.map_or("-".into(), |c| format!("{c:.1}")),
             s.server_busy
                 .map_or("-".into(), |b| format!("{:.0}%", b * 100.0)),
-            bare.map_or("-".into(), |b| format!("{:.2}", s.rps / b)),
         );
     }
     println!("\nratios (same run):");
-    let ratio = |what: &str, a: Option<&Summary>, b: Option<&Summary>, f: fn(&Summary) -> f64| {
-        if let (Some(a), Some(b)) = (a, b) {
+    let ratio = |what: &str, a: &str, b: &str, f: fn(&Summary) -> f64| {
+        if let (Some(a), Some(b)) = (get(a), get(b)) {
             println!("  {what}: {:.2}", f(a) / f(b));
         }
     };
     let rps = |s: &Summary| s.rps;
     let cpu = |s: &Summary| s.cpu_us.unwrap_or(f64::NAN);
-    ratio("stateless req/s / bare", get("stateless"), get("bare"), rps);
-    ratio("registry req/s / bare", get("registry"), get("bare"), rps);
+    ratio("floor req/s / bare hyper", "floor", "bare", rps);
     ratio(
-        "stateless req/s / tower-sessions-sqlite",
-        get("stateless"),
-        get("tower-sessions-sqlite"),
+        "registry-postgres req/s / tower-sessions-postgres (issue 13: >= 10)",
+        "registry-postgres",
+        "tower-sessions-postgres",
         rps,
     );
     ratio(
-        "registry req/s / tower-sessions-sqlite",
-        get("registry"),
-        get("tower-sessions-sqlite"),
+        "server CPU/req: tower-sessions-postgres / registry-postgres",
+        "tower-sessions-postgres",
+        "registry-postgres",
+        cpu,
+    );
+    ratio(
+        "registry-sqlite req/s / tower-sessions-sqlite",
+        "registry-sqlite",
+        "tower-sessions-sqlite",
         rps,
     );
     ratio(
-        "registry req/s / tower-sessions-memory",
-        get("registry"),
-        get("tower-sessions-memory"),
+        "registry-sqlite req/s / tower-sessions-memory",
+        "registry-sqlite",
+        "tower-sessions-memory",
         rps,
     );
     ratio(
-        "server CPU/req: stateless / bare",
-        get("stateless"),
-        get("bare"),
+        "stateless req/s / private-cookie-jar",
+        "stateless",
+        "private-cookie-jar",
+        rps,
+    );
+    ratio(
+        "server CPU/req: registry-sqlite / stateless",
+        "registry-sqlite",
+        "stateless",
         cpu,
     );
     ratio(
-        "server CPU/req: registry / bare",
-        get("registry"),
-        get("bare"),
+        "server CPU/req: registry-postgres / stateless",
+        "registry-postgres",
+        "stateless",
         cpu,
     );
     ratio(
-        "server CPU/req: registry / stateless",
-        get("registry"),
-        get("stateless"),
-        cpu,
+        "actix-session-cookie req/s / actix-bare",
+        "actix-session-cookie",
+        "actix-bare",
+        rps,
     );
     ratio(
-        "server CPU/req: tower-sessions-sqlite / registry",
-        get("tower-sessions-sqlite"),
-        get("registry"),
-        cpu,
+        "stateless req/s / actix-session-cookie (different servers)",
+        "stateless",
+        "actix-session-cookie",
+        rps,
     );
+}
+
+/// Instructions per request on the main thread under callgrind, for the cases an in-process
+/// loop has: `examples/hotpath.rs` (ours and the floor) and `peer_hotpath` (the peers). Each
+/// is (a run of `N` requests minus a run of none) / `N`.
+fn callgrind(cases: &[&str], postgres: bool) -> Vec<(String, f64)> {
+    const N: u64 = 4000;
+    let hotpath_cases = [
+        "floor",
+        "bare",
+        "stateless",
+        "registry-sqlite",
+        "registry-postgres",
+    ];
+    let peer_cases = ["private-cookie-jar", "tower-sessions-memory"];
+    let me = std::env::current_exe().unwrap();
+    let target = me
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent());
+    let Some(target) = target.map(|t| t.to_str().unwrap().to_owned()) else {
+        return Vec::new();
+    };
+    eprintln!("building examples/hotpath.rs (release, features postgres) ...");
+    let built = cargo()
+        .args(["build", "--release", "--quiet", "--example", "hotpath"])
+        .args(["--features", "postgres", "--target-dir", &target])
+        .args([
+            "--manifest-path",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    let hotpath = built.then(|| format!("{target}/release/examples/hotpath"));
+    let peer_hotpath = cases
+        .iter()
+        .any(|c| peer_cases.contains(c))
+        .then(|| peer_binary("peer_hotpath"))
+        .flatten();
+    let dir = tempfile::tempdir().unwrap();
+    let count = |program: &str, case: &str, n: u64| -> Option<u64> {
+        let out = dir.path().join(format!("{case}-{n}"));
+        let ok = Command::new("valgrind")
+            .args(["--tool=callgrind", "--separate-threads=yes"])
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .args([program, case, &n.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        // With --separate-threads, the main thread's profile is the file ending in -01.
+        let main = format!("{}-01", out.display());
+        let text = std::fs::read_to_string(main).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("summary: ").or(l.strip_prefix("totals: ")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    let mut found = Vec::new();
+    for case in cases {
+        let program = if hotpath_cases.contains(case) {
+            if *case == "registry-postgres" && !postgres {
+                continue;
+            }
+            hotpath.as_deref()
+        } else if peer_cases.contains(case) {
+            peer_hotpath.as_deref()
+        } else {
+            None
+        };
+        let Some(program) = program else { continue };
+        eprintln!("callgrind: {case} ...");
+        match (count(program, case, N), count(program, case, 0)) {
+            (Some(n), Some(zero)) => {
+                found.push((case.to_string(), (n.saturating_sub(zero)) as f64 / N as f64))
+            }
+            _ => eprintln!("callgrind: {case} did not run (is valgrind installed?)"),
+        }
+    }
+    found
 }
 
 fn cpu_text(s: &Summary) -> String {

@@ -1,7 +1,8 @@
-//! What the end-to-end servers and the in-process benches share: the signed-in read handlers
-//! for sealed-sessions and for tower-sessions, and the hyper accept loop. Included with `#[path]` by `examples/loadgen.rs` (bare, stateless and
-//! registry servers) and by the `benches/peers` crate (its in-process bench and `peer_server`),
-//! so every case in a loadgen run serves the same handler over the same loop.
+//! What the end-to-end servers and the in-process benches share: the signed-in read handler
+//! for sealed-sessions (the peers' handlers, in `benches/peers`, render the same body), the
+//! floor layer, and the hyper accept loop. Included with `#[path]` by `examples/loadgen.rs`
+//! (the servers it runs itself) and by the `benches/peers` crate (its in-process bench and
+//! `peer_server`), so every case in a loadgen run serves the same handler over the same loop.
 #![allow(dead_code)] // each includer uses a different part
 
 use std::convert::Infallible;
@@ -14,6 +15,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 
+#[path = "floor.rs"]
+pub mod floor;
+
 /// How many JSON records every handler renders into its response body (`loadgen --work N`);
 /// 0, the default, answers `ok`. Set once, before serving.
 pub static WORK: AtomicUsize = AtomicUsize::new(0);
@@ -21,9 +25,14 @@ pub static WORK: AtomicUsize = AtomicUsize::new(0);
 /// The response body: `ok`, or [`WORK`] records of about 60 bytes each, rendered afresh as an
 /// API endpoint would (the same work for every case, with or without sessions).
 fn body() -> Full<Bytes> {
+    Full::new(body_bytes())
+}
+
+/// [`body`]'s bytes, for the servers whose body type is not `Full` (axum, actix-web).
+pub fn body_bytes() -> Bytes {
     let n = WORK.load(Ordering::Relaxed);
     if n == 0 {
-        return Full::new(Bytes::from_static(b"ok"));
+        return Bytes::from_static(b"ok");
     }
     let mut json = String::with_capacity(n * 64 + 2);
     json.push('[');
@@ -39,12 +48,13 @@ fn body() -> Full<Bytes> {
         );
     }
     json.push(']');
-    Full::new(Bytes::from(json))
+    Bytes::from(json)
 }
 
 /// `/login` signs in with a cart, a CSRF token and preferences (~200 bytes); `/read` reads one
 /// value. Without a session layer it answers without touching anything (the bare case).
 pub async fn ours<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    floor::read_floor(&req);
     if let Some(session) = req.extensions().get::<sealed_sessions::Session>() {
         match req.uri().path() {
             "/read" => {
@@ -68,45 +78,17 @@ pub async fn ours<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallibl
     Ok(Response::new(body()))
 }
 
-/// The same for tower-sessions, whose `Session` loads its record from the store on first use:
-/// `/login` renews the id and stores the user and the same data; `/read` reads one value.
-/// (Written against the API tower-sessions 0.14 and 0.15 share: `benches/middleware.rs` uses
-/// 0.15, the `benches/peers` crate 0.14.)
-pub async fn peer<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if let Some(session) = req.extensions().get::<tower_sessions::Session>() {
-        match req.uri().path() {
-            "/read" => {
-                std::hint::black_box(session.get::<u64>("visits").await.ok());
-            }
-            "/login" => {
-                session.cycle_id().await.ok();
-                session.insert("user", "alice").await.ok();
-                session.insert("visits", 1u64).await.ok();
-                session
-                    .insert("cart", ["apple", "pear", "plum", "fig"])
-                    .await
-                    .ok();
-                session
-                    .insert("csrf", "q3JmZ1dU6yXk0p4Vw8Ns2Lh5RtYb7GcE")
-                    .await
-                    .ok();
-                session.insert("theme", "dark").await.ok();
-                session.insert("locale", "en-GB").await.ok();
-            }
-            _ => {}
-        }
-    }
-    Ok(Response::new(body()))
-}
-
 /// Serves `svc` on every connection `listener` accepts, HTTP/1.1 with `TCP_NODELAY`, forever.
-pub async fn serve<S>(listener: tokio::net::TcpListener, svc: S)
+pub async fn serve<S, RB>(listener: tokio::net::TcpListener, svc: S)
 where
-    S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+    S: tower::Service<Request<Incoming>, Response = Response<RB>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    RB: hyper::body::Body + Send + 'static,
+    RB::Data: Send,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -121,4 +103,17 @@ where
                 .ok();
         });
     }
+}
+
+/// Completes when standard input reaches its end: how `loadgen` asks a server to stop (it
+/// closes the pipe), so that a server with state outside the process (a PostgreSQL schema) can
+/// remove it before exiting. A parent that dies closes the pipe too.
+pub async fn stdin_closed() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
 }
