@@ -1,7 +1,8 @@
 //! Reading our cookie out of `Cookie` request headers, and rendering `Set-Cookie` lines.
 //!
-//! Parsing and rendering go through the `cookie` crate; this module only decides which cookies
-//! are ours and which attributes ours carries. A session too long for one cookie is split over
+//! Our cookies are found by a narrower scan than the `cookie` crate's, held to it by a property
+//! test (`scan.rs`); rendering goes through the `cookie` crate. This module decides which
+//! cookies are ours and which attributes ours carries. A session too long for one cookie is split over
 //! several (`NAME`, `NAME.1`, ...): the scheme and its input rules are in `chunks.rs`.
 
 use std::borrow::Cow;
@@ -10,8 +11,12 @@ use std::time::Duration;
 
 use cookie::{Cookie, Expiration};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
+use memchr::memmem::Finder;
 
 mod chunks;
+mod scan;
+
+use scan::Scan;
 
 pub(crate) use chunks::{parse_head, Chunks, Head, Layout};
 
@@ -148,9 +153,46 @@ pub(crate) enum Flow {
 }
 
 /// Calls `f` with every cookie named `name` or `name.k` in every `Cookie` header, in order,
-/// as `f` says (see [`Flow`]). Headers that are not UTF-8 are read lossily, so that one bad
-/// byte spoils only the cookie it is in; unparsable cookies are skipped. Never panics.
+/// as `f` says (see [`Flow`]), reading each header as the `cookie` crate's
+/// `Cookie::split_parse` does (see `scan.rs`). Headers that are not UTF-8 are read lossily,
+/// so that one bad byte spoils only the cookie it is in; unparsable cookies are skipped.
+/// `name` is a cookie name (see [`is_valid_name`]). Never panics.
 pub(crate) fn find_session_cookies(
+    headers: &HeaderMap,
+    name: &str,
+    mut f: impl FnMut(Found<'_>) -> Flow,
+) {
+    // Built per call (~650 instructions for `__Host-session`): `load.rs` gives us the name.
+    let finder = Finder::new(name);
+    let mut chunks_only = false;
+    for header in headers.get_all(COOKIE) {
+        let bytes = header.as_bytes();
+        for (index, range) in Scan::new(bytes, &finder) {
+            if index == 0 && chunks_only {
+                continue;
+            }
+            let Some(value) = bytes.get(range) else {
+                continue;
+            };
+            let value = match std::str::from_utf8(value) {
+                Ok(value) => Cow::Borrowed(value),
+                Err(_) => String::from_utf8_lossy(value),
+            };
+            let found = match index {
+                0 => Found::Head(&value),
+                k => Found::Chunk(k, &value),
+            };
+            if f(found) == Flow::ChunksOnly {
+                chunks_only = true;
+            }
+        }
+    }
+}
+
+/// The implementation [`find_session_cookies`] replaced, through the `cookie` crate: the
+/// oracle of its property test.
+#[cfg(test)]
+fn find_session_cookies_oracle(
     headers: &HeaderMap,
     name: &str,
     mut f: impl FnMut(Found<'_>) -> Flow,
@@ -206,6 +248,7 @@ pub(crate) fn is_valid_attribute(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::{Just, Strategy};
 
     fn settings() -> CookieSettings {
         CookieSettings {
@@ -278,6 +321,48 @@ mod tests {
             HeaderValue::from_bytes(b"x=\xff\xfe; id=good; =; ;;").unwrap(),
         );
         assert_eq!(found(&h), ["good"]);
+    }
+
+    /// [`find_session_cookies`] or its oracle.
+    type Find = fn(&HeaderMap, &str, &mut dyn FnMut(Found<'_>) -> Flow);
+
+    /// What `find` calls its callback with, answering the `i`-th call `ChunksOnly` if
+    /// `stop[i % len]`.
+    fn calls(find: Find, headers: &HeaderMap, name: &str, stop: &[bool]) -> Vec<String> {
+        let mut seen = Vec::new();
+        find(headers, name, &mut |found| {
+            let flow = match stop.get(seen.len() % stop.len().max(1)) {
+                Some(true) => Flow::ChunksOnly,
+                _ => Flow::Next,
+            };
+            seen.push(format!("{found:?}"));
+            flow
+        });
+        seen
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn finds_what_the_cookie_crate_finds(
+            (name, values) in scan::tests::names().prop_flat_map(|n| {
+                let header = scan::tests::header(&n);
+                (Just(n), proptest::collection::vec(header, 0..4))
+            }),
+            stop in proptest::collection::vec(proptest::bool::ANY, 0..6),
+        ) {
+            let mut headers = HeaderMap::new();
+            for mut bytes in values {
+                // What a `HeaderValue` may hold: no controls but tab.
+                bytes.retain(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+                headers.append(COOKIE, HeaderValue::from_bytes(&bytes).unwrap());
+            }
+            proptest::prop_assert_eq!(
+                calls(|h, n, f| find_session_cookies(h, n, f), &headers, &name, &stop),
+                calls(|h, n, f| find_session_cookies_oracle(h, n, f), &headers, &name, &stop),
+            );
+        }
     }
 
     #[test]
