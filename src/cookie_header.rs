@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use cookie::{Cookie, Expiration};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
-use memchr::memmem::Finder;
 
 mod chunks;
 mod scan;
@@ -162,8 +161,8 @@ pub(crate) fn find_session_cookies(
     name: &str,
     mut f: impl FnMut(Found<'_>) -> Flow,
 ) {
-    // Built per call (~650 instructions for `__Host-session`): `load.rs` gives us the name.
-    let finder = Finder::new(name);
+    // An `Rc`, not a borrow of the cache: `f` may scan again (`Chunks::collect`).
+    let finder = scan::finder(name);
     let mut chunks_only = false;
     for header in headers.get_all(COOKIE) {
         let bytes = header.as_bytes();
