@@ -1,18 +1,19 @@
 //! Reading our cookie out of `Cookie` request headers, and rendering `Set-Cookie` lines.
 //!
-//! Our cookies are found by a narrower scan than the `cookie` crate's, held to it by a property
-//! test (`scan.rs`); rendering goes through the `cookie` crate. This module decides which
-//! cookies are ours and which attributes ours carries. A session too long for one cookie is split over
+//! Our cookies are found, and `Set-Cookie` lines written, by narrower routines than the `cookie`
+//! crate's, each held to the crate by a property test (`scan.rs`, `render.rs`). This module
+//! decides which cookies are ours and which attributes ours carries. A session too long for one cookie is split over
 //! several (`NAME`, `NAME.1`, ...): the scheme and its input rules are in `chunks.rs`.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 use std::time::Duration;
 
-use cookie::{Cookie, Expiration};
-use http::header::{HeaderMap, HeaderValue, COOKIE};
+#[cfg(test)]
+use cookie::Cookie;
+use http::header::{HeaderMap, COOKIE};
 
 mod chunks;
+mod render;
 mod scan;
 
 use scan::Scan;
@@ -31,16 +32,6 @@ pub enum SameSite {
     Lax,
     /// Sent on every request, including cross-site ones; requires `Secure`.
     None,
-}
-
-impl SameSite {
-    fn to_cookie(self) -> cookie::SameSite {
-        match self {
-            SameSite::Strict => cookie::SameSite::Strict,
-            SameSite::Lax => cookie::SameSite::Lax,
-            SameSite::None => cookie::SameSite::None,
-        }
-    }
 }
 
 /// The name and attributes of the session cookie, validated by the config builder.
@@ -70,64 +61,6 @@ impl CookieSettings {
     /// layout can send, under our name.
     pub(crate) fn seal_limit(&self) -> usize {
         self.name.len() + 1 + self.layout.max_value_len()
-    }
-
-    fn build<'a>(&'a self, name: &'a str, value: &'a str) -> Cookie<'a> {
-        let mut c = Cookie::build((name, value))
-            .path(self.path.as_str())
-            .secure(self.secure)
-            .http_only(self.http_only)
-            .same_site(self.same_site.to_cookie());
-        if let Some(domain) = &self.domain {
-            c = c.domain(domain.as_str());
-        }
-        c.build()
-    }
-
-    /// The `Set-Cookie` value for a sealed `value`; `max_age` for a persistent cookie, `None`
-    /// for a browser-session cookie.
-    pub(crate) fn render(&self, value: &str, max_age: Option<Duration>) -> Option<HeaderValue> {
-        self.render_as(&self.name, value, max_age)
-    }
-
-    /// [`Self::render`] under the cookie name `name` (a chunk's).
-    fn render_as(&self, name: &str, value: &str, max_age: Option<Duration>) -> Option<HeaderValue> {
-        let mut c = self.build(name, value);
-        if let Some(age) = max_age {
-            c.set_max_age(cookie::time::Duration::seconds(
-                i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
-            ));
-        }
-        // Sized for the whole line up front: growing the `String` as `Display` writes it piece
-        // by piece reallocated it four times. The attributes' fixed text (`; HttpOnly`,
-        // `; SameSite=Strict`, `; Secure`, `; Path=`, `; Domain=`, `; Max-Age=` and 20 digits)
-        // is at most 81 bytes.
-        let domain = self.domain.as_ref().map_or(0, String::len);
-        let mut line =
-            String::with_capacity(name.len() + 1 + value.len() + self.path.len() + domain + 96);
-        write!(line, "{c}").ok()?;
-        HeaderValue::try_from(line).ok()
-    }
-
-    /// The `Set-Cookie` value that makes the browser delete the cookie.
-    pub(crate) fn render_removal(&self) -> Option<HeaderValue> {
-        self.render_removal_as(&self.name)
-    }
-
-    fn render_removal_as(&self, name: &str) -> Option<HeaderValue> {
-        let mut c = self.build(name, "");
-        c.set_max_age(cookie::time::Duration::ZERO);
-        c.set_expires(Expiration::DateTime(
-            cookie::time::OffsetDateTime::UNIX_EPOCH,
-        ));
-        HeaderValue::try_from(c.to_string()).ok()
-    }
-
-    /// Bytes of a rendered `Set-Cookie` line beyond `name=value`, for the longest `Max-Age` we
-    /// may send, so that the sealer refuses any cookie whose whole line would not fit.
-    pub(crate) fn attribute_reserve(&self, longest_max_age: Duration) -> usize {
-        let line = self.render("", Some(longest_max_age));
-        line.map_or(0, |l| l.len()) - (self.name.len() + 1)
     }
 }
 
@@ -247,19 +180,8 @@ pub(crate) fn is_valid_attribute(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
     use proptest::strategy::{Just, Strategy};
-
-    fn settings() -> CookieSettings {
-        CookieSettings {
-            name: "id".into(),
-            domain: None,
-            path: "/".into(),
-            secure: true,
-            http_only: true,
-            same_site: SameSite::Lax,
-            layout: Layout::default(),
-        }
-    }
 
     fn found(headers: &HeaderMap) -> Vec<String> {
         let mut out = Vec::new();
@@ -362,30 +284,6 @@ mod tests {
                 calls(|h, n, f| find_session_cookies_oracle(h, n, f), &headers, &name, &stop),
             );
         }
-    }
-
-    #[test]
-    fn renders_secure_defaults_and_removal() {
-        let s = settings();
-        let line = s.render("v", None).unwrap();
-        let line = line.to_str().unwrap();
-        assert!(line.starts_with("id=v"), "{line}");
-        for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
-            assert!(line.contains(attr), "{line} lacks {attr}");
-        }
-        assert!(!line.contains("Max-Age"), "{line}");
-        let line = s.render("v", Some(Duration::from_secs(60))).unwrap();
-        assert!(line.to_str().unwrap().contains("Max-Age=60"));
-        let removal = s.render_removal().unwrap();
-        let removal = removal.to_str().unwrap();
-        assert!(
-            removal.starts_with("id=;") && removal.contains("Max-Age=0"),
-            "{removal}"
-        );
-        assert_eq!(
-            s.attribute_reserve(Duration::from_secs(60)),
-            line.len() - "id=v".len()
-        );
     }
 
     #[test]
