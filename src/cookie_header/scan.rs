@@ -3,15 +3,23 @@
 //! The `cookie` crate's `Cookie::split_parse` parses every cookie of a header to hand back the
 //! few we want, and cost about 40 % of a signed-in request. This scan searches the header's
 //! bytes for our name with `memchr`'s SIMD substring finder and parses only around the matches.
-//! It reads exactly what `split_parse` reads (a property test below holds it to that, with the
-//! `cookie` crate as the oracle), which for a header `H`, lossily decoded as UTF-8, is:
+//! It reads what `split_parse` reads (a property test below holds it to that, with the `cookie`
+//! crate as the oracle), which for a header `H`, lossily decoded as UTF-8, is:
 //!
 //! - `H` split on every `;` (no quoting: `a="x;y"` is two pieces);
 //! - in each piece, the text before its first `=` is the name and the text after it the value,
 //!   each trimmed of Unicode White_Space (`str::trim`: ASCII `\t \n \x0b \x0c \r` and space,
 //!   U+0085, U+00A0, U+1680, U+2000 to U+200A, U+2028, U+2029, U+202F, U+205F, U+3000);
 //! - a piece without `=`, or whose name is empty, is no cookie; nothing is percent-decoded,
-//!   and quotes are part of the value.
+//!   and quotes are part of the value;
+//!
+//! with one exception: **a name is trimmed of ASCII whitespace only.** A browser trims only
+//! spaces and tabs from a cookie's name (RFC 6265bis, section 5.6) and applies the `__Host-`
+//! and `__Secure-` rules to what is left, so it holds `\u{2000}__Host-session` as an ordinary
+//! cookie, which a sibling subdomain may set for the whole site; trimmed of U+2000 it would
+//! read as ours, and the attacker's own valid session would be planted past the prefix
+//! (PortSwigger, "Cookie Chaos", 2025). Such a cookie is not ours. Values are trimmed as the
+//! crate trims them: what a value holds is its setter's choice anyway.
 //!
 //! Working on bytes, the scan decodes nothing but the values it returns: `;`, `=`, our name
 //! (a token, so ASCII) and whitespace characters are whole code points wherever they appear,
@@ -76,6 +84,11 @@ fn space_at_end(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether `b` is ASCII whitespace to `str::trim` (`u8::is_ascii_whitespace` and `\x0b`).
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
 /// `range` of `bytes` without the whitespace it starts with (`str::trim_start`).
 fn trim_start(bytes: &[u8], mut range: Range<usize>) -> Range<usize> {
     while let Some(n) = bytes.get(range.clone()).and_then(space_at_start) {
@@ -116,9 +129,9 @@ impl<'a> Scan<'a> {
     /// range of its value.
     fn cookie_at(&self, at: usize) -> Option<(usize, Range<usize>)> {
         let h = self.header;
-        // The name must start its piece: only whitespace back to a `;` or the header's start.
-        let before = trim_end(h, 0..at);
-        if before.end > 0 && h.get(before.end - 1) != Some(&b';') {
+        // The name must start its piece: only (ASCII) whitespace back to a `;` or the start.
+        let before = h.get(..at)?.iter().rposition(|&b| !is_ascii_space(b));
+        if before.is_some_and(|i| h.get(i) != Some(&b';')) {
             return None;
         }
         let mut end = at + self.finder.needle().len();
@@ -129,8 +142,8 @@ impl<'a> Scan<'a> {
             }
             _ => 0,
         };
-        // Then only whitespace up to the piece's first `=`.
-        let eq = trim_start(h, end..h.len()).start;
+        // Then only (ASCII) whitespace up to the piece's first `=`.
+        let eq = end + h.get(end..)?.iter().position(|&b| !is_ascii_space(b))?;
         if h.get(eq) != Some(&b'=') {
             return None;
         }
@@ -221,14 +234,48 @@ pub(super) mod tests {
         assert_eq!(scan(b"x=\"s=1;s=2\"", "s"), [(0, "2\"".into())]);
     }
 
+    /// Whether the `cookie` crate found a cookie whose `name` (a slice of `text`) has no more
+    /// than ASCII whitespace around it in its piece: the rule in which the scan departs from
+    /// the crate (see the module docs).
+    pub(in crate::cookie_header) fn named_without_unicode_space(text: &str, name: &str) -> bool {
+        let Some(at) = (name.as_ptr() as usize).checked_sub(text.as_ptr() as usize) else {
+            return false;
+        };
+        let (Some(before), Some(after)) = (text.get(..at), text.get(at + name.len()..)) else {
+            return false;
+        };
+        let before = before.rsplit(';').next().unwrap_or_default();
+        let after = after.split('=').next().unwrap_or_default();
+        before.bytes().chain(after.bytes()).all(is_ascii_space)
+    }
+
     /// What `Cookie::split_parse` makes of `header`, lossily decoded as `find_session_cookies`
-    /// did before this scan: the cookies of `name`.
+    /// did before this scan: the cookies of `name` (but for names it found by trimming
+    /// non-ASCII whitespace).
     fn oracle(header: &[u8], name: &str) -> Vec<(usize, String)> {
         let text = String::from_utf8_lossy(header);
         Cookie::split_parse(text.as_ref())
             .flatten()
+            .filter(|c| named_without_unicode_space(&text, c.name()))
             .filter_map(|c| Some((chunk_index(c.name(), name)?, c.value().to_owned())))
             .collect()
+    }
+
+    #[test]
+    fn a_name_behind_unicode_whitespace_is_not_ours() {
+        let h = "\u{2000}__Host-s=planted; __Host-s\u{a0}=x; \u{85}__Host-s.1=y; __Host-s=ours";
+        assert_eq!(scan(h.as_bytes(), "__Host-s"), [(0, "ours".into())]);
+        let crate_reads = Cookie::split_parse(h)
+            .flatten()
+            .filter(|c| c.name() == "__Host-s");
+        assert_eq!(
+            crate_reads.count(),
+            3,
+            "the cookie crate reads all but the chunk as ours"
+        );
+        assert_eq!(oracle(h.as_bytes(), "__Host-s"), [(0, "ours".into())]);
+        let h = b" \t__Host-s \t= \xe3\x80\x80v\xc2\xa0";
+        assert_eq!(scan(h, "__Host-s"), [(0, "v".into())], "ASCII is trimmed");
     }
 
     /// Cookie names as the config builder allows them (`is_valid_name`), biased towards
