@@ -92,6 +92,8 @@ struct Log {
     read_latencies: Vec<Duration>,
     login_latencies: Vec<Duration>,
     statuses: BTreeMap<u16, u64>,
+    /// Each 5xx answer: the request and what the page said.
+    server_errors: Vec<String>,
     transport_errors: Vec<String>,
     /// Answers that do not fit the demo's contract (e.g. `/api/me` naming another session).
     surprises: Vec<String>,
@@ -146,6 +148,13 @@ impl Browser {
                     log.read_latencies.push(took);
                 }
                 *log.statuses.entry(reply.status.as_u16()).or_default() += 1;
+                if reply.status.is_server_error() {
+                    // What the page said, for the assertion's message.
+                    let said = reply.body.split("<p>").nth(1).unwrap_or(&reply.body);
+                    let said: String = said.chars().take(120).collect();
+                    log.server_errors
+                        .push(format!("{method} {path}: {} {said}", reply.status));
+                }
                 Some((started, reply))
             }
             Err(e) => {
@@ -657,7 +666,11 @@ fn load(
         violations.is_empty(),
         "revoked sessions served: {violations:#?}"
     );
-    assert_eq!(server_errors, 0, "5xx answers: {:?}", log.statuses);
+    assert_eq!(
+        server_errors, 0,
+        "5xx answers: {:?}\n{:#?}",
+        log.statuses, log.server_errors
+    );
     assert!(
         log.transport_errors.is_empty(),
         "transport errors: {:#?}",
