@@ -591,6 +591,26 @@ async fn a_hand_written_update_of_revoked_at_reaches_every_host() {
     let rows: i64 = admin.query_one(&logged(id), &[]).await.unwrap().get(0);
     assert_eq!(rows, 1);
 
+    // "Revoke and expire now" in one statement, and an expiry moved earlier alone: the hosts'
+    // caches hold the old expiry, so both are revocations to them.
+    for (user, set) in [
+        ("erin", "revoked_at = now(), expires_at = now()"),
+        ("fred", "expires_at = now()"),
+    ] {
+        let id = cached(&a, user).await;
+        assert!(b.validate(id, user, SystemTime::now()).await.unwrap());
+        admin
+            .batch_execute(&format!(
+                "UPDATE {s}.sessions SET {set} WHERE id = '\\x{}'",
+                hex(id)
+            ))
+            .await
+            .unwrap();
+        let took = evicted(&b, id, user).await;
+        println!("UPDATE ... SET {set} reached the other host in {took:?}");
+        assert!(!b.validate(id, user, SystemTime::now()).await.unwrap());
+    }
+
     // The registry's own revocations are logged once, not again by the trigger; an update
     // that touches no revoked_at (the touch flush) logs nothing.
     let id = cached(&a, "bob").await;

@@ -34,15 +34,22 @@
 //!   `seq:hexid,seq:hexid,...` on the channel `{s}_revocations`; past 150 entries (NOTIFY allows
 //!   8,000 bytes) only `max:seq`, which means "read the log".
 //!
-//! - **`sessions_revoked`** (version 2; AFTER UPDATE OF `revoked_at`, per row, when a live row
-//!   becomes revoked) logs the revocation, so that a hand-written `UPDATE … SET revoked_at =
-//!   now()` reaches every host as the registry's own revocations do (version 1 left it
-//!   unannounced: hosts vouched for the session from memory until it expired). The registry's
+//! - **`sessions_revoked`** (version 2; AFTER UPDATE OF `revoked_at`, `expires_at`, `id` or
+//!   `user_id`, per row, when a live row becomes revoked, expires earlier, or changes id or
+//!   user) logs the row's old id and expiry as a revocation, so that a hand-written `UPDATE …
+//!   SET revoked_at = now()` (or `expires_at = now()`, or both) reaches every host as the
+//!   registry's own revocations do (version 1 left it unannounced: hosts vouched for the
+//!   session from memory until it expired). The registry's
 //!   own transactions log their revocations in one statement and mark themselves with the
 //!   transaction-local setting `sealed_sessions.self_logged`, which the trigger's `WHEN` skips;
 //!   **`sessions_update_ordered`** (BEFORE UPDATE OF `revoked_at`, per statement) takes the
 //!   writers' lock first, as for DELETE. A hand-written bulk update sends one notification per
-//!   row; hosts handle that, if less efficiently than the registry's batches.
+//!   row; hosts handle that, if less efficiently than the registry's batches. A hand-written
+//!   transaction that locks a row of `sessions` *before* such an update (an earlier `UPDATE` of
+//!   another column, a `SELECT … FOR UPDATE`) takes the writers' lock after a row lock, the
+//!   registry's order reversed, and may make a registry write wait and fail as busy: revoke in
+//!   one statement, or take the lock first with `SELECT pg_advisory_xact_lock(hashtext('{s}'),
+//!   1397948417)`.
 //! - **`sessions_deleted`** (AFTER DELETE, per statement) logs every deleted live row as a
 //!   revocation, and **`sessions_truncated`** (AFTER TRUNCATE) logs an empty id, which means
 //!   "forget everything": rows removed by hand leave every host's cache as revoked ones do.
@@ -100,16 +107,20 @@ fn migration_sql(schema: &str, version: i64) -> String {
     match version {
         2 => format!(
             r#"
+-- Logged with the row's old id and expiry: what the hosts' caches hold. "Revoke and expire
+-- now" in one UPDATE is a revocation too, and so is an expiry moved earlier.
 CREATE FUNCTION {s}.log_revoked_session() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {s}.revocations (id, expires_at) VALUES (new.id, new.expires_at);
+    INSERT INTO {s}.revocations (id, expires_at) VALUES (old.id, old.expires_at);
     RETURN NULL;
 END $$;
-CREATE TRIGGER sessions_update_ordered BEFORE UPDATE OF revoked_at ON {s}.sessions
-    FOR EACH STATEMENT EXECUTE FUNCTION {s}.order_revocations();
-CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at ON {s}.sessions
-    FOR EACH ROW WHEN (old.revoked_at IS NULL AND new.revoked_at IS NOT NULL
-        AND new.expires_at > now()
+CREATE TRIGGER sessions_update_ordered BEFORE UPDATE OF revoked_at, expires_at, id, user_id
+    ON {s}.sessions FOR EACH STATEMENT EXECUTE FUNCTION {s}.order_revocations();
+CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at, expires_at, id, user_id
+    ON {s}.sessions FOR EACH ROW
+    WHEN (old.revoked_at IS NULL AND old.expires_at > now()
+        AND (new.revoked_at IS NOT NULL OR new.expires_at < old.expires_at
+            OR new.id <> old.id OR new.user_id <> old.user_id)
         AND current_setting('{SELF_LOGGED}', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION {s}.log_revoked_session();
 UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';
