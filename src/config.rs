@@ -606,12 +606,20 @@ impl SessionConfigBuilder {
             });
         }
         let plain = Limits::check("", self.lifetime, self.idle, self.refresh_after)?;
+        let persistent_lifetime = self
+            .persistent_lifetime
+            .unwrap_or(DEFAULT_PERSISTENT_LIFETIME.max(self.lifetime));
+        // The default idle timeout never exceeds the lifetime: `persistent_lifetime(3 days)`
+        // alone must build.
+        let persistent_idle = self.persistent_idle.unwrap_or(
+            DEFAULT_PERSISTENT_IDLE_TIMEOUT
+                .max(self.idle)
+                .min(persistent_lifetime),
+        );
         let persistent = Limits::check(
             "persistent ",
-            self.persistent_lifetime
-                .unwrap_or(DEFAULT_PERSISTENT_LIFETIME.max(self.lifetime)),
-            self.persistent_idle
-                .unwrap_or(DEFAULT_PERSISTENT_IDLE_TIMEOUT.max(self.idle)),
+            persistent_lifetime,
+            persistent_idle,
             self.refresh_after,
         )?;
         if let RegistryErrorPolicy::ServiceUnavailable { retry_after } = self.on_registry_error {

@@ -112,6 +112,23 @@ async fn forgetting_shortens_the_idle_timeout_and_drops_max_age() {
 }
 
 #[tokio::test]
+async fn forgetting_after_a_remembered_login_ends_by_the_plain_lifetime() {
+    let clock = TestClock::default();
+    let addr = server(&clock, builder()).await;
+    let mut jar = get(addr, "/remember-login/alice", None)
+        .await
+        .cookie_pair(NAME);
+    visit(addr, "/forget", &mut jar).await;
+    // Active every hour: still signed in at 23 hours, out at 24 (not 30 days).
+    for _ in 0..23 {
+        clock.advance(HOUR);
+        assert_eq!(visit(addr, "/user", &mut jar).await, "alice");
+    }
+    clock.advance(HOUR);
+    assert_eq!(visit(addr, "/user", &mut jar).await, "anonymous");
+}
+
+#[tokio::test]
 async fn the_persistent_limits_are_configurable_and_checked() {
     let clock = TestClock::default();
     let b = builder()
@@ -140,6 +157,9 @@ async fn the_persistent_limits_are_configurable_and_checked() {
         .persistent_lifetime(Duration::MAX)
         .build()
         .is_err());
+    // A short persistent lifetime alone builds: the default idle timeout fits inside it.
+    let config = builder().persistent_lifetime(3 * DAY).build().unwrap();
+    assert_eq!(config.persistent_idle_timeout(), 3 * DAY);
     // A configured lifetime longer than the persistent default raises the persistent one.
     let config = builder()
         .lifetime(60 * DAY)

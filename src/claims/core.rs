@@ -133,6 +133,12 @@ impl ClaimsCore {
         self.touch(now, idle);
     }
 
+    /// Moves the absolute end to `end` if that is earlier (and the idle deadline with it).
+    pub(crate) fn end_by(&mut self, end: SystemTime) {
+        self.expires_at = self.expires_at.min(unix(end));
+        self.idle_deadline = self.idle_deadline.min(self.expires_at);
+    }
+
     pub(crate) fn touch(&mut self, now: SystemTime, idle: Duration) {
         self.idle_deadline = unix(now)
             .saturating_add(idle.as_secs())

@@ -341,8 +341,10 @@ impl Session {
     /// enforces them from the sealed times either way.
     ///
     /// **Call it before [`login`](Self::login)**: a signed-in session's absolute end is fixed
-    /// when the user signs in (the registry records it), so afterwards only its idle timeout
-    /// changes (a warning is logged if that makes a difference).
+    /// when the user signs in (the registry records it). Afterwards the cookie still becomes
+    /// (or stops being) persistent and takes the other idle timeout, but its end never moves
+    /// later (a warning is logged when that leaves it short of the persistent lifetime), and
+    /// `set_persistent(false)` brings it back to the plain lifetime from login.
     ///
     /// ```
     /// # async fn sign_in(session: sealed_sessions::Session) -> Result<(), sealed_sessions::SessionError> {
@@ -372,7 +374,16 @@ impl Session {
                          login; call it before login to give the session the persistent lifetime"
                     );
                 }
+                // Forgetting shortens the session to the plain lifetime from login (a cookie that
+                // ends before its registry row is safe); remembering never lengthens it.
+                let end = (!persistent).then(|| {
+                    let login = c.auth_time().unwrap_or(now);
+                    login + limits.lifetime
+                });
                 c.retime(now, None, limits.idle);
+                if let Some(end) = end {
+                    c.end_by(end);
+                }
             } else {
                 c.retime(now, Some(limits.lifetime), limits.idle);
             }
