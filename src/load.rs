@@ -8,7 +8,8 @@
 //!
 //! **Bounded work, whatever the client sends.** At most [`MAX_LOOKED_AT`] cookies of our name
 //! are looked at, at most [`MAX_OPENED`] distinct values among them are opened (an identical
-//! copy is skipped), and at most [`MAX_TABLE_READS`] of those may need the registry to read its
+//! copy is skipped, but every value offered counts against `MAX_LOOKED_AT`, reassembled ones
+//! included), and at most [`MAX_TABLE_READS`] of those may need the registry to read its
 //! table: a request carrying thousands of copies of a cookie costs one open and one read.
 //! Legitimate duplicates come from a cookie of the same name set for another path, or for the
 //! parent domain as well as the host, of which a browser holds one or two. Cookies the registry
@@ -185,10 +186,14 @@ pub(crate) fn open_cookies(
     // Values tried and not taken: filled only when a first cookie is not the session, which
     // the usual request never reaches.
     let mut tried: Vec<Box<str>> = Vec::new();
+    // Every value offered, identical ones included: a split cookie's copies could otherwise
+    // make thousands of reassemblies of one value (a review measured 4,096 from 32 heads).
+    let mut offered = 0usize;
     let mut attempt = |value: &str| -> Step {
-        if tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS {
+        if offered == MAX_LOOKED_AT || tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS {
             return Step::Capped;
         }
+        offered += 1;
         if tried.iter().any(|t| **t == *value) {
             return Step::Next;
         }

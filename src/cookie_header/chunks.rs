@@ -234,7 +234,9 @@ impl Chunks {
             if let Found::Chunk(k, value) = found {
                 chunks.present |= 1 << k;
                 let copies = &mut chunks.copies[k - 1];
-                if copies.len() == MAX_COPIES {
+                if copies.iter().any(|c| c == value) {
+                    // An identical copy adds no combination worth building.
+                } else if copies.len() == MAX_COPIES {
                     chunks.overflow = true;
                 } else if value.len() <= MAX_COOKIE_LEN {
                     copies.push(value.to_owned());
@@ -383,6 +385,11 @@ mod tests {
         assert!(!c.overflow);
         let (_, c) = combos("s.1=b; s.1=B; s.1=x", "a", 2);
         assert!(c.overflow, "a third copy is not kept");
+        // Identical copies make no new combination: one value, however many copies.
+        let copies = "s.1=b; s.1=b; s.1=b; s.2=c; s.2=c; s.2=c";
+        let (out, c) = combos(copies, "a", 3);
+        assert_eq!(out, ["abc"]);
+        assert!(!c.overflow);
         assert!(combos("s.2=c", "a", 3).0.is_empty(), "a missing chunk");
         let long = format!("s.1={}", "b".repeat(100));
         assert!(combos(&long, "a", 2).0.is_empty(), "too long: never built");
