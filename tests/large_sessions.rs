@@ -54,6 +54,10 @@ async fn handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
             "bye".to_owned()
         }
         ["room"] => session.remaining_bytes().to_string(),
+        ["login", u] => match session.login(*u).await {
+            Ok(()) => "signed in".to_owned(),
+            Err(e) => format!("error: {e}"),
+        },
         _ => "nothing".to_owned(),
     };
     Ok(Response::new(Full::new(Bytes::from(body))))
@@ -190,6 +194,34 @@ async fn past_the_maximum_insert_is_a_typed_error_and_the_response_is_not_a_500(
         most.to_string()
     );
     assert_eq!(get(addr, "/room", Some(&cookies)).await.body, "0");
+}
+
+#[tokio::test]
+async fn a_login_that_would_overflow_the_session_is_a_typed_error_not_a_500() {
+    let addr = server(builder(&Key::generate())).await;
+    let cookies = jar(&get(addr, "/fill/100", None).await);
+    let room: usize = get(addr, "/room", Some(&cookies))
+        .await
+        .body
+        .parse()
+        .unwrap();
+    let r = get(addr, &format!("/fill/{}", room + 100 - 1), Some(&cookies)).await;
+    assert_eq!(r.body, "ok");
+    let full = jar(&r);
+    assert_eq!(get(addr, "/room", Some(&full)).await.body, "0");
+    // The user id does not fit: the login fails at the call, and the session is as it was.
+    let r = get(addr, "/login/alice@example.com", Some(&full)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.starts_with("error: the session would hold"),
+        "{}",
+        r.body
+    );
+    assert!(lines(&r).is_empty(), "nothing changed, nothing sent");
+    assert_eq!(
+        get(addr, "/len", Some(&full)).await.body,
+        (room + 99).to_string()
+    );
 }
 
 #[tokio::test]

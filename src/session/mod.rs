@@ -451,10 +451,12 @@ impl Session {
         let s = &self.inner.shared;
         let now = self.inner.now;
         let login = user.is_some();
+        let max = self.max_claims_len();
         let (register, old) = self.with_claims(|state| {
-            state.dirty = true;
-            state.purged = false;
-            let c = claims_mut(state);
+            // Changed on a copy first: a login whose user id would make the session too large
+            // for its cookies fails here, before anything is registered or retired, and leaves
+            // the session as it was (sealing it would fail at save, a 500 with the old id gone).
+            let mut c = claims(state).clone();
             let old = c.user(self.buf()).map(|u| (u.to_owned(), c.id()));
             match user {
                 // A login is a new session: new id, full lifetime.
@@ -467,16 +469,23 @@ impl Session {
                 }
                 None => c.renew_id(now),
             }
+            let size = c.encoded_len();
+            if size > max {
+                return Err(SessionError::TooLarge { size, max });
+            }
+            state.dirty = true;
+            state.purged = false;
             let register = match (&s.registry, c.user(self.buf())) {
-                (Some(_), Some(user)) => Some(self.new_registration(c, user)),
+                (Some(_), Some(user)) => Some(self.new_registration(&c, user)),
                 _ => None,
             };
             state.registration = match &register {
                 Some(new) => Registration::Pending(new.id),
                 None => Registration::NotNeeded,
             };
-            (register, old)
-        });
+            state.claims = Some(c);
+            Ok((register, old))
+        })?;
         let (Some(registry), Some(new)) = (&s.registry, register) else {
             return Ok(());
         };
