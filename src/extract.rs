@@ -7,6 +7,7 @@
 //! | error | status |
 //! |---|---|
 //! | [`SessionError::NotSignedIn`], [`SessionError::NotActive`] | 401 Unauthorized |
+//! | [`SessionError::CsrfMismatch`] | 403 Forbidden |
 //! | [`SessionError::Registry`] and [`RegistryError`]: busy, unreachable, stopped, full, being replaced | 503 Service Unavailable |
 //! | anything else (a value that does not (de)serialize, no registry configured, a damaged database) | 500 Internal Server Error |
 //!
@@ -80,6 +81,7 @@ impl SessionError {
     fn status(&self) -> StatusCode {
         match self {
             SessionError::NotSignedIn | SessionError::NotActive => StatusCode::UNAUTHORIZED,
+            SessionError::CsrfMismatch => StatusCode::FORBIDDEN,
             SessionError::Registry(err) => err.status(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,7 +104,7 @@ impl RegistryError {
 }
 
 /// The status and its reason; the error itself is logged, never sent.
-fn respond(status: StatusCode, err: &dyn std::error::Error) -> Response {
+fn respond(status: StatusCode, err: &dyn std::fmt::Display) -> Response {
     if status.is_server_error() {
         tracing::error!(%status, "{err}");
     } else {
@@ -114,7 +116,20 @@ fn respond(status: StatusCode, err: &dyn std::error::Error) -> Response {
 /// See the module docs for the status of each error.
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        respond(self.status(), &self)
+        match &self {
+            // serde_json's message quotes the offending value, which is session data: the log
+            // gets what kind of error it was and where, not the data.
+            SessionError::Serde(err) => respond(
+                self.status(),
+                &format_args!(
+                    "a session value did not (de)serialize: {:?} error at line {}, column {}",
+                    err.classify(),
+                    err.line(),
+                    err.column()
+                ),
+            ),
+            _ => respond(self.status(), &self),
+        }
     }
 }
 
@@ -146,6 +161,7 @@ mod tests {
         for (err, status) in [
             (SessionError::NotSignedIn, StatusCode::UNAUTHORIZED),
             (SessionError::NotActive, StatusCode::UNAUTHORIZED),
+            (SessionError::CsrfMismatch, StatusCode::FORBIDDEN),
             (SessionError::NoRegistry, StatusCode::INTERNAL_SERVER_ERROR),
             (
                 SessionError::Registry(RegistryError::Busy),

@@ -92,7 +92,7 @@ pub enum KeyError {
     )]
     HexNotBase64,
     /// The environment variable that should hold the key is not set (or is empty).
-    #[error("the environment variable {var} is not set: {MAKE_ONE}, and set {var} to it")]
+    #[error("the environment variable {var} is not set or empty: {MAKE_ONE}, and set {var} to it")]
     EnvNotSet {
         /// The variable's name.
         var: String,

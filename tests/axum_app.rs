@@ -213,7 +213,11 @@ async fn the_csrf_token_is_bound_to_the_session_and_renewed_at_login() {
     // A visitor's login form needs a token before anyone signs in: it makes the session.
     let r = get(addr, "/csrf", None).await;
     let token = r.body.clone();
-    assert_eq!(token.len(), 43, "32 bytes, base64url: {token}");
+    assert_eq!(
+        token.len(),
+        86,
+        "32 bytes and their mask, base64url: {token}"
+    );
     let jar = r.cookie_pair(NAME);
     let check = |jar: Option<String>, token: String| async move {
         get(addr, &format!("/check?token={token}"), jar.as_deref())
@@ -225,10 +229,20 @@ async fn the_csrf_token_is_bound_to_the_session_and_renewed_at_login() {
         StatusCode::NO_CONTENT
     );
     let r = get(addr, "/csrf", Some(&jar)).await;
-    assert_eq!(r.body, token, "stable within the session");
+    // Masked afresh each time (BREACH), and every mask verifies.
+    assert_ne!(r.body, token, "masked afresh");
     assert!(
         r.set_cookies(NAME).is_empty(),
         "reading it again writes nothing"
+    );
+    assert_eq!(
+        check(Some(jar.clone()), r.body.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    // Half a token (the length of the stored one) is not a token.
+    assert_eq!(
+        check(Some(jar.clone()), token[..43].to_owned()).await,
+        StatusCode::FORBIDDEN
     );
 
     // A forged post: no session, or another session, or a wrong or empty token.

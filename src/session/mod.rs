@@ -71,6 +71,10 @@ pub enum SessionError {
     /// [`SessionConfigBuilder::registry`]: crate::SessionConfigBuilder::registry
     #[error("this action needs a session registry, and none is configured")]
     NoRegistry,
+    /// [`Session::require_csrf_token`]: the form's CSRF token is missing, stale (from before a
+    /// login, or from another session) or forged. With `axum`, a 403.
+    #[error("the form's CSRF token is missing, stale or forged")]
+    CsrfMismatch,
     /// [`Session::insert`] would make the session too large for the cookies it can be sent
     /// in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
     /// Nothing was changed; [`Session::remaining_bytes`] tells what still fits.
