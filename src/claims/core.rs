@@ -126,6 +126,7 @@ impl ClaimsCore {
 
     /// New limits: the absolute end `lifetime` after issue (if given; unchanged otherwise), and
     /// the idle deadline `idle` from `now`, never past the absolute end.
+    #[cfg(feature = "hyper")]
     pub(crate) fn retime(&mut self, now: SystemTime, lifetime: Option<Duration>, idle: Duration) {
         if let Some(lifetime) = lifetime {
             self.expires_at = self.issued_at.saturating_add(lifetime.as_secs());
@@ -134,6 +135,7 @@ impl ClaimsCore {
     }
 
     /// Moves the absolute end to `end` if that is earlier (and the idle deadline with it).
+    #[cfg(feature = "hyper")]
     pub(crate) fn end_by(&mut self, end: SystemTime) {
         self.expires_at = self.expires_at.min(unix(end));
         self.idle_deadline = self.idle_deadline.min(self.expires_at);
