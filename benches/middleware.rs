@@ -61,6 +61,7 @@ mod postgres {
         schema: String,
     }
 
+    #[cfg(feature = "postgres")]
     const URL_VAR: &str = "SEALED_SESSIONS_POSTGRES_URL";
 
     #[cfg(not(feature = "postgres"))]
