@@ -217,6 +217,7 @@ impl Key {
     /// The errors name the variable and say how to make a key; they never show its value.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "hyper")] {
     /// use sealed_sessions::{Key, SessionConfig};
     ///
     /// fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -225,6 +226,7 @@ impl Key {
     ///     # let _ = config;
     ///     Ok(())
     /// }
+    /// # }
     /// ```
     pub fn from_env(var: &str) -> Result<Self, KeyError> {
         Self::parse(&env_value(var)?).map_err(|reason| KeyError::InEnv {
@@ -384,11 +386,13 @@ impl KeyRing {
     /// it from the list.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "hyper")] {
     /// use sealed_sessions::{KeyRing, SessionConfig};
     ///
     /// // SESSION_KEYS="$(openssl rand -base64 32) $OLD_KEY"
     /// let config = SessionConfig::builder(KeyRing::from_env("SESSION_KEYS")?).build()?;
     /// # let _ = config;
+    /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_env(var: &str) -> Result<Self, KeyError> {
