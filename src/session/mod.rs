@@ -372,7 +372,8 @@ impl Session {
             c.set_persistent(persistent);
             let limits = s.limits(persistent);
             if c.has_user() {
-                if persistent && c.expires_at() < c.issued_at() + limits.lifetime {
+                let login = c.auth_time().unwrap_or(now);
+                if persistent && c.expires_at() < login + limits.lifetime {
                     tracing::warn!(
                         "Session::set_persistent(true) after login keeps the lifetime set at \
                          login; call it before login to give the session the persistent lifetime"
@@ -380,10 +381,7 @@ impl Session {
                 }
                 // Forgetting shortens the session to the plain lifetime from login (a cookie that
                 // ends before its registry row is safe); remembering never lengthens it.
-                let end = (!persistent).then(|| {
-                    let login = c.auth_time().unwrap_or(now);
-                    login + limits.lifetime
-                });
+                let end = (!persistent).then(|| login + limits.lifetime);
                 c.retime(now, None, limits.idle);
                 if let Some(end) = end {
                     c.end_by(end);
