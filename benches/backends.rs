@@ -12,8 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sealed_sessions::registry::{NewSession, PostgresRegistry, Registry, SqliteRegistry};
+use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
 use sealed_sessions::SessionId;
+
+#[path = "common/pg.rs"]
+mod pg;
+use pg::FreshSchema;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -33,30 +37,11 @@ fn backends() -> Vec<Backend> {
     }];
     match std::env::var("SEALED_SESSIONS_POSTGRES_URL") {
         Ok(url) => {
-            let schema = format!("bench_{}", std::process::id());
-            let registry = PostgresRegistry::builder(&url)
-                .schema(&schema)
-                .open()
-                .unwrap();
-            let drop_schema = move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                        .await;
-                });
-            };
+            let pg = FreshSchema::open(&url, "bench_");
             all.push(Backend {
                 name: "postgres",
-                registry: Arc::new(registry),
-                cleanup: Box::new(drop_schema),
+                registry: pg.registry.clone(),
+                cleanup: Box::new(move || pg.close()),
             });
         }
         Err(_) => eprintln!(

@@ -47,22 +47,21 @@ mod workload;
 
 use floor::{read_floor, FloorLayer};
 
+#[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+mod pg;
+
 /// The PostgreSQL registry for its case, when the feature and a server are there.
 mod postgres {
     /// A `PostgresRegistry` in a fresh schema of its own.
     pub struct Pg {
         #[cfg(feature = "postgres")]
+        fresh: super::pg::FreshSchema,
+        #[cfg(feature = "postgres")]
         pub registry: std::sync::Arc<sealed_sessions::registry::PostgresRegistry>,
         #[cfg(not(feature = "postgres"))]
         pub registry: std::sync::Arc<sealed_sessions::registry::SqliteRegistry>,
-        #[cfg(feature = "postgres")]
-        url: String,
-        #[cfg(feature = "postgres")]
-        schema: String,
     }
-
-    #[cfg(feature = "postgres")]
-    const URL_VAR: &str = "SEALED_SESSIONS_POSTGRES_URL";
 
     #[cfg(not(feature = "postgres"))]
     pub fn open() -> Option<Pg> {
@@ -72,23 +71,15 @@ mod postgres {
 
     #[cfg(feature = "postgres")]
     pub fn open() -> Option<Pg> {
+        const URL_VAR: &str = "SEALED_SESSIONS_POSTGRES_URL";
         let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
             eprintln!("skipped: the PostgreSQL case needs a server; set {URL_VAR}=postgres://...");
             return None;
         };
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).unwrap();
-        let schema: String = std::iter::once("bench_mw_".to_owned())
-            .chain(bytes.iter().map(|b| format!("{b:02x}")))
-            .collect();
-        let registry = sealed_sessions::registry::PostgresRegistry::builder(&url)
-            .schema(&schema)
-            .open()
-            .expect("open the PostgreSQL registry");
+        let fresh = super::pg::FreshSchema::open(&url, "bench_mw_");
         Some(Pg {
-            registry: std::sync::Arc::new(registry),
-            url,
-            schema,
+            registry: fresh.registry.clone(),
+            fresh,
         })
     }
 
@@ -107,23 +98,10 @@ mod postgres {
 
         /// Stops the registry and drops its schema.
         pub fn close(self) {
-            self.registry.stop();
             #[cfg(feature = "postgres")]
-            {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                        .await;
-                });
-            }
+            self.fresh.close();
+            #[cfg(not(feature = "postgres"))]
+            self.registry.stop();
         }
     }
 }

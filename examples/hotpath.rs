@@ -27,6 +27,9 @@ use workload::{cookie_of, handler, now_or_never, request};
 
 #[path = "../benches/common/floor.rs"]
 mod floor;
+#[cfg(feature = "postgres")]
+#[path = "../benches/common/pg.rs"]
+mod pg;
 #[path = "../benches/common/workload.rs"]
 mod workload;
 
@@ -104,31 +107,8 @@ fn postgres_registry() -> (
 ) {
     let url = std::env::var("SEALED_SESSIONS_POSTGRES_URL")
         .expect("registry-postgres needs SEALED_SESSIONS_POSTGRES_URL=postgres://...");
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).unwrap();
-    let schema: String = std::iter::once("hotpath_".to_owned())
-        .chain(bytes.iter().map(|b| format!("{b:02x}")))
-        .collect();
-    let registry = sealed_sessions::registry::PostgresRegistry::builder(&url)
-        .schema(&schema)
-        .open()
-        .unwrap();
-    let drop_schema = move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let _ = client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .await;
-        });
-    };
-    (Arc::new(registry), Box::new(drop_schema))
+    let pg = pg::FreshSchema::open(&url, "hotpath_");
+    (pg.registry.clone(), Box::new(move || pg.close()))
 }
 
 #[cfg(not(feature = "postgres"))]
