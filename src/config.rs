@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::client_ip::ClientIpSource;
-use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, SameSite};
+use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, Finder, SameSite};
 use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
 use crate::{KeyRing, Mode, Sealer};
@@ -644,6 +644,7 @@ impl SessionConfigBuilder {
         }
 
         let cookie = CookieSettings {
+            finder: Finder::new(&name).into_owned(),
             name,
             domain: self.domain,
             path: self.path,

@@ -11,6 +11,7 @@ use std::time::Duration;
 #[cfg(test)]
 use cookie::Cookie;
 use http::header::{HeaderMap, COOKIE};
+pub(crate) use memchr::memmem::Finder;
 
 mod chunks;
 mod render;
@@ -35,7 +36,7 @@ pub enum SameSite {
 }
 
 /// The name and attributes of the session cookie, validated by the config builder.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct CookieSettings {
     pub(crate) name: String,
     pub(crate) domain: Option<String>,
@@ -45,6 +46,24 @@ pub(crate) struct CookieSettings {
     pub(crate) same_site: SameSite,
     /// How a sealed value is split over cookies; set by [`Self::with_size_limit`].
     pub(crate) layout: Layout,
+    /// Finds `name` in a `Cookie` header ([`find_session_cookies`]): built once, with the
+    /// configuration, as it costs more than a usual header's whole scan.
+    pub(crate) finder: Finder<'static>,
+}
+
+impl std::fmt::Debug for CookieSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the finder: its searcher's internals say nothing the name does not.
+        f.debug_struct("CookieSettings")
+            .field("name", &self.name)
+            .field("domain", &self.domain)
+            .field("path", &self.path)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("same_site", &self.same_site)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CookieSettings {
@@ -84,22 +103,21 @@ pub(crate) enum Flow {
     ChunksOnly,
 }
 
-/// Calls `f` with every cookie named `name` or `name.k` in every `Cookie` header, in order,
+/// Calls `f` with every cookie named `name` (the needle of `finder`, for example
+/// [`CookieSettings::finder`]) or `name.k` in every `Cookie` header, in order,
 /// as `f` says (see [`Flow`]), reading each header as the `cookie` crate's
 /// `Cookie::split_parse` does (see `scan.rs`). Headers that are not UTF-8 are read lossily,
 /// so that one bad byte spoils only the cookie it is in; unparsable cookies are skipped.
 /// `name` is a cookie name (see [`is_valid_name`]). Never panics.
 pub(crate) fn find_session_cookies(
     headers: &HeaderMap,
-    name: &str,
+    finder: &Finder<'_>,
     mut f: impl FnMut(Found<'_>) -> Flow,
 ) {
-    // An `Rc`, not a borrow of the cache: `f` may scan again (`Chunks::collect`).
-    let finder = scan::finder(name);
     let mut chunks_only = false;
     for header in headers.get_all(COOKIE) {
         let bytes = header.as_bytes();
-        for (index, range) in Scan::new(bytes, &finder) {
+        for (index, range) in Scan::new(bytes, finder) {
             if index == 0 && chunks_only {
                 continue;
             }
@@ -189,7 +207,7 @@ mod tests {
 
     fn found(headers: &HeaderMap) -> Vec<String> {
         let mut out = Vec::new();
-        find_session_cookies(headers, "id", |f| {
+        find_session_cookies(headers, &Finder::new("id"), |f| {
             if let Found::Head(v) = f {
                 out.push(v.to_owned());
             }
@@ -205,7 +223,7 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("id=good"));
         assert_eq!(found(&h), ["junk", "good"]);
         let mut stopped = Vec::new();
-        find_session_cookies(&h, "id", |f| {
+        find_session_cookies(&h, &Finder::new("id"), |f| {
             stopped.push(format!("{f:?}"));
             Flow::ChunksOnly
         });
@@ -219,7 +237,7 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("y=2"));
         h.append(COOKIE, HeaderValue::from_static("id.2=d; id.9=e; idx=f"));
         let mut seen = Vec::new();
-        find_session_cookies(&h, "id", |f| {
+        find_session_cookies(&h, &Finder::new("id"), |f| {
             seen.push(format!("{f:?}"));
             Flow::ChunksOnly
         });
@@ -231,7 +249,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(COOKIE, HeaderValue::from_static("id=a; other=\"q\""));
         let mut n = 0;
-        find_session_cookies(&h, "id", |_| {
+        find_session_cookies(&h, &Finder::new("id"), |_| {
             n += 1;
             Flow::ChunksOnly
         });
@@ -284,7 +302,7 @@ mod tests {
                 headers.append(COOKIE, HeaderValue::from_bytes(&bytes).unwrap());
             }
             proptest::prop_assert_eq!(
-                calls(|h, n, f| find_session_cookies(h, n, f), &headers, &name, &stop),
+                calls(|h, n, f| find_session_cookies(h, &Finder::new(n), f), &headers, &name, &stop),
                 calls(|h, n, f| find_session_cookies_oracle(h, n, f), &headers, &name, &stop),
             );
         }

@@ -207,7 +207,8 @@ pub(crate) fn open_cookies(
     // chunk left next to a single cookie (by two concurrent responses, say) rides along on
     // every request until a response removes it, and can push the `Cookie` header past a
     // proxy's limit. Reading costs no more than a request whose cookies all fail.
-    find_session_cookies(headers, name, |found| {
+    let finder = &shared.cookie.finder;
+    find_session_cookies(headers, finder, |found| {
         let value = match found {
             Found::Head(value) => value,
             Found::Chunk(k, _) => {
@@ -228,7 +229,7 @@ pub(crate) fn open_cookies(
                     Step::Next
                 }
                 Head::Chunked { count, first } => {
-                    let chunks = chunks.get_or_insert_with(|| Chunks::collect(headers, name));
+                    let chunks = chunks.get_or_insert_with(|| Chunks::collect(headers, finder));
                     let mut step = Step::Next;
                     chunks.reassemble(first, count, max_len, |value| {
                         step = attempt(value);

@@ -45,7 +45,7 @@ use std::fmt::Write;
 
 use http::{HeaderMap, HeaderValue};
 
-use super::{find_session_cookies, CookieSettings, Flow, Found};
+use super::{find_session_cookies, CookieSettings, Finder, Flow, Found};
 use crate::seal::MAX_COOKIE_LEN;
 
 /// The most cookies one session is split over, and read from.
@@ -228,9 +228,9 @@ pub(crate) struct Chunks {
 }
 
 impl Chunks {
-    pub(crate) fn collect(headers: &HeaderMap, name: &str) -> Self {
+    pub(crate) fn collect(headers: &HeaderMap, finder: &Finder<'_>) -> Self {
         let mut chunks = Chunks::default();
-        find_session_cookies(headers, name, |found| {
+        find_session_cookies(headers, finder, |found| {
             if let Found::Chunk(k, value) = found {
                 chunks.present |= 1 << k;
                 let copies = &mut chunks.copies[k - 1];
@@ -366,7 +366,7 @@ mod tests {
     }
 
     fn combos(text: &str, first: &str, count: usize) -> (Vec<String>, Chunks) {
-        let chunks = Chunks::collect(&headers(text), "s");
+        let chunks = Chunks::collect(&headers(text), &Finder::new("s"));
         let mut out = Vec::new();
         chunks.reassemble(first, count, 100, |v| {
             out.push(v.to_owned());
@@ -394,7 +394,7 @@ mod tests {
         let long = format!("s.1={}", "b".repeat(100));
         assert!(combos(&long, "a", 2).0.is_empty(), "too long: never built");
         let mut stopped = Vec::new();
-        Chunks::collect(&headers("s.1=b; s.1=B"), "s").reassemble("a", 2, 100, |v| {
+        Chunks::collect(&headers("s.1=b; s.1=B"), &Finder::new("s")).reassemble("a", 2, 100, |v| {
             stopped.push(v.to_owned());
             true
         });

@@ -183,6 +183,7 @@ mod tests {
             http_only: true,
             same_site: SameSite::Lax,
             layout: Layout::default(),
+            finder: crate::cookie_header::Finder::new("id"),
         }
     }
 

@@ -31,32 +31,9 @@
 //! a name is not shared between matches (a name holds no whitespace), and after one of our
 //! cookies the search goes on after its value.
 
-use std::cell::RefCell;
 use std::ops::Range;
-use std::rc::Rc;
 
 use memchr::memmem::Finder;
-
-thread_local! {
-    /// The finder last built on this thread (see [`finder`]).
-    static FINDER: RefCell<Option<Rc<Finder<'static>>>> = const { RefCell::new(None) };
-}
-
-/// A finder for `name`, built once per thread and name. Building one costs more than a usual
-/// header's whole scan (~650 instructions for `__Host-session`, against ~50 to fetch it here),
-/// and our callers hold the name, not the settings a finder could be kept in. A process has
-/// one cookie name (or a few, rebuilt when they alternate).
-pub(super) fn finder(name: &str) -> Rc<Finder<'static>> {
-    let cached = FINDER.try_with(|cell| {
-        let mut cell = cell.borrow_mut();
-        match &*cell {
-            Some(finder) if finder.needle() == name.as_bytes() => finder.clone(),
-            _ => cell.insert(Rc::new(Finder::new(name).into_owned())).clone(),
-        }
-    });
-    // Only while the thread's locals are destroyed (from another local's destructor).
-    cached.unwrap_or_else(|_| Rc::new(Finder::new(name).into_owned()))
-}
 
 /// Bytes of the Unicode White_Space character that `bytes` starts with, if it does.
 fn space_at_start(bytes: &[u8]) -> Option<usize> {
@@ -196,15 +173,6 @@ pub(super) mod tests {
                 c.is_whitespace()
             );
         }
-    }
-
-    #[test]
-    fn the_cached_finder_is_the_names() {
-        let a = finder("a");
-        assert_eq!(finder("a").needle(), b"a");
-        assert!(Rc::ptr_eq(&a, &finder("a")), "built once");
-        assert_eq!(finder("bb").needle(), b"bb", "another name: rebuilt");
-        assert_eq!(a.needle(), b"a", "earlier ones stay usable");
     }
 
     fn scan(header: &[u8], name: &str) -> Vec<(usize, String)> {
