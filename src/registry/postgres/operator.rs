@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Client;
 
-use super::schema::SCHEMA_VERSION;
+use super::schema::{table_exists, SCHEMA_VERSION};
 use super::worker::{Job, Shared};
 use super::PostgresRegistry;
 use crate::registry::operator::{RegistryCheck, RegistryStats};
@@ -89,14 +89,8 @@ pub(crate) async fn check(
         ));
     }
     for table in ["meta", "sessions", "revocations"] {
-        let name = format!("{s}.{table}");
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-            .await
-            .map_err(&err)?
-            .get(0);
-        if !exists {
-            problems.push(format!("the table `{name}` is missing"));
+        if !table_exists(client, s, table).await.map_err(&err)? {
+            problems.push(format!("the table `{s}.{table}` is missing"));
         }
     }
     for (table, trigger) in [

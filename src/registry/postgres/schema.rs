@@ -234,13 +234,7 @@ pub(crate) async fn migrate(
     )
     .await
     .map_err(err)?;
-    let meta = format!("{schema}.meta");
-    let exists: bool = tx
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])
-        .await
-        .map_err(err)?
-        .get(0);
-    if !exists {
+    if !table_exists(&tx, schema, "meta").await.map_err(err)? {
         if !create {
             return Err(RegistryError::MissingTable {
                 path: server.into(),
@@ -281,13 +275,7 @@ pub(crate) async fn migrate(
         }
     }
     for table in ["sessions", "revocations"] {
-        let name = format!("{schema}.{table}");
-        let exists: bool = tx
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-            .await
-            .map_err(err)?
-            .get(0);
-        if !exists {
+        if !table_exists(&tx, schema, table).await.map_err(err)? {
             return Err(RegistryError::MissingTable {
                 path: server.into(),
                 table,
@@ -295,6 +283,19 @@ pub(crate) async fn migrate(
         }
     }
     tx.commit().await.map_err(err)
+}
+
+/// Whether `schema.table` exists.
+pub(crate) async fn table_exists(
+    client: &impl tokio_postgres::GenericClient,
+    schema: &str,
+    table: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let name = format!("{schema}.{table}");
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await?;
+    Ok(row.get(0))
 }
 
 /// Maps a driver error to the registry's error; `server` names the server (never a password).
