@@ -254,10 +254,8 @@ fn save<B: Default>(
             let headers = res.headers_mut();
             headers.append(SET_COOKIE, cookie);
             // The other chunks of a split session, and removals of chunks it no longer uses.
-            if !more.is_empty() {
-                for line in more {
-                    headers.append(SET_COOKIE, line);
-                }
+            for line in more {
+                headers.append(SET_COOKIE, line);
             }
             vary_cookie(headers);
             no_store(headers);

@@ -174,9 +174,11 @@ impl Session {
             .render_chunks(&value, n, max_age)
             .ok_or(SaveError::Render)?;
         lines.extend(s.cookie.render_chunk_removals(chunks, n));
-        let mut lines = lines.into_iter();
-        let first = lines.next().ok_or(SaveError::Render)?;
-        Ok(Some((first, lines.collect())))
+        if lines.is_empty() {
+            return Err(SaveError::Render);
+        }
+        let first = lines.remove(0);
+        Ok(Some((first, lines)))
     }
 }
 
