@@ -91,15 +91,18 @@ impl Data {
     pub(crate) fn get<'a>(&'a self, buf: &'a [u8], key: &str) -> Option<&'a [u8]> {
         let (entries, count) = self.entries(buf);
         let mut r = Reader(entries);
-        // Keys are UTF-8 and sorted (checked when parsed, or written so), so compare bytes and
-        // stop at the first key past the one sought.
+        let key = key.as_bytes();
+        // Keys are UTF-8 and sorted (checked when parsed, or written so), so compare bytes, and
+        // stop at a key whose first byte is past the sought key's: every key after it is past
+        // it too. Comparing lengths first spares most entries a call to `memcmp`.
         for _ in 0..count {
             let k = r.bytes().ok()?;
             let v = r.bytes().ok()?;
-            match k.cmp(key.as_bytes()) {
-                Ordering::Less => {}
-                Ordering::Equal => return Some(v),
-                Ordering::Greater => return None,
+            if k.len() == key.len() && k == key {
+                return Some(v);
+            }
+            if k.first() > key.first() {
+                return None;
             }
         }
         None

@@ -35,6 +35,7 @@ pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.0.len() {
             return Err(DecodeError::Truncated);
@@ -52,7 +53,17 @@ impl<'a> Reader<'a> {
         self.take(N)?.try_into().map_err(|_| DecodeError::Truncated)
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Lengths under 128 (nearly all of them) are one byte.
+        if let [b @ 0..=0x7f, rest @ ..] = self.0 {
+            self.0 = rest;
+            return Ok(u64::from(*b));
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -69,6 +80,7 @@ impl<'a> Reader<'a> {
         Err(DecodeError::BadVarint)
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
