@@ -1,88 +1,73 @@
-//! [`CookieBuf`]: where the middleware decodes a session cookie, inside the session's own
-//! allocation.
+//! [`CookieBuf`]: the decoded cookie envelope a session's claims read their user and data from.
 //!
-//! Every request through the middleware allocates its session state once (the `Arc` that lets
-//! the middleware read the session after the handler). Decoding the cookie into a separate
-//! `Vec` cost a second allocation per request; decoding it into a buffer that is part of that
-//! state removes it. Cookies that do not fit inline (sessions of more than about 460 bytes of
-//! claims) are decoded into a `Vec` as before.
+//! A browser sends the same cookie value on every request until its session changes, and the
+//! cache of opened values (`opened_cache.rs`) keeps what that value decodes and decrypts to. A
+//! request that finds its value there shares the cached envelope ([`CookieBuf::Shared`]): one
+//! reference count, however long the session. A value opened afresh is decoded into a buffer
+//! of its own, which the cache then shares in turn.
 //!
-//! The buffer is filled before the state is shared and never changed afterwards, which is what
-//! lets the claims keep offsets into it (see `claims/core.rs`).
+//! (Until 2026-12 the state of every request held a 512-byte inline buffer that a cache hit
+//! copied the envelope into: the buffer was zeroed and moved into the state's allocation on
+//! every request, cookie or not, and the copy came on top; ~360 instructions of a stateless
+//! read. Sharing costs one atomic increment and decrement.)
+//!
+//! The bytes never change once decoded, which is what lets the claims keep offsets into them
+//! (see `claims/core.rs`). Both kinds are zeroized when the last holder drops them: they are
+//! the session's data in clear.
 
-use base64_simd::{Out, URL_SAFE_NO_PAD};
+use std::sync::Arc;
 
-/// The inline buffer's size. Cookie values of up to 680 characters (envelopes of up to 510
-/// bytes) are decoded into it: the decoder needs room for its length estimate, which rounds up
-/// to a multiple of three. The ~200-byte sample session's envelope is 232 bytes. The inline
-/// bytes are zeroed and copied once per request when the state is built into its `Arc` (~150
-/// instructions), which costs less than the allocation and free they replace (see
-/// `docs/performance.md`).
-pub(crate) const INLINE: usize = 512;
+use base64_simd::URL_SAFE_NO_PAD;
+use zeroize::Zeroize;
 
-/// A decoded cookie envelope.
-// The large inline variant is the point: it is the space inside the session's allocation.
-#[allow(clippy::large_enum_variant)]
+/// A decoded cookie envelope, or none.
+#[derive(Default)]
 pub(crate) enum CookieBuf {
-    Inline { len: usize, bytes: [u8; INLINE] },
-    Heap(Vec<u8>),
+    /// Nothing decoded: a new session, or one whose cookie did not open.
+    #[default]
+    Empty,
+    /// Decoded for this request.
+    Own(Envelope),
+    /// Shared with the cache of opened values and every request carrying the same value.
+    Shared(Arc<Envelope>),
+}
+
+/// Decoded bytes, zeroized when dropped.
+pub(crate) struct Envelope(Vec<u8>);
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Envelope {
+    /// Takes over `bytes` (zeroized when dropped from now on).
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
+        Envelope(bytes)
+    }
+
+    /// Decodes the unpadded base64url `value`; `None` if it is not canonical base64url.
+    pub(crate) fn decode(value: &str) -> Option<Self> {
+        URL_SAFE_NO_PAD.decode_to_vec(value).ok().map(Envelope)
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
 }
 
 impl CookieBuf {
-    pub(crate) fn new() -> Self {
-        CookieBuf::Inline {
-            len: 0,
-            bytes: [0; INLINE],
-        }
-    }
-
-    /// The decoded bytes (empty before a decode, or after a failed one).
+    /// The decoded bytes (empty when nothing was decoded).
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
-            CookieBuf::Inline { len, bytes } => bytes.get(..*len).unwrap_or_default(),
-            CookieBuf::Heap(vec) => vec,
-        }
-    }
-
-    /// Replaces the contents with a copy of `bytes` (a decoded envelope kept elsewhere).
-    pub(crate) fn fill(&mut self, bytes: &[u8]) {
-        match self {
-            CookieBuf::Inline { len, bytes: inline } if bytes.len() <= INLINE => {
-                inline[..bytes.len()].copy_from_slice(bytes);
-                *len = bytes.len();
-            }
-            _ if bytes.len() <= INLINE => {
-                *self = CookieBuf::new();
-                self.fill(bytes);
-            }
-            _ => *self = CookieBuf::Heap(bytes.to_vec()),
-        }
-    }
-
-    /// Decodes the unpadded base64url `value`, replacing what the buffer held; `None` if it is
-    /// not canonical base64url.
-    pub(crate) fn decode(&mut self, value: &str) -> Option<&mut [u8]> {
-        let src = value.as_bytes();
-        let inline = URL_SAFE_NO_PAD.estimated_decoded_length(src.len()) <= INLINE;
-        match (&*self, inline) {
-            (CookieBuf::Heap(_), true) => *self = CookieBuf::new(),
-            (CookieBuf::Inline { .. }, false) => *self = CookieBuf::Heap(Vec::new()),
-            _ => {}
-        }
-        match self {
-            CookieBuf::Inline { len, bytes } => {
-                *len = 0;
-                // `decode` panics if the output is too short; the estimate is an upper bound,
-                // checked above to fit.
-                let decoded = URL_SAFE_NO_PAD.decode(src, Out::from_slice(bytes)).ok()?;
-                *len = decoded.len();
-                Some(decoded)
-            }
-            CookieBuf::Heap(vec) => {
-                vec.clear();
-                *vec = URL_SAFE_NO_PAD.decode_to_vec(src).ok()?;
-                Some(vec)
-            }
+            CookieBuf::Empty => &[],
+            CookieBuf::Own(envelope) => envelope.as_slice(),
+            CookieBuf::Shared(envelope) => envelope.as_slice(),
         }
     }
 }
@@ -92,37 +77,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_inline_up_to_the_limit_and_to_the_heap_beyond() {
-        for n in [0, 1, 2, 3, 100, INLINE - 1, INLINE, INLINE + 1, 3000] {
+    fn decodes_canonical_base64url_only() {
+        for n in [0, 1, 2, 3, 100, 511, 512, 513, 3000] {
             let bytes: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
             let value = URL_SAFE_NO_PAD.encode_to_string(&bytes);
-            let mut buf = CookieBuf::new();
-            assert_eq!(buf.decode(&value).map(|d| d.to_vec()), Some(bytes.clone()));
-            assert_eq!(buf.as_slice(), bytes, "{n} bytes");
-            let inline = matches!(buf, CookieBuf::Inline { .. });
-            assert_eq!(
-                inline,
-                URL_SAFE_NO_PAD.estimated_decoded_length(value.len()) <= INLINE,
-                "{n}"
-            );
+            let envelope = Envelope::decode(&value).expect("canonical");
+            assert_eq!(envelope.as_slice(), bytes, "{n} bytes");
+            assert_eq!(CookieBuf::Own(envelope).as_slice(), bytes);
         }
-    }
-
-    #[test]
-    fn fill_copies_inline_up_to_the_limit_and_to_the_heap_beyond() {
-        let mut buf = CookieBuf::new();
-        for n in [3000, 0, INLINE, 7, INLINE + 1, 1] {
-            let bytes: Vec<u8> = (0..n).map(|i| (i * 13) as u8).collect();
-            buf.fill(&bytes);
-            assert_eq!(buf.as_slice(), bytes, "{n}");
-            assert_eq!(matches!(buf, CookieBuf::Inline { .. }), n <= INLINE, "{n}");
-        }
-    }
-
-    #[test]
-    fn junk_is_refused_and_leaves_the_buffer_empty() {
-        let mut buf = CookieBuf::new();
-        assert!(buf.decode("AAAA").is_some());
         for junk in [
             "A",
             "AA=",
@@ -133,13 +95,9 @@ mod tests {
             "\u{e9}\u{e9}\u{e9}\u{e9}",
         ] {
             let ok = URL_SAFE_NO_PAD.decode_to_vec(junk).is_ok();
-            assert_eq!(buf.decode(junk).is_some(), ok, "{junk:?}");
-            if !ok {
-                assert!(buf.as_slice().is_empty(), "{junk:?}");
-            }
+            assert_eq!(Envelope::decode(junk).is_some(), ok, "{junk:?}");
         }
-        let long = "A".repeat(1000) + "!";
-        assert!(buf.decode(&long).is_none());
-        assert!(buf.as_slice().is_empty());
+        assert!(Envelope::decode(&("A".repeat(1000) + "!")).is_none());
+        assert!(CookieBuf::Empty.as_slice().is_empty());
     }
 }

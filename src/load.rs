@@ -21,10 +21,9 @@
 //! delete a valid cookie that a cap kept from being looked at.
 //!
 //! Each cookie is settled as soon as it is opened, with the registry's in-memory answer when it
-//! has one, so the usual request does no I/O, opens no more cookies than it needs, and moves the
-//! claims once: from the first cookie that opens (decoded straight into the session's own
-//! buffer) into the session state. Only when the registry must read its table are that cookie
-//! and the ones after it kept, in order, for [`validate`] to ask about after an `.await`.
+//! has one, so the usual request does no I/O and opens no more cookies than it needs. Only when
+//! the registry must read its table are that cookie and the ones after it kept, in order, for
+//! [`validate`] to ask about after an `.await`.
 //!
 //! **Split sessions** (`cookie_header/chunks.rs`). A first cookie whose value says it is split
 //! over `n` cookies is put back together from the request's `NAME.1` .. `NAME.(n-1)` before it
@@ -34,19 +33,19 @@
 //! decided, so that the response can remove chunks the session does not use.
 //!
 //! A value that already opened under this configuration is taken from its cache of opened
-//! values (`opened_cache.rs`): the same claims, copied into the session's buffer, with their
-//! expiry checked again; the registry's check that follows is the same either way.
+//! values (`opened_cache.rs`): the same claims, sharing the cached envelope, with their expiry
+//! checked again; the registry's check that follows is the same either way.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
 use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head};
 use crate::registry::{Registry, RegistryError};
-use crate::session::{Candidate, Loading, Seen};
+use crate::session::{Candidate, Seen};
 use crate::{OpenError, SessionId};
 
 /// The most cookies of our name looked at in one request; see the module documentation.
@@ -82,7 +81,6 @@ pub(crate) fn open_cookies(
     shared: &Shared,
     headers: &HeaderMap,
     now: SystemTime,
-    loading: &mut Loading,
 ) -> (Settled, Seen) {
     let name = shared.cookie.name.as_str();
     let mut refused = false;
@@ -92,30 +90,7 @@ pub(crate) fn open_cookies(
     let mut settled = None;
     // Settles one cookie value; `true` once nothing after it can change the outcome.
     let mut consider = |value: &str| -> bool {
-        // The session's buffer is free until a cookie decoded into it waits for the registry.
-        let buf = if pending.is_empty() {
-            loading.buf_mut()
-        } else {
-            None
-        };
-        let result = match buf {
-            Some(buf) => {
-                open_into(shared, value, now, buf).map(|(claims, needs_reseal)| Candidate {
-                    claims,
-                    needs_reseal,
-                    own: None,
-                })
-            }
-            None => shared.sealer.open(name, value, now).map(|o| {
-                let (claims, own) = o.claims.into_parts();
-                Candidate {
-                    claims,
-                    needs_reseal: o.needs_reseal,
-                    own: Some(own),
-                }
-            }),
-        };
-        let opened = match result {
+        let opened = match open(shared, value, now) {
             Ok(opened) => opened,
             Err(err) => {
                 tracing::debug!(cookie = name, reason = %err, "ignoring session cookie");
@@ -136,7 +111,7 @@ pub(crate) fn open_cookies(
             }
         };
         let id = opened.claims.id();
-        let Some(user) = opened.user(loading.buf()) else {
+        let Some(user) = opened.user() else {
             // Cannot happen (the user id was checked when decoded); never accept it unchecked.
             return false;
         };
@@ -271,33 +246,39 @@ pub(crate) fn open_cookies(
     (settled, seen)
 }
 
-/// Opens `value` into `buf`, from the cache of opened values when it is there (see
-/// `opened_cache.rs`), and remembers it when it opens.
-fn open_into(
-    shared: &Shared,
-    value: &str,
-    now: SystemTime,
-    buf: &mut CookieBuf,
-) -> Result<(ClaimsCore, bool), OpenError> {
+/// Opens `value`, from the cache of opened values when it is there (see `opened_cache.rs`), and
+/// remembers it there when it opens.
+fn open(shared: &Shared, value: &str, now: SystemTime) -> Result<Candidate, OpenError> {
     let name = shared.cookie.name.as_str();
     let Some(cache) = &shared.opened else {
-        return shared.sealer.open_into(name, value, now, buf);
+        let (claims, needs_reseal, raw) = shared.sealer.open_envelope(name, value, now)?;
+        return Ok(Candidate {
+            claims,
+            needs_reseal,
+            buf: CookieBuf::Own(raw),
+        });
     };
-    if let Some(hit) = cache.get(value, now, buf) {
-        return hit.map_err(|_| OpenError::Expired);
-    }
-    let (claims, needs_reseal) = shared.sealer.open_into(name, value, now, buf)?;
-    cache.insert(value, buf.as_slice().into(), claims.clone(), needs_reseal);
-    Ok((claims, needs_reseal))
+    let (claims, needs_reseal, raw) = match cache.get(value, now) {
+        Some(hit) => hit.map_err(|_| OpenError::Expired)?,
+        None => {
+            let (claims, needs_reseal, raw) = shared.sealer.open_envelope(name, value, now)?;
+            let raw = Arc::new(raw);
+            cache.insert(value, Arc::clone(&raw), claims.clone(), needs_reseal);
+            (claims, needs_reseal, raw)
+        }
+    };
+    Ok(Candidate {
+        claims,
+        needs_reseal,
+        buf: CookieBuf::Shared(raw),
+    })
 }
 
 /// The first of `pending` that the registry (if any, and if the session has a user) accepts,
-/// reading its table where its in-memory answer has none. `buf` is the session's buffer, which
-/// the first of them may have been decoded into; refusals are noted in `seen`.
+/// reading its table where its in-memory answer has none; refusals are noted in `seen`.
 /// `Err(retry_after)` when the registry failed and the policy is to answer 503.
 pub(crate) async fn validate(
     shared: &Shared,
-    buf: &CookieBuf,
     pending: Vec<Candidate>,
     now: SystemTime,
     seen: &mut Seen,
@@ -310,7 +291,7 @@ pub(crate) async fn validate(
         else {
             return Ok(Some(opened));
         };
-        let Some(user) = opened.user(buf) else {
+        let Some(user) = opened.user() else {
             // Cannot happen (the user id was checked when decoded); never accept it unchecked.
             continue;
         };
@@ -334,13 +315,9 @@ pub(crate) async fn validate(
 }
 
 impl Candidate {
-    /// The signed-in user, read from the cookie's own bytes or the session's buffer.
-    fn user<'a>(&'a self, buf: &'a CookieBuf) -> Option<&'a str> {
-        let bytes = match &self.own {
-            Some(own) => own.as_slice(),
-            None => buf.as_slice(),
-        };
-        self.claims.user(bytes)
+    /// The signed-in user.
+    fn user(&self) -> Option<&str> {
+        self.claims.user(self.buf.as_slice())
     }
 }
 

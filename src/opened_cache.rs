@@ -35,13 +35,15 @@
 //!   value) mixed with a random key, so values spread evenly; a collision only evicts. (Aiming
 //!   values at one slot would gain nothing: only values that opened or that we sealed are
 //!   inserted, and anyone can already evict by presenting many genuine cookies.)
-//! - Only values whose decoded envelope fits the session's inline buffer (cookie values of up to
-//!   680 characters) are kept, and the cache is direct-mapped with a fixed number of slots, so
-//!   its memory is bounded whatever the traffic: about 150 bytes per slot up front, and at most
+//! - Only cookie values of up to 680 characters (envelopes of up to 510 bytes, ~460 bytes of
+//!   claims) are kept, and the cache is direct-mapped with a fixed number of slots, so its
+//!   memory is bounded whatever the traffic: about 150 bytes per slot up front, and at most
 //!   about 1.4 KB more per filled slot. [`MAX_ENTRIES`] caps the number of slots.
 //! - An entry holds a bearer credential (the value) and the session's data in clear (the
-//!   decoded envelope); both are zeroized when the slot is overwritten, when a hit finds the
-//!   session expired, and when the cache is dropped.
+//!   decoded envelope). The value is zeroized when the slot is overwritten, when a hit finds
+//!   the session expired, and when the cache is dropped; the envelope is shared with the
+//!   requests that hit it (`cookie_buf.rs`: a hit costs a reference count, not a copy) and is
+//!   zeroized when the last of them is done with it.
 //! - The comparison is written out rather than taken from `subtle`: `subtle`'s slice comparison
 //!   costs about eight instructions and an optimization barrier per byte (some 2,500 for a
 //!   typical value, half of what the cache saves); this one compares eight bytes at a time with
@@ -53,7 +55,9 @@ use std::time::SystemTime;
 use zeroize::Zeroize;
 
 use crate::claims::ClaimsCore;
-use crate::cookie_buf::{CookieBuf, INLINE};
+use std::sync::Arc;
+
+use crate::cookie_buf::Envelope;
 
 /// The number of shards; shards keep two cores from waiting on one lock.
 const SHARDS: usize = 16;
@@ -61,8 +65,8 @@ const SHARDS: usize = 16;
 /// The most entries a cache may have (about 10 MB up front, about 100 MB when full).
 pub(crate) const MAX_ENTRIES: usize = 1 << 16;
 
-/// The longest value kept: one whose decoded envelope fits [`CookieBuf`]'s inline buffer.
-const MAX_VALUE_LEN: usize = INLINE / 3 * 4;
+/// The longest value kept.
+const MAX_VALUE_LEN: usize = 680;
 
 /// The longest decoded envelope kept (that of a [`MAX_VALUE_LEN`]-character value).
 pub(crate) const MAX_RAW_LEN: usize = MAX_VALUE_LEN / 4 * 3;
@@ -75,6 +79,9 @@ pub(crate) struct OpenedCache {
     key: [u64; 2],
 }
 
+/// What a hit gives: the claims, whether to re-seal them, and the envelope they read from.
+pub(crate) type Hit = (ClaimsCore, bool, Arc<Envelope>);
+
 /// A cached value whose session has expired.
 #[derive(Debug)]
 pub(crate) struct Expired;
@@ -82,7 +89,7 @@ pub(crate) struct Expired;
 struct Entry {
     value: Box<[u8]>,
     /// The decoded envelope, which `claims` reads its user and data from.
-    raw: Box<[u8]>,
+    raw: Arc<Envelope>,
     claims: ClaimsCore,
     needs_reseal: bool,
 }
@@ -90,7 +97,6 @@ struct Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         self.value.zeroize();
-        self.raw.zeroize();
     }
 }
 
@@ -117,15 +123,10 @@ impl OpenedCache {
         })
     }
 
-    /// The claims of `value` and whether to re-seal them, with its decoded envelope copied into
-    /// `buf`, if `value` opened before; `Err(Expired)` if it did but has expired at `now` (the
-    /// entry is dropped then, and `buf` left as it was).
-    pub(crate) fn get(
-        &self,
-        value: &str,
-        now: SystemTime,
-        buf: &mut CookieBuf,
-    ) -> Option<Result<(ClaimsCore, bool), Expired>> {
+    /// The claims of `value`, whether to re-seal them, and its decoded envelope (which the
+    /// claims read from), if `value` opened before; `Err(Expired)` if it did but has expired at
+    /// `now` (the entry is dropped then).
+    pub(crate) fn get(&self, value: &str, now: SystemTime) -> Option<Result<Hit, Expired>> {
         let (shard, slot) = self.slot_of(value.as_bytes())?;
         let mut slots = self.shards[shard]
             .lock()
@@ -142,8 +143,11 @@ impl OpenedCache {
             drop(old);
             return Some(Err(Expired));
         }
-        buf.fill(&entry.raw);
-        Some(Ok((entry.claims.clone(), entry.needs_reseal)))
+        Some(Ok((
+            entry.claims.clone(),
+            entry.needs_reseal,
+            Arc::clone(&entry.raw),
+        )))
     }
 
     /// Remembers that `value` opens into `raw` (its decoded envelope) and `claims`: because it
@@ -151,7 +155,7 @@ impl OpenedCache {
     pub(crate) fn insert(
         &self,
         value: &str,
-        raw: Box<[u8]>,
+        raw: Arc<Envelope>,
         claims: ClaimsCore,
         needs_reseal: bool,
     ) {
@@ -230,6 +234,10 @@ mod tests {
 
     use super::*;
 
+    fn envelope(bytes: &[u8]) -> Arc<Envelope> {
+        Arc::new(Envelope::new(bytes.to_vec()))
+    }
+
     fn claims() -> ClaimsCore {
         ClaimsCore::new(
             UNIX_EPOCH + Duration::from_secs(1_800_000_000),
@@ -243,54 +251,33 @@ mod tests {
         let cache = OpenedCache::new(64).unwrap();
         let value = "AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZz";
         let c = claims();
-        cache.insert(
-            value,
-            b"decoded envelope".as_slice().into(),
-            c.clone(),
-            true,
-        );
+        cache.insert(value, envelope(b"decoded envelope"), c.clone(), true);
 
-        let mut buf = CookieBuf::new();
-        let (got, reseal) = cache
-            .get(value, UNIX_EPOCH, &mut buf)
-            .expect("a hit")
-            .unwrap();
+        let (got, reseal, raw) = cache.get(value, UNIX_EPOCH).expect("a hit").unwrap();
         assert_eq!(got.id(), c.id());
         assert!(reseal);
-        assert_eq!(buf.as_slice(), b"decoded envelope");
+        assert_eq!(raw.as_slice(), b"decoded envelope");
 
-        // One character changed anywhere, one more or one fewer: a miss, and `buf` untouched.
-        let mut buf = CookieBuf::new();
+        // One character changed anywhere, one more or one fewer: a miss.
         for i in 0..value.len() {
             let mut other = value.as_bytes().to_vec();
             other[i] = if other[i] == b'A' { b'B' } else { b'A' };
             let other = String::from_utf8(other).unwrap();
-            assert!(
-                cache.get(&other, UNIX_EPOCH, &mut buf).is_none(),
-                "position {i}"
-            );
+            assert!(cache.get(&other, UNIX_EPOCH).is_none(), "position {i}");
         }
-        assert!(cache.get(&value[1..], UNIX_EPOCH, &mut buf).is_none());
-        assert!(cache
-            .get(&format!("{value}A"), UNIX_EPOCH, &mut buf)
-            .is_none());
-        assert!(buf.as_slice().is_empty());
+        assert!(cache.get(&value[1..], UNIX_EPOCH).is_none());
+        assert!(cache.get(&format!("{value}A"), UNIX_EPOCH).is_none());
     }
 
     #[test]
     fn an_expired_hit_is_refused_and_dropped() {
         let cache = OpenedCache::new(64).unwrap();
         let c = claims();
-        cache.insert("a-value", b"raw".as_slice().into(), c.clone(), false);
-        let mut buf = CookieBuf::new();
+        cache.insert("a-value", envelope(b"raw"), c.clone(), false);
         let after = c.idle_deadline();
-        assert!(matches!(
-            cache.get("a-value", after, &mut buf),
-            Some(Err(Expired))
-        ));
-        assert!(buf.as_slice().is_empty());
+        assert!(matches!(cache.get("a-value", after), Some(Err(Expired))));
         // Dropped: even at a time it would be valid, it is no longer there.
-        assert!(cache.get("a-value", UNIX_EPOCH, &mut buf).is_none());
+        assert!(cache.get("a-value", UNIX_EPOCH).is_none());
     }
 
     #[test]
@@ -299,12 +286,11 @@ mod tests {
         let cache = OpenedCache::new(1).unwrap();
         let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}-xyz")).collect();
         for v in &values {
-            cache.insert(v, v.as_bytes().into(), claims(), false);
+            cache.insert(v, envelope(v.as_bytes()), claims(), false);
         }
-        let mut buf = CookieBuf::new();
         let hits = values
             .iter()
-            .filter(|v| cache.get(v, UNIX_EPOCH, &mut buf).is_some())
+            .filter(|v| cache.get(v, UNIX_EPOCH).is_some())
             .count();
         assert!((1..=SHARDS).contains(&hits), "{hits} hits");
         let kept: usize = cache
@@ -320,14 +306,13 @@ mod tests {
         assert!(OpenedCache::new(0).is_none());
         let cache = OpenedCache::new(64).unwrap();
         let long = "A".repeat(MAX_VALUE_LEN + 1);
-        cache.insert(&long, b"x".as_slice().into(), claims(), false);
-        cache.insert("", b"x".as_slice().into(), claims(), false);
-        let mut buf = CookieBuf::new();
-        assert!(cache.get(&long, UNIX_EPOCH, &mut buf).is_none());
-        assert!(cache.get("", UNIX_EPOCH, &mut buf).is_none());
+        cache.insert(&long, envelope(b"x"), claims(), false);
+        cache.insert("", envelope(b"x"), claims(), false);
+        assert!(cache.get(&long, UNIX_EPOCH).is_none());
+        assert!(cache.get("", UNIX_EPOCH).is_none());
         let fits = "A".repeat(MAX_VALUE_LEN);
-        cache.insert(&fits, b"x".as_slice().into(), claims(), false);
-        assert!(cache.get(&fits, UNIX_EPOCH, &mut buf).is_some());
+        cache.insert(&fits, envelope(b"x"), claims(), false);
+        assert!(cache.get(&fits, UNIX_EPOCH).is_some());
     }
 
     #[test]

@@ -39,7 +39,7 @@ use sha2::Sha256;
 
 use crate::claims::{Claims, ClaimsCore, DecodeError};
 #[cfg(feature = "hyper")]
-use crate::cookie_buf::CookieBuf;
+use crate::cookie_buf::Envelope;
 use crate::key::{DerivedKeys, KeyId, KeyRing};
 use crate::xaes::{NONCE_LEN, TAG_LEN};
 
@@ -347,20 +347,20 @@ impl Sealer {
         })
     }
 
-    /// [`Self::open`], decoding into `buf` (the session state's own buffer) instead of a new
-    /// `Vec`; the claims read their user and data from `buf` afterwards. Returns the claims
-    /// and whether to re-seal them.
+    /// [`Self::open`], with the decoded envelope (the claims read their user and data from it)
+    /// in an [`Envelope`], which zeroizes it when dropped. Returns the claims, whether to
+    /// re-seal them, and the envelope.
     #[cfg(feature = "hyper")]
-    pub(crate) fn open_into(
+    pub(crate) fn open_envelope(
         &self,
         name: &str,
         value: &str,
         now: SystemTime,
-        buf: &mut CookieBuf,
-    ) -> Result<(ClaimsCore, bool), OpenError> {
+    ) -> Result<(ClaimsCore, bool, Envelope), OpenError> {
         self.check_lengths(name, value)?;
-        let raw = buf.decode(value).ok_or(OpenError::Malformed)?;
-        self.open_decoded(name, raw, now)
+        let mut raw = Envelope::decode(value).ok_or(OpenError::Malformed)?;
+        let (claims, needs_reseal) = self.open_decoded(name, raw.as_mut_slice(), now)?;
+        Ok((claims, needs_reseal, raw))
     }
 
     /// Authenticates (and decrypts, in place) the decoded envelope `raw`, then decodes and

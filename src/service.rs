@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use crate::config::{SessionConfig, Shared};
 use crate::load::{open_cookies, validate, Settled};
-use crate::session::{ClientInfo, Loading, SaveError, Saved};
+use crate::session::{ClientInfo, SaveError, Saved};
 use crate::Session;
 
 /// A tower [`Layer`] that wraps a service in a [`SessionService`].
@@ -111,8 +111,7 @@ where
         } else {
             ClientInfo::default()
         };
-        let mut loading = Loading::new(Arc::clone(shared), now, client);
-        let (settled, mut seen) = open_cookies(shared, req.headers(), now, &mut loading);
+        let (settled, mut seen) = open_cookies(shared, req.headers(), now);
         // A browser that sent no cookie of ours may be one that drops it: see `plain_http_page`.
         let plain_http = if !seen.present && shared.cookie.secure {
             plain_http_page(req.headers())
@@ -123,7 +122,7 @@ where
             // The usual case, settled without I/O: no boxed future, and the inner service that
             // was polled ready is the one called.
             Settled::Valid(valid) => {
-                let session = loading.finish(valid, seen);
+                let session = Session::loaded(Arc::clone(shared), now, client, valid, seen);
                 req.extensions_mut().insert(session.clone());
                 State::Inner {
                     future: self.inner.call(req),
@@ -141,12 +140,11 @@ where
                 let shared = Arc::clone(shared);
                 State::Registry {
                     future: Box::pin(async move {
-                        let valid =
-                            match validate(&shared, loading.buf(), pending, now, &mut seen).await {
-                                Ok(valid) => valid,
-                                Err(retry_after) => return Ok(unavailable(retry_after)),
-                            };
-                        let session = loading.finish(valid, seen);
+                        let valid = match validate(&shared, pending, now, &mut seen).await {
+                            Ok(valid) => valid,
+                            Err(retry_after) => return Ok(unavailable(retry_after)),
+                        };
+                        let session = Session::loaded(shared, now, client, valid, seen);
                         req.extensions_mut().insert(session.clone());
                         let res = inner.call(req).await?;
                         Ok(save(&session, res, None))

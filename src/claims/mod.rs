@@ -126,12 +126,6 @@ impl Claims {
         (&self.core, &self.buf)
     }
 
-    /// The core and the buffer it reads from, taken apart.
-    #[cfg(feature = "hyper")]
-    pub(crate) fn into_parts(self) -> (ClaimsCore, Vec<u8>) {
-        (self.core, self.buf)
-    }
-
     /// The session id.
     pub fn id(&self) -> SessionId {
         self.core.id()

@@ -8,8 +8,9 @@
 //! [`Session::login`], [`Session::renew`] and [`Session::logout`] change the state first, then
 //! talk to the registry, then record the outcome.
 //!
-//! `loading.rs` builds the state before any handler sees it (the request's cookie is decoded
-//! straight into it); `save.rs` turns the final state into the response's `Set-Cookie`.
+//! `loading.rs` builds the state before any handler sees it, from the cookie that opened (its
+//! decoded envelope usually shared with the cache of opened values); `save.rs` turns the final
+//! state into the response's `Set-Cookie`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -30,7 +31,7 @@ mod csrf;
 mod loading;
 mod save;
 
-pub(crate) use loading::{Candidate, Loading, Seen};
+pub(crate) use loading::{Candidate, Seen};
 pub(crate) use save::{SaveError, Saved};
 
 /// The data key under which flash messages wait for the next request.
@@ -125,8 +126,8 @@ struct Inner {
     /// The request's time, read once from the configured clock.
     now: SystemTime,
     client: ClientInfo,
-    /// The decoded cookie the claims read their user and data from. Filled while the session
-    /// is loaded and never changed once it is shared, so it needs no lock.
+    /// The decoded cookie the claims read their user and data from. Set when the session is
+    /// loaded and never changed, so it needs no lock.
     buf: CookieBuf,
     state: Mutex<State>,
 }

@@ -11,12 +11,14 @@
 //! too large for its cookies ([`SessionError::TooLarge`]), so a handler hears of it where it
 //! can act, instead of the response becoming a 500.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
 use super::{Registration, Session, SessionError, State, FLASH_KEY};
 use crate::claims::ClaimsCore;
+use crate::cookie_buf::Envelope;
 use crate::opened_cache::MAX_RAW_LEN;
 use crate::wire::varint_len;
 use crate::SealError;
@@ -134,7 +136,8 @@ impl Session {
                     .seal_core_as_opened(&s.cookie.name, c, buf, MAX_RAW_LEN)
                     .map_err(SaveError::Seal)?;
                 if let Some(opened) = opened {
-                    cache.insert(&value, opened.raw.into(), opened.claims, false);
+                    let raw = Arc::new(Envelope::new(opened.raw));
+                    cache.insert(&value, raw, opened.claims, false);
                 }
                 value
             }
