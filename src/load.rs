@@ -44,7 +44,7 @@ use http::HeaderMap;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::CookieBuf;
 use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::RegistryError;
 use crate::session::{Candidate, Seen};
 use crate::{OpenError, SessionId};
 
@@ -115,7 +115,12 @@ pub(crate) fn open_cookies(
             // Cannot happen (the user id was checked when decoded); never accept it unchecked.
             return false;
         };
-        let answer = registry.validate_cached(id, user, now);
+        // With nothing before it, an active session is the session: touched in the same lookup.
+        let answer = if pending.is_empty() {
+            registry.validate_cached_and_touch(id, user, now)
+        } else {
+            registry.validate_cached(id, user, now)
+        };
         if !pending.is_empty() || answer.is_none() {
             // Decided by `validate`, in order, after the cookies before it.
             match answer {
@@ -133,7 +138,7 @@ pub(crate) fn open_cookies(
             return false;
         }
         let answer = answer.is_some_and(|valid| valid);
-        match verdict(shared, registry.as_ref(), id, Ok(answer), now) {
+        match verdict(shared, id, Ok(answer)) {
             Verdict::Accept => settled = Some(Settled::Valid(Some(opened))),
             Verdict::Reject => {
                 refused = true;
@@ -300,8 +305,12 @@ pub(crate) async fn validate(
             Some(answer) => Ok(answer),
             None => registry.validate(id, user, now).await,
         };
-        match verdict(shared, registry.as_ref(), id, answer, now) {
-            Verdict::Accept => return Ok(Some(opened)),
+        match verdict(shared, id, answer) {
+            Verdict::Accept => {
+                // Last-seen for the devices page; the registry throttles and writes behind.
+                registry.touch(id, now);
+                return Ok(Some(opened));
+            }
             Verdict::Reject => seen.refused = true,
             Verdict::Fail(Ok(())) => {
                 // As in `open_cookies`: keep the cookies of a registry that could not answer.
@@ -329,19 +338,9 @@ enum Verdict {
     Fail(Result<(), Duration>),
 }
 
-fn verdict(
-    shared: &Shared,
-    registry: &dyn Registry,
-    id: SessionId,
-    answer: Result<bool, RegistryError>,
-    now: SystemTime,
-) -> Verdict {
+fn verdict(shared: &Shared, id: SessionId, answer: Result<bool, RegistryError>) -> Verdict {
     match answer {
-        Ok(true) => {
-            // Last-seen for the devices page; the registry throttles and writes behind.
-            registry.touch(id, now);
-            Verdict::Accept
-        }
+        Ok(true) => Verdict::Accept,
         Ok(false) => {
             tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
             Verdict::Reject

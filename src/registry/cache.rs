@@ -130,6 +130,20 @@ pub(crate) enum Target {
     User(Box<str>),
 }
 
+impl Slot {
+    /// Whether a touch at `now` should be written (the last one is `throttle` old or more);
+    /// records `now` as written if so.
+    fn touch_due(&mut self, now: SystemTime, throttle: Duration) -> bool {
+        let due = now
+            .duration_since(self.last_seen)
+            .is_ok_and(|elapsed| elapsed >= throttle);
+        if due {
+            self.last_seen = now;
+        }
+        due
+    }
+}
+
 impl Shard {
     fn remove(&mut self, id: &SessionId) {
         if let Some(at) = self.index.remove(id) {
@@ -259,27 +273,7 @@ impl ValidationCache {
     /// if cached as another user's or as expired, or refused less than [`REFUSED_FOR`] ago;
     /// `None` if not cached or while a revocation that covers it is in flight.
     pub(crate) fn lookup(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
-        if self.per_shard == 0 {
-            return None;
-        }
-        let mut shard = self.shard(&id);
-        let Some(&at) = shard.index.get(&id) else {
-            let until = *shard.refused.get(&id)?;
-            if now < until {
-                return Some(false);
-            }
-            shard.refused.remove(&id);
-            return None;
-        };
-        let slot = &mut shard.slots[at];
-        slot.referenced = true;
-        let active = &*slot.user_id == user_id && now < slot.expires_at;
-        let id_pending = active && shard.pending.contains(&id);
-        drop(shard);
-        if id_pending || (active && self.user_pending(user_id)) {
-            return None;
-        }
-        Some(active)
+        self.find(id, user_id, now, None).0
     }
 
     /// [`lookup`](Self::lookup), but a "yes" only while `freshness` (the backend's feed of
@@ -292,10 +286,68 @@ impl ValidationCache {
         now: SystemTime,
         freshness: Option<&Freshness>,
     ) -> Option<bool> {
-        match self.lookup(id, user_id, now) {
-            Some(true) if !freshness.is_none_or(Freshness::is_fresh) => None,
-            answer => answer,
+        self.lookup_trusted_touch(id, user_id, now, freshness, None)
+            .0
+    }
+
+    /// [`lookup_trusted`](Self::lookup_trusted) and, with a "yes", whether a touch at `now` is
+    /// due ([`should_touch`](Self::should_touch) with `throttle`), in one lookup: the hot path
+    /// of every registry-checked request asks both.
+    pub(crate) fn lookup_trusted_touch(
+        &self,
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
+        freshness: Option<&Freshness>,
+        throttle: Option<Duration>,
+    ) -> (Option<bool>, bool) {
+        // Asked first, so that a touch is recorded only with a "yes".
+        if !freshness.is_none_or(Freshness::is_fresh) {
+            return (
+                self.lookup(id, user_id, now).filter(|active| !active),
+                false,
+            );
         }
+        self.find(id, user_id, now, throttle)
+    }
+
+    /// The lookup, and the touch decision when `throttle` is given.
+    fn find(
+        &self,
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
+        throttle: Option<Duration>,
+    ) -> (Option<bool>, bool) {
+        if self.per_shard == 0 {
+            return (None, false);
+        }
+        let mut guard = self.shard(&id);
+        let shard = &mut *guard;
+        let Some(&at) = shard.index.get(&id) else {
+            let Some(&until) = shard.refused.get(&id) else {
+                return (None, false);
+            };
+            if now < until {
+                return (Some(false), false);
+            }
+            shard.refused.remove(&id);
+            return (None, false);
+        };
+        let slot = &mut shard.slots[at];
+        slot.referenced = true;
+        let active = &*slot.user_id == user_id && now < slot.expires_at;
+        if active && shard.pending.contains(&id) {
+            return (None, false);
+        }
+        // Decided under the lock. Should the user's revocation turn out to be in flight below,
+        // the touch is lost, which matters nothing for a session being revoked.
+        let touch = active && throttle.is_some_and(|throttle| slot.touch_due(now, throttle));
+        drop(guard);
+        if active && self.user_pending(user_id) {
+            return (None, false);
+        }
+        (Some(active), touch)
     }
 
     /// Remembers that `id` is not an active session (the backend said so at `now`), for
@@ -401,14 +453,7 @@ impl ValidationCache {
         let Some(&at) = shard.index.get(&id) else {
             return true;
         };
-        let slot = &mut shard.slots[at];
-        let due = now
-            .duration_since(slot.last_seen)
-            .is_ok_and(|elapsed| elapsed >= throttle);
-        if due {
-            slot.last_seen = now;
-        }
-        due
+        shard.slots[at].touch_due(now, throttle)
     }
 
     /// The number of cached sessions.
@@ -581,6 +626,40 @@ mod tests {
         assert!(
             cache.should_touch(id(9), t(100), minute),
             "unknown ids are always written"
+        );
+    }
+
+    #[test]
+    fn one_lookup_answers_and_throttles_touches_only_for_a_trusted_yes() {
+        let cache = ValidationCache::new(64);
+        let minute = Some(Duration::from_secs(60));
+        let look =
+            |user, at, freshness| cache.lookup_trusted_touch(id(1), user, t(at), freshness, minute);
+        cache.insert_if_current(cache.epoch(), id(1), "u", t(1000), t(0), t(0));
+        assert_eq!(look("u", 30, None), (Some(true), false));
+        assert_eq!(look("u", 60, None), (Some(true), true));
+        assert_eq!(look("u", 100, None), (Some(true), false), "written at 60");
+        // Another user's, expired, or unknown: no touch, and the throttle is left alone.
+        assert_eq!(look("v", 200, None), (Some(false), false));
+        assert_eq!(look("u", 1000, None), (Some(false), false));
+        assert_eq!(
+            cache.lookup_trusted_touch(id(2), "u", t(200), None, minute),
+            (None, false)
+        );
+        // A stale feed: no answer, and no touch recorded, so the next trusted yes writes one.
+        let stale = Freshness::new(std::time::Instant::now(), Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(look("u", 200, Some(&stale)), (None, false));
+        assert_eq!(look("v", 200, Some(&stale)), (Some(false), false));
+        // A revocation in flight: no answer, no touch.
+        let in_flight = cache.begin_revocation(Target::Id(id(1)));
+        assert_eq!(look("u", 200, None), (None, false));
+        drop(in_flight);
+        assert_eq!(look("u", 200, None), (Some(true), true));
+        // Without a throttle (a stopped registry), never a touch.
+        assert_eq!(
+            cache.lookup_trusted_touch(id(1), "u", t(900), None, None),
+            (Some(true), false)
         );
     }
 }

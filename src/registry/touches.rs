@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
+use crate::registry::freshness::Freshness;
 use crate::registry::SessionInfo;
 
 /// The most distinct sessions with a queued last-seen update; more are dropped until the flush.
@@ -43,9 +44,31 @@ impl TouchQueue {
     /// Queues `now` as `id`'s last-seen time, unless the cache knows it was written less than
     /// the throttle ago or the queue is full.
     pub(crate) fn touch(&self, cache: &ValidationCache, id: SessionId, now: SystemTime) {
-        if !cache.should_touch(id, now, self.throttle) {
-            return;
+        if cache.should_touch(id, now, self.throttle) {
+            self.queue(id, now);
         }
+    }
+
+    /// The cache's answer for `id` of `user_id` at `now` (see
+    /// [`ValidationCache::lookup_trusted`]), and with a "yes", a [`touch`](Self::touch) (unless
+    /// `stopped`), in one lookup: a backend's `Registry::validate_cached_and_touch`.
+    pub(crate) fn validate_cached(
+        &self,
+        cache: &ValidationCache,
+        (id, user_id, now): (SessionId, &str, SystemTime),
+        freshness: Option<&Freshness>,
+        stopped: bool,
+    ) -> Option<bool> {
+        let throttle = (!stopped).then_some(self.throttle);
+        let (answer, due) = cache.lookup_trusted_touch(id, user_id, now, freshness, throttle);
+        if due {
+            self.queue(id, now);
+        }
+        answer
+    }
+
+    /// Queues `now` as `id`'s last-seen time (a write is due), unless the queue is full.
+    fn queue(&self, id: SessionId, now: SystemTime) {
         let mut pending = self.lock();
         if pending.len() < MAX_PENDING_TOUCHES || pending.contains_key(&id) {
             let seen = pending.entry(id).or_insert(now);

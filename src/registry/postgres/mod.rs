@@ -227,6 +227,18 @@ impl Registry for PostgresRegistry {
             .lookup_trusted(id, user_id, now, Some(&self.shared.freshness))
     }
 
+    fn validate_cached_and_touch(
+        &self,
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
+    ) -> Option<bool> {
+        let s = &self.shared;
+        let stopped = s.stopped.load(Ordering::Relaxed);
+        s.touches
+            .validate_cached(&s.cache, (id, user_id, now), Some(&s.freshness), stopped)
+    }
+
     fn validate<'a>(
         &'a self,
         id: SessionId,

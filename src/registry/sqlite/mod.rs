@@ -309,6 +309,22 @@ impl Registry for SqliteRegistry {
             .lookup_trusted(id, user_id, now, self.shared.freshness.as_ref())
     }
 
+    fn validate_cached_and_touch(
+        &self,
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
+    ) -> Option<bool> {
+        let s = &self.shared;
+        if s.strict && s.sync_revocations().is_err() {
+            return None;
+        }
+        let stopped = s.stopped.load(Ordering::Relaxed);
+        let freshness = s.freshness.as_ref();
+        s.touches
+            .validate_cached(&s.cache, (id, user_id, now), freshness, stopped)
+    }
+
     fn validate<'a>(
         &'a self,
         id: SessionId,
