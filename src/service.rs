@@ -19,7 +19,8 @@ use std::task::{Context, Poll};
 use http::header::{
     HeaderValue, CACHE_CONTROL, ORIGIN, REFERER, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY,
 };
-use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
+use http::header::Entry;
+use http::{HeaderMap, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -330,8 +331,9 @@ fn warn_plain_http(session: &Session, page: &str) {
 }
 
 /// Whether a header `name` of `headers` lists `token` (or `*`).
-fn lists(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
+/// Whether one of `values` lists `token` (or `*`), comma-separated and case-insensitively.
+fn lists<'a>(mut values: impl Iterator<Item = &'a HeaderValue>, token: &str) -> bool {
+    values.any(|v| {
         v.to_str().is_ok_and(|s| {
             s.split(',')
                 .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
@@ -339,19 +341,33 @@ fn lists(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     })
 }
 
-/// `Vary: Cookie`, appended unless already covered, so that no cache serves a response made
-/// for one visitor's cookie to another.
+// Both through `entry`: one lookup of the name, where a check and an insert took two.
+
 fn vary_cookie(headers: &mut HeaderMap) {
-    if !lists(headers, VARY, "cookie") {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    const COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
+    match headers.entry(VARY) {
+        Entry::Vacant(entry) => {
+            entry.insert(COOKIE);
+        }
+        Entry::Occupied(mut entry) => {
+            if !lists(entry.iter(), "cookie") {
+                entry.append(COOKIE);
+            }
+        }
     }
 }
 
-/// `Cache-Control: no-store` (unless the response already says it), for a response that sets
-/// a cookie, so that no cache stores the cookie.
 fn no_store(headers: &mut HeaderMap) {
-    if !lists(headers, CACHE_CONTROL, "no-store") {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+    match headers.entry(CACHE_CONTROL) {
+        Entry::Vacant(entry) => {
+            entry.insert(NO_STORE);
+        }
+        Entry::Occupied(mut entry) => {
+            if !lists(entry.iter(), "no-store") {
+                entry.insert(NO_STORE);
+            }
+        }
     }
 }
 
@@ -372,6 +388,8 @@ fn unavailable<B: Default>(retry_after: std::time::Duration) -> Response<B> {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderName;
+
     use super::*;
 
     #[test]
