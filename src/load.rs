@@ -89,7 +89,7 @@ pub(crate) fn open_cookies(
     let reads = std::cell::Cell::new(0);
     let mut settled = None;
     // Settles one cookie value; `true` once nothing after it can change the outcome.
-    let mut consider = |value: &str| -> bool {
+    let mut consider = |value: &[u8]| -> bool {
         let opened = match open(shared, value, now) {
             Ok(opened) => opened,
             Err(err) => {
@@ -165,11 +165,11 @@ pub(crate) fn open_cookies(
     let max_len = shared.cookie.layout.max_value_len();
     // Values tried and not taken: filled only when a first cookie is not the session, which
     // the usual request never reaches.
-    let mut tried: Vec<Box<str>> = Vec::new();
+    let mut tried: Vec<Box<[u8]>> = Vec::new();
     // Every value offered, identical ones included: a split cookie's copies could otherwise
     // make thousands of reassemblies of one value (a review measured 4,096 from 32 heads).
     let mut offered = 0usize;
-    let mut attempt = |value: &str| -> Step {
+    let mut attempt = |value: &[u8]| -> Step {
         if offered == MAX_LOOKED_AT || tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS {
             return Step::Capped;
         }
@@ -252,10 +252,13 @@ pub(crate) fn open_cookies(
 }
 
 /// Opens `value`, from the cache of opened values when it is there (see `opened_cache.rs`), and
-/// remembers it there when it opens.
-fn open(shared: &Shared, value: &str, now: SystemTime) -> Result<Candidate, OpenError> {
+/// remembers it there when it opens. The cache compares bytes; only a value opened afresh needs
+/// to be text (a sealed value is ASCII).
+fn open(shared: &Shared, value: &[u8], now: SystemTime) -> Result<Candidate, OpenError> {
     let name = shared.cookie.name.as_str();
+    let text = || std::str::from_utf8(value).map_err(|_| OpenError::Malformed);
     let Some(cache) = &shared.opened else {
+        let value = text()?;
         let (claims, needs_reseal, raw) = shared.sealer.open_envelope(name, value, now)?;
         return Ok(Candidate {
             claims,
@@ -266,6 +269,7 @@ fn open(shared: &Shared, value: &str, now: SystemTime) -> Result<Candidate, Open
     let (claims, needs_reseal, raw) = match cache.get(value, now) {
         Some(hit) => hit.map_err(|_| OpenError::Expired)?,
         None => {
+            let value = text()?;
             let (claims, needs_reseal, raw) = shared.sealer.open_envelope(name, value, now)?;
             let raw = Arc::new(raw);
             cache.insert(value, Arc::clone(&raw), claims.clone(), needs_reseal);

@@ -126,14 +126,14 @@ impl OpenedCache {
     /// The claims of `value`, whether to re-seal them, and its decoded envelope (which the
     /// claims read from), if `value` opened before; `Err(Expired)` if it did but has expired at
     /// `now` (the entry is dropped then).
-    pub(crate) fn get(&self, value: &str, now: SystemTime) -> Option<Result<Hit, Expired>> {
-        let (shard, slot) = self.slot_of(value.as_bytes())?;
+    pub(crate) fn get(&self, value: &[u8], now: SystemTime) -> Option<Result<Hit, Expired>> {
+        let (shard, slot) = self.slot_of(value)?;
         let mut slots = self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let cell = slots.get_mut(slot)?;
         let entry = cell.as_ref()?;
-        if !constant_time_eq(&entry.value, value.as_bytes()) {
+        if !constant_time_eq(&entry.value, value) {
             return None;
         }
         // The one check of `Sealer::open` that depends on more than the value.
@@ -253,7 +253,10 @@ mod tests {
         let c = claims();
         cache.insert(value, envelope(b"decoded envelope"), c.clone(), true);
 
-        let (got, reseal, raw) = cache.get(value, UNIX_EPOCH).expect("a hit").unwrap();
+        let (got, reseal, raw) = cache
+            .get(value.as_bytes(), UNIX_EPOCH)
+            .expect("a hit")
+            .unwrap();
         assert_eq!(got.id(), c.id());
         assert!(reseal);
         assert_eq!(raw.as_slice(), b"decoded envelope");
@@ -263,10 +266,15 @@ mod tests {
             let mut other = value.as_bytes().to_vec();
             other[i] = if other[i] == b'A' { b'B' } else { b'A' };
             let other = String::from_utf8(other).unwrap();
-            assert!(cache.get(&other, UNIX_EPOCH).is_none(), "position {i}");
+            assert!(
+                cache.get(other.as_bytes(), UNIX_EPOCH).is_none(),
+                "position {i}"
+            );
         }
-        assert!(cache.get(&value[1..], UNIX_EPOCH).is_none());
-        assert!(cache.get(&format!("{value}A"), UNIX_EPOCH).is_none());
+        assert!(cache.get(value[1..].as_bytes(), UNIX_EPOCH).is_none());
+        assert!(cache
+            .get(format!("{value}A").as_bytes(), UNIX_EPOCH)
+            .is_none());
     }
 
     #[test]
@@ -275,9 +283,12 @@ mod tests {
         let c = claims();
         cache.insert("a-value", envelope(b"raw"), c.clone(), false);
         let after = c.idle_deadline();
-        assert!(matches!(cache.get("a-value", after), Some(Err(Expired))));
+        assert!(matches!(
+            cache.get("a-value".as_bytes(), after),
+            Some(Err(Expired))
+        ));
         // Dropped: even at a time it would be valid, it is no longer there.
-        assert!(cache.get("a-value", UNIX_EPOCH).is_none());
+        assert!(cache.get("a-value".as_bytes(), UNIX_EPOCH).is_none());
     }
 
     #[test]
@@ -290,7 +301,7 @@ mod tests {
         }
         let hits = values
             .iter()
-            .filter(|v| cache.get(v, UNIX_EPOCH).is_some())
+            .filter(|v| cache.get(v.as_bytes(), UNIX_EPOCH).is_some())
             .count();
         assert!((1..=SHARDS).contains(&hits), "{hits} hits");
         let kept: usize = cache
@@ -308,11 +319,11 @@ mod tests {
         let long = "A".repeat(MAX_VALUE_LEN + 1);
         cache.insert(&long, envelope(b"x"), claims(), false);
         cache.insert("", envelope(b"x"), claims(), false);
-        assert!(cache.get(&long, UNIX_EPOCH).is_none());
-        assert!(cache.get("", UNIX_EPOCH).is_none());
+        assert!(cache.get(long.as_bytes(), UNIX_EPOCH).is_none());
+        assert!(cache.get("".as_bytes(), UNIX_EPOCH).is_none());
         let fits = "A".repeat(MAX_VALUE_LEN);
         cache.insert(&fits, envelope(b"x"), claims(), false);
-        assert!(cache.get(&fits, UNIX_EPOCH).is_some());
+        assert!(cache.get(fits.as_bytes(), UNIX_EPOCH).is_some());
     }
 
     #[test]

@@ -16,10 +16,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::Entry;
 use http::header::{
     HeaderValue, CACHE_CONTROL, ORIGIN, REFERER, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY,
 };
-use http::header::Entry;
 use http::{HeaderMap, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;

@@ -58,22 +58,18 @@ pub(crate) const MAX_COPIES: usize = 2;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Head<'a> {
     /// A whole sealed value.
-    Single(&'a str),
+    Single(&'a [u8]),
     /// The first part of a value split over `count` cookies.
-    Chunked { count: usize, first: &'a str },
+    Chunked { count: usize, first: &'a [u8] },
     /// A count this version does not write.
     Malformed,
 }
 
 /// Reads the first cookie's value.
-pub(crate) fn parse_head(value: &str) -> Head<'_> {
-    match value.as_bytes() {
-        [digit, b'.', ..] => match digit.wrapping_sub(b'0') as usize {
-            count @ 2..=MAX_CHUNKS => Head::Chunked {
-                count,
-                // `digit` and `.` are ASCII, so byte 2 is a character boundary.
-                first: value.get(2..).unwrap_or_default(),
-            },
+pub(crate) fn parse_head(value: &[u8]) -> Head<'_> {
+    match value {
+        [digit, b'.', first @ ..] => match digit.wrapping_sub(b'0') as usize {
+            count @ 2..=MAX_CHUNKS => Head::Chunked { count, first },
             _ => Head::Malformed,
         },
         _ => Head::Single(value),
@@ -220,7 +216,7 @@ impl CookieSettings {
 #[derive(Debug, Default)]
 pub(crate) struct Chunks {
     /// Up to [`MAX_COPIES`] values of each chunk name, in order; index `k - 1` for `NAME.k`.
-    copies: [Vec<String>; MAX_CHUNKS - 1],
+    copies: [Vec<Vec<u8>>; MAX_CHUNKS - 1],
     /// Bit `k` set: the request had a cookie named `NAME.k`.
     pub(crate) present: u8,
     /// Some copies were not kept (beyond [`MAX_COPIES`]).
@@ -239,7 +235,7 @@ impl Chunks {
                 } else if copies.len() == MAX_COPIES {
                     chunks.overflow = true;
                 } else if value.len() <= MAX_COOKIE_LEN {
-                    copies.push(value.to_owned());
+                    copies.push(value.to_vec());
                 }
             }
             Flow::Next
@@ -253,10 +249,10 @@ impl Chunks {
     /// missing. At most `MAX_COPIES ^ (count - 1)` combinations.
     pub(crate) fn reassemble(
         &self,
-        first: &str,
+        first: &[u8],
         count: usize,
         max_len: usize,
-        mut f: impl FnMut(&str) -> bool,
+        mut f: impl FnMut(&[u8]) -> bool,
     ) {
         let Some(parts) = self.copies.get(..count - 1) else {
             return;
@@ -269,11 +265,11 @@ impl Chunks {
         let mut choice = [0usize; MAX_CHUNKS - 1];
         loop {
             let picked = || parts.iter().zip(choice).map(|(copies, i)| &copies[i]);
-            let len = first.len() + picked().map(String::len).sum::<usize>();
+            let len = first.len() + picked().map(Vec::len).sum::<usize>();
             if len <= max_len {
-                let mut value = String::with_capacity(len);
-                value.push_str(first);
-                picked().for_each(|part| value.push_str(part));
+                let mut value = Vec::with_capacity(len);
+                value.extend_from_slice(first);
+                picked().for_each(|part| value.extend_from_slice(part));
                 if f(&value) {
                     return;
                 }
@@ -303,17 +299,17 @@ mod tests {
 
     #[test]
     fn heads_are_told_from_single_values() {
-        assert_eq!(parse_head("AQAB"), Head::Single("AQAB"));
-        assert_eq!(parse_head(""), Head::Single(""));
+        assert_eq!(parse_head(b"AQAB"), Head::Single(b"AQAB"));
+        assert_eq!(parse_head(b""), Head::Single(b""));
         assert_eq!(
-            parse_head("3.AQ"),
+            parse_head(b"3.AQ"),
             Head::Chunked {
                 count: 3,
-                first: "AQ"
+                first: b"AQ"
             }
         );
         for bad in ["1.AQ", "9.AQ", "0.", "..", "x.AQ", "/."] {
-            assert_eq!(parse_head(bad), Head::Malformed, "{bad:?}");
+            assert_eq!(parse_head(bad.as_bytes()), Head::Malformed, "{bad:?}");
         }
     }
 
@@ -368,8 +364,8 @@ mod tests {
     fn combos(text: &str, first: &str, count: usize) -> (Vec<String>, Chunks) {
         let chunks = Chunks::collect(&headers(text), &Finder::new("s"));
         let mut out = Vec::new();
-        chunks.reassemble(first, count, 100, |v| {
-            out.push(v.to_owned());
+        chunks.reassemble(first.as_bytes(), count, 100, |v| {
+            out.push(String::from_utf8_lossy(v).into_owned());
             false
         });
         (out, chunks)
@@ -394,10 +390,15 @@ mod tests {
         let long = format!("s.1={}", "b".repeat(100));
         assert!(combos(&long, "a", 2).0.is_empty(), "too long: never built");
         let mut stopped = Vec::new();
-        Chunks::collect(&headers("s.1=b; s.1=B"), &Finder::new("s")).reassemble("a", 2, 100, |v| {
-            stopped.push(v.to_owned());
-            true
-        });
+        Chunks::collect(&headers("s.1=b; s.1=B"), &Finder::new("s")).reassemble(
+            b"a",
+            2,
+            100,
+            |v| {
+                stopped.push(String::from_utf8_lossy(v).into_owned());
+                true
+            },
+        );
         assert_eq!(stopped, ["ab"], "stops when told to");
     }
 }
