@@ -271,7 +271,7 @@ mod tests {
                 "position {i}"
             );
         }
-        assert!(cache.get(value[1..].as_bytes(), UNIX_EPOCH).is_none());
+        assert!(cache.get(&value.as_bytes()[1..], UNIX_EPOCH).is_none());
         assert!(cache
             .get(format!("{value}A").as_bytes(), UNIX_EPOCH)
             .is_none());
