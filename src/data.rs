@@ -43,6 +43,21 @@ impl Default for Data {
     }
 }
 
+/// The length-prefixed bytes at the start of `encoded`, and what follows them: the walk of
+/// [`Data::get`], on every read, with the one-byte lengths of nearly every key and value
+/// handled inline (the framing was checked when parsed).
+#[inline]
+fn split_bytes(encoded: &[u8]) -> Option<(&[u8], &[u8])> {
+    match encoded {
+        [len @ 0..=0x7f, rest @ ..] => rest.split_at_checked(usize::from(*len)),
+        _ => {
+            let mut r = Reader(encoded);
+            let bytes = r.bytes().ok()?;
+            Some((bytes, r.0))
+        }
+    }
+}
+
 /// Where an entry is, or would go, in the encoded entries.
 struct Place {
     /// Its first byte (or where it would be inserted).
@@ -89,15 +104,16 @@ impl Data {
     }
 
     pub(crate) fn get<'a>(&'a self, buf: &'a [u8], key: &str) -> Option<&'a [u8]> {
-        let (entries, count) = self.entries(buf);
-        let mut r = Reader(entries);
+        let (mut rest, count) = self.entries(buf);
         let key = key.as_bytes();
         // Keys are UTF-8 and sorted (checked when parsed, or written so), so compare bytes, and
         // stop at a key whose first byte is past the sought key's: every key after it is past
         // it too. Comparing lengths first spares most entries a call to `memcmp`.
         for _ in 0..count {
-            let k = r.bytes().ok()?;
-            let v = r.bytes().ok()?;
+            let k;
+            let v;
+            (k, rest) = split_bytes(rest)?;
+            (v, rest) = split_bytes(rest)?;
             if k.len() == key.len() && k == key {
                 return Some(v);
             }
