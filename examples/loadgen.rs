@@ -14,6 +14,10 @@
 //! - `registry-postgres`: the same with `PostgresRegistry` (validated from its cache);
 //! - `private-cookie-jar`: an axum handler with axum-extra's `PrivateCookieJar`;
 //! - `tower-sessions-memory`, `-sqlite`, `-postgres`: hyper + tower-sessions 0.14 and its stores;
+//! - `stateless-write`, `private-cookie-jar-write`, `tower-sessions-memory-write`: the write
+//!   path, each request changing the session (`GET /write` adds one to a value): the same
+//!   servers; the client keeps sending the cookie it signed in with, so every response
+//!   re-seals (or stores) the same session, and sets a cookie;
 //! - `actix-bare` and `actix-session-cookie`: actix-web alone and with actix-session's cookie
 //!   store, a ratio of their own (a different server underneath).
 //!
@@ -34,7 +38,10 @@
 //! request in flight per connection (no pipelining, as browsers do). Each case is warmed up for
 //! half a second, then loaded for `--seconds` or `--max-requests`, whichever comes first.
 //! Besides requests/s and latency percentiles, the server's CPU time per request (from
-//! `/proc/PID/stat`) and how busy the server was are printed. With `--rounds N` every case runs
+//! `/proc/PID/stat`) and how busy the server was are printed, with what the scheduler says of
+//! the server's threads (`/proc/PID/task/*/schedstat` and `status`): the CPU its threads other
+//! than the main one used per request (a registry's feed and writer threads, tokio's blocking
+//! pool), and its context switches per 1,000 requests. With `--rounds N` every case runs
 //! N times, interleaved, and the best round counts (noise from other processes only slows a
 //! round down).
 //!
@@ -76,7 +83,7 @@ use server::{ours, serve, stdin_closed, WORK};
 mod server;
 
 /// Every case, in the order of the table; see the module documentation.
-const CASES: [&str; 11] = [
+const CASES: [&str; 14] = [
     "floor",
     "bare",
     "stateless",
@@ -86,13 +93,35 @@ const CASES: [&str; 11] = [
     "tower-sessions-memory",
     "tower-sessions-sqlite",
     "tower-sessions-postgres",
+    "stateless-write",
+    "private-cookie-jar-write",
+    "tower-sessions-memory-write",
     "actix-bare",
     "actix-session-cookie",
 ];
 
+/// The server a case loads: `CASE-write` loads `CASE`'s.
+fn server_of(case: &str) -> &str {
+    case.strip_suffix("-write").unwrap_or(case)
+}
+
+/// What a case requests: `/write` (the handler changes the session, so every response sets a
+/// cookie, which the client does not send back: every request re-seals the same session) for
+/// `CASE-write`, else `/read`.
+fn path_of(case: &str) -> &'static str {
+    if case.ends_with("-write") {
+        "/write"
+    } else {
+        "/read"
+    }
+}
+
 /// The cases `peer_server` serves (the others run in this binary).
 fn served_by_peer(case: &str) -> bool {
-    !matches!(case, "floor" | "bare" | "stateless" | "registry-sqlite")
+    !matches!(
+        server_of(case),
+        "floor" | "bare" | "stateless" | "registry-sqlite"
+    )
 }
 
 /// The cases without sessions: they send a cookie of the same size, which nothing reads.
@@ -255,6 +284,7 @@ fn cpus() -> usize {
 }
 
 fn start(case: &str, peer: &str, work: usize) -> Server {
+    let case = server_of(case);
     let me = std::env::current_exe().unwrap();
     let mut cmd = if served_by_peer(case) {
         let mut c = pinned(peer);
@@ -281,6 +311,55 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+}
+
+/// What the scheduler says of a process's threads (Linux: `/proc/PID/task/*/schedstat` and
+/// `status`): nanoseconds run by the main thread and by the others, and context switches of
+/// all of them (every wakeup of a thread that slept is one).
+#[derive(Debug, Clone, Copy, Default)]
+struct Threads {
+    main_ns: u64,
+    other_ns: u64,
+    switches: u64,
+    other_switches: u64,
+}
+
+fn threads(pid: u32) -> Option<Threads> {
+    let mut t = Threads::default();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let ran: u64 = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        let switches: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        t.switches += switches;
+        if dir.file_name()?.to_str()? == pid.to_string() {
+            t.main_ns += ran;
+        } else {
+            t.other_ns += ran;
+            t.other_switches += switches;
+        }
+    }
+    Some(t)
+}
+
+impl Threads {
+    fn since(self, before: Threads) -> Threads {
+        Threads {
+            main_ns: self.main_ns.saturating_sub(before.main_ns),
+            other_ns: self.other_ns.saturating_sub(before.other_ns),
+            switches: self.switches.saturating_sub(before.switches),
+            other_switches: self.other_switches.saturating_sub(before.other_switches),
+        }
+    }
 }
 
 fn clock_ticks() -> f64 {
@@ -346,6 +425,7 @@ struct Run {
     elapsed: Duration,
     latencies: Vec<u32>,
     server_cpu: Option<Duration>,
+    threads: Option<Threads>,
 }
 
 /// One keep-alive connection of the load, through either client.
@@ -362,15 +442,27 @@ enum Client {
     },
 }
 
+/// What a response must be: 200, and no `Set-Cookie` unless the request writes.
+#[derive(Clone, Copy)]
+struct Expect {
+    path: &'static str,
+}
+
+impl Expect {
+    fn reads(self) -> bool {
+        self.path == "/read"
+    }
+}
+
 impl Client {
-    /// Sends `GET /read` and waits for its response, checking it: 200, and no `Set-Cookie`.
-    async fn read_once(&mut self) {
+    /// Sends `GET path` and waits for its response, checking it (see [`Expect`]).
+    async fn request_once(&mut self, expect: Expect) {
         match self {
             Client::Hyper { sender, cookie } => {
-                let res = send(sender, "/read", Some(cookie)).await;
+                let res = send(sender, expect.path, Some(cookie)).await;
                 assert_eq!(res.status(), StatusCode::OK);
                 assert!(
-                    res.headers().get(SET_COOKIE).is_none(),
+                    !expect.reads() || res.headers().get(SET_COOKIE).is_none(),
                     "a read set a cookie"
                 );
             }
@@ -382,7 +474,7 @@ impl Client {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 stream.write_all(request).await.expect("write");
                 let len = loop {
-                    if let Some(len) = complete_response(buf) {
+                    if let Some(len) = complete_response(buf, expect) {
                         break len;
                     }
                     let n = stream.read_buf(buf).await.expect("read");
@@ -402,9 +494,13 @@ async fn load(
     duration: Duration,
     budget: i64,
     raw: bool,
+    expect: Expect,
 ) -> (Vec<u32>, Duration) {
-    let mut request =
-        b"GET /read HTTP/1.1\r\nhost: 127.0.0.1\r\nuser-agent: loadgen/1\r\ncookie: ".to_vec();
+    let mut request = format!(
+        "GET {} HTTP/1.1\r\nhost: 127.0.0.1\r\nuser-agent: loadgen/1\r\ncookie: ",
+        expect.path
+    )
+    .into_bytes();
     request.extend_from_slice(cookie.as_bytes());
     request.extend_from_slice(b"\r\n\r\n");
     let request: Arc<[u8]> = request.into();
@@ -435,7 +531,7 @@ async fn load(
             let mut latencies = Vec::with_capacity(1 << 16);
             while Instant::now() < until && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
                 let t = Instant::now();
-                client.read_once().await;
+                client.request_once(expect).await;
                 let ns = t.elapsed().as_nanos();
                 latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
             }
@@ -450,8 +546,8 @@ async fn load(
 }
 
 /// The length of the first response in `buf` once it is complete, after checking it: 200, a
-/// `Content-Length` body, and no `Set-Cookie` (a read must not set one).
-fn complete_response(buf: &[u8]) -> Option<usize> {
+/// `Content-Length` body, and no `Set-Cookie` if it answers a read.
+fn complete_response(buf: &[u8], expect: Expect) -> Option<usize> {
     let mut headers = [httparse::EMPTY_HEADER; 16];
     let mut res = httparse::Response::new(&mut headers);
     let head = match res.parse(buf).expect("a valid HTTP response") {
@@ -462,7 +558,7 @@ fn complete_response(buf: &[u8]) -> Option<usize> {
     let mut body = None;
     for h in res.headers.iter() {
         assert!(
-            !h.name.eq_ignore_ascii_case("set-cookie"),
+            !expect.reads() || !h.name.eq_ignore_ascii_case("set-cookie"),
             "a read set a cookie"
         );
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -482,7 +578,12 @@ fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
         .build()
         .unwrap();
     rt.block_on(async {
-        let cookie = sign_in(server.addr, case).await.expect("a session cookie");
+        let cookie = sign_in(server.addr, server_of(case))
+            .await
+            .expect("a session cookie");
+        let expect = Expect {
+            path: path_of(case),
+        };
         // Warm-up: connections, caches, allocator, CPU frequency.
         load(
             server.addr,
@@ -491,9 +592,11 @@ fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
             Duration::from_millis(500),
             i64::MAX,
             opts.raw_client,
+            expect,
         )
         .await;
         let cpu_before = cpu_time(server_pid(&server));
+        let threads_before = threads(server_pid(&server));
         let (latencies, elapsed) = load(
             server.addr,
             &cookie,
@@ -501,16 +604,21 @@ fn run_case(case: &str, peer: &str, opts: &Options) -> Run {
             Duration::from_secs_f64(opts.seconds),
             opts.max_requests,
             opts.raw_client,
+            expect,
         )
         .await;
         let server_cpu = cpu_time(server_pid(&server))
             .zip(cpu_before)
             .map(|(a, b)| a.saturating_sub(b));
+        let threads = threads(server_pid(&server))
+            .zip(threads_before)
+            .map(|(a, b)| a.since(b));
         Run {
             requests: latencies.len(),
             elapsed,
             latencies,
             server_cpu,
+            threads,
         }
     })
 }
@@ -521,6 +629,10 @@ struct Summary {
     p99_us: f64,
     cpu_us: Option<f64>,
     server_busy: Option<f64>,
+    /// Of the server's CPU per request, what threads other than the main one used, in us.
+    other_us: Option<f64>,
+    /// Context switches per 1,000 requests: all threads, and the other threads alone.
+    switches: Option<(f64, f64)>,
 }
 
 fn summarize(mut run: Run) -> Summary {
@@ -538,6 +650,13 @@ fn summarize(mut run: Run) -> Summary {
             .server_cpu
             .map(|c| c.as_secs_f64() * 1e6 / run.requests as f64),
         server_busy: run.server_cpu.map(|c| c.as_secs_f64() / secs),
+        other_us: run
+            .threads
+            .map(|t| t.other_ns as f64 / 1e3 / run.requests as f64),
+        switches: run.threads.map(|t| {
+            let per = |n: u64| n as f64 * 1e3 / run.requests as f64;
+            (per(t.switches), per(t.other_switches))
+        }),
     }
 }
 
@@ -654,11 +773,11 @@ fn client_main(opts: &Options) {
         "\nbest round per case (load average at the start {load_at_start}, at the end {load_at_end}):"
     );
     println!(
-        "| case | req/s | req/s vs floor | server CPU us/req | CPU vs floor | p50 us | p99 us | server busy |{}",
+        "| case | req/s | req/s vs floor | server CPU us/req | CPU vs floor | p50 us | p99 us | server busy | other threads us/req | switches/1k req (other threads) |{}",
         if instructions.is_empty() { "" } else { " instructions/req |" }
     );
     println!(
-        "| --- | --- | --- | --- | --- | --- | --- | --- |{}",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |{}",
         if instructions.is_empty() {
             ""
         } else {
@@ -680,7 +799,7 @@ fn client_main(opts: &Options) {
             format!(" {} |", n.map_or("-".into(), |(_, n)| format!("{n:.0}")))
         };
         println!(
-            "| {case} | {:.0} | {}{of} | {} | {}{of} | {:.1} | {:.1} | {} |{cg}",
+            "| {case} | {:.0} | {}{of} | {} | {}{of} | {:.1} | {:.1} | {} | {} | {} |{cg}",
             s.rps,
             base.map_or("-".into(), |b| format!("{:.2}", s.rps / b.rps)),
             s.cpu_us.map_or("-".into(), |c| format!("{c:.1}")),
@@ -690,6 +809,9 @@ fn client_main(opts: &Options) {
             s.p99_us,
             s.server_busy
                 .map_or("-".into(), |b| format!("{:.0}%", b * 100.0)),
+            s.other_us.map_or("-".into(), |o| format!("{o:.2}")),
+            s.switches
+                .map_or("-".into(), |(all, other)| format!("{all:.1} ({other:.1})")),
         );
     }
     println!("\nratios (same run):");
@@ -744,6 +866,18 @@ fn client_main(opts: &Options) {
         cpu,
     );
     ratio(
+        "stateless-write req/s / private-cookie-jar-write",
+        "stateless-write",
+        "private-cookie-jar-write",
+        rps,
+    );
+    ratio(
+        "stateless-write req/s / tower-sessions-memory-write",
+        "stateless-write",
+        "tower-sessions-memory-write",
+        rps,
+    );
+    ratio(
         "actix-session-cookie req/s / actix-bare",
         "actix-session-cookie",
         "actix-bare",
@@ -768,8 +902,14 @@ fn callgrind(cases: &[&str], postgres: bool) -> Vec<(String, f64)> {
         "stateless",
         "registry-sqlite",
         "registry-postgres",
+        "stateless-write",
     ];
-    let peer_cases = ["private-cookie-jar", "tower-sessions-memory"];
+    let peer_cases = [
+        "private-cookie-jar",
+        "tower-sessions-memory",
+        "private-cookie-jar-write",
+        "tower-sessions-memory-write",
+    ];
     let me = std::env::current_exe().unwrap();
     let target = me
         .parent()
@@ -829,7 +969,13 @@ fn callgrind(cases: &[&str], postgres: bool) -> Vec<(String, f64)> {
         };
         let Some(program) = program else { continue };
         eprintln!("callgrind: {case} ...");
-        match (count(program, case, N), count(program, case, 0)) {
+        // hotpath's name for a write that sends the same cookie every time, as the load does.
+        let as_named = if *case == "stateless-write" {
+            "write"
+        } else {
+            case
+        };
+        match (count(program, as_named, N), count(program, as_named, 0)) {
             (Some(n), Some(zero)) => {
                 found.push((case.to_string(), (n.saturating_sub(zero)) as f64 / N as f64))
             }

@@ -60,6 +60,10 @@ pub async fn ours<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallibl
             "/read" => {
                 std::hint::black_box(session.get::<u64>("visits").ok());
             }
+            "/write" => {
+                let n = session.get::<u64>("visits").ok().flatten().unwrap_or(0);
+                session.insert("visits", &(n + 1)).ok();
+            }
             "/login" => {
                 session.login("alice").await.ok();
                 session.insert("visits", &1u64).ok();

@@ -39,12 +39,17 @@ pub async fn bare<B>(_req: Request<B>) -> Result<Response<Body>, Infallible> {
 }
 
 /// The same for tower-sessions, whose `Session` loads its record from the store on first use:
-/// `/login` renews the id and stores the user and the same data; `/read` reads one value.
+/// `/login` renews the id and stores the user and the same data; `/read` reads one value;
+/// `/write` adds one to it.
 pub async fn peer<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
     if let Some(session) = req.extensions().get::<tower_sessions::Session>() {
         match req.uri().path() {
             "/read" => {
                 std::hint::black_box(session.get::<u64>("visits").await.ok());
+            }
+            "/write" => {
+                let n = session.get::<u64>("visits").await.ok().flatten();
+                session.insert("visits", n.unwrap_or(0) + 1).await.ok();
             }
             "/login" => {
                 session.cycle_id().await.ok();
@@ -139,8 +144,9 @@ struct JarSession {
 }
 
 /// axum-extra's `PrivateCookieJar` (the cookie crate's `PrivateJar`: AES-256-GCM) on the same
-/// two routes: `/login` puts the sample session into the cookie; `/read` opens the cookie,
-/// parses the document and reads one value (no `Set-Cookie`: the jar is not returned).
+/// routes: `/login` puts the sample session into the cookie; `/read` opens the cookie, parses
+/// the document and reads one value (no `Set-Cookie`: the jar is not returned); `/write` does
+/// the same, adds one to the value and seals the cookie again.
 pub async fn private_jar(uri: Uri, jar: PrivateCookieJar) -> AxumResponse {
     match uri.path() {
         "/read" => {
@@ -149,6 +155,17 @@ pub async fn private_jar(uri: Uri, jar: PrivateCookieJar) -> AxumResponse {
                 std::hint::black_box(s.map(|s| s.visits));
             }
             body_of_work().into_response()
+        }
+        "/write" => {
+            let Some(mut s) = jar
+                .get("session")
+                .and_then(|c| serde_json::from_str::<JarSession>(c.value()).ok())
+            else {
+                return body_of_work().into_response();
+            };
+            s.visits += 1;
+            let value = serde_json::to_string(&s).expect("JSON");
+            (jar.add(jar_cookie(value)), body_of_work()).into_response()
         }
         "/login" => {
             let s = JarSession {
@@ -160,14 +177,19 @@ pub async fn private_jar(uri: Uri, jar: PrivateCookieJar) -> AxumResponse {
                 locale: "en-GB".into(),
             };
             let value = serde_json::to_string(&s).expect("JSON");
-            let cookie = Cookie::build(("session", value))
-                .path("/")
-                .http_only(true)
-                .same_site(SameSite::Lax);
-            (jar.add(cookie), body_of_work()).into_response()
+            (jar.add(jar_cookie(value)), body_of_work()).into_response()
         }
         _ => body_of_work().into_response(),
     }
+}
+
+/// The jar's session cookie, as a real application would set it.
+fn jar_cookie(value: String) -> Cookie<'static> {
+    Cookie::build(("session", value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .build()
 }
 
 /// The body the shared handlers render (`ok`, or `--work N` records).

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Cases: `floor` (the same as hotpath's, to tie the two harnesses), `private-cookie-jar`
-//! (axum-extra), `tower-sessions-memory`. Divide a run's instructions by N after subtracting a
-//! run with N = 0; `loadgen --callgrind` does that.
+//! (axum-extra), `tower-sessions-memory`; each also as `CASE-write`, every request changing the
+//! session. Divide a run's instructions by N after subtracting a run with N = 0; `loadgen
+//! --callgrind` does that.
 
 use axum::handler::Handler;
 use http::header::SET_COOKIE;
@@ -27,26 +28,31 @@ fn main() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    match case.as_str() {
+    // `CASE-write`: the same, each request changing the session (`/write`).
+    let (case, path) = match case.strip_suffix("-write") {
+        Some(base) => (base, "/write"),
+        None => (case.as_str(), "/read"),
+    };
+    match case {
         "floor" => {
             let svc = FloorLayer.layer(tower::service_fn(ours::<Body>));
-            run(&rt, svc, n, false);
+            run(&rt, svc, n, false, path);
         }
         "private-cookie-jar" => {
             let svc = private_jar.with_state(axum_extra::extract::cookie::Key::generate());
-            run(&rt, svc, n, true);
+            run(&rt, svc, n, true, path);
         }
         "tower-sessions-memory" => {
             let svc = SessionManagerLayer::new(MemoryStore::default())
                 .with_secure(false)
                 .layer(tower::service_fn(peer::<Body>));
-            run(&rt, svc, n, true);
+            run(&rt, svc, n, true, path);
         }
         other => panic!("unknown case {other}"),
     }
 }
 
-fn run<S, RB>(rt: &tokio::runtime::Runtime, mut svc: S, n: usize, sign_in: bool)
+fn run<S, RB>(rt: &tokio::runtime::Runtime, mut svc: S, n: usize, sign_in: bool, path: &str)
 where
     S: Service<http::Request<Body>, Response = http::Response<RB>> + Clone,
     S::Error: std::fmt::Debug,
@@ -58,7 +64,9 @@ where
         http::HeaderValue::from_str(&format!("session={}", "A".repeat(330))).unwrap()
     };
     for _ in 0..n {
-        let res = now_or_never(svc.call(request("/read", Some(&cookie)))).unwrap();
-        assert!(!res.headers().contains_key(SET_COOKIE));
+        let res = now_or_never(svc.call(request(path, Some(&cookie)))).unwrap();
+        if path == "/read" {
+            assert!(!res.headers().contains_key(SET_COOKIE));
+        }
     }
 }
