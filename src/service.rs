@@ -119,41 +119,48 @@ where
         } else {
             None
         };
-        let state = match settled {
+        // Each arm builds the response future where it is returned: the inner future is
+        // usually large (a handler's whole state), and a move of it cost ~120 instructions.
+        match settled {
             // The usual case, settled without I/O: no boxed future, and the inner service that
             // was polled ready is the one called.
             Settled::Valid(valid) => {
                 let session = Session::loaded(Arc::clone(shared), now, client, valid, seen);
                 req.extensions_mut().insert(session.clone());
-                State::Inner {
-                    future: self.inner.call(req),
-                    session,
-                    plain_http,
+                ResponseFuture {
+                    state: State::Inner {
+                        future: self.inner.call(req),
+                        session,
+                        plain_http,
+                    },
                 }
             }
-            Settled::Unavailable(retry_after) => State::Ready {
-                response: Some(unavailable(retry_after)),
+            Settled::Unavailable(retry_after) => ResponseFuture {
+                state: State::Ready {
+                    response: Some(unavailable(retry_after)),
+                },
             },
             Settled::AskRegistry(pending) => {
                 // The clone is the one that was not polled ready; keep it for the next call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(shared);
-                State::Registry {
-                    future: Box::pin(async move {
-                        let valid = match validate(&shared, pending, now, &mut seen).await {
-                            Ok(valid) => valid,
-                            Err(retry_after) => return Ok(unavailable(retry_after)),
-                        };
-                        let session = Session::loaded(shared, now, client, valid, seen);
-                        req.extensions_mut().insert(session.clone());
-                        let res = inner.call(req).await?;
-                        Ok(save(&session, res, None))
-                    }),
+                ResponseFuture {
+                    state: State::Registry {
+                        future: Box::pin(async move {
+                            let valid = match validate(&shared, pending, now, &mut seen).await {
+                                Ok(valid) => valid,
+                                Err(retry_after) => return Ok(unavailable(retry_after)),
+                            };
+                            let session = Session::loaded(shared, now, client, valid, seen);
+                            req.extensions_mut().insert(session.clone());
+                            let res = inner.call(req).await?;
+                            Ok(save(&session, res, None))
+                        }),
+                    },
                 }
             }
-        };
-        ResponseFuture { state }
+        }
     }
 }
 

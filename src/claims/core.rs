@@ -141,6 +141,30 @@ impl ClaimsCore {
         self.idle_deadline = self.idle_deadline.min(self.expires_at);
     }
 
+    /// Whether [`touch`](Self::touch) at `now` would move the idle deadline on by `refresh_after`
+    /// or more: `min(now + idle, expires) >= deadline + refresh_after`. Asked on every request,
+    /// so split in two comparisons that need no conversion of `now` to seconds:
+    /// `now >= deadline - (idle - refresh_after)` and `expires - deadline >= refresh_after`.
+    pub(crate) fn refresh_due(
+        &self,
+        now: SystemTime,
+        idle: Duration,
+        refresh_after: Duration,
+    ) -> bool {
+        let room = self
+            .expires_at
+            .checked_sub(self.idle_deadline)
+            .is_some_and(|gap| Duration::from_secs(gap) >= refresh_after);
+        let deadline = time(self.idle_deadline);
+        let from = match idle.checked_sub(refresh_after) {
+            Some(lead) => deadline.checked_sub(lead),
+            // `refresh_after` past `idle`, which the configuration refuses.
+            None => deadline.checked_add(refresh_after - idle),
+        };
+        // A bound before every representable time has passed.
+        room && from.is_none_or(|from| now >= from)
+    }
+
     pub(crate) fn touch(&mut self, now: SystemTime, idle: Duration) {
         self.idle_deadline = unix(now)
             .saturating_add(idle.as_secs())

@@ -135,3 +135,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// `refresh_due` is the gain a touch would bring, measured, compared with `refresh_after`.
+    #[test]
+    fn refresh_due_is_the_measured_gain_compared(
+        now_ms in 0u64..4_000_000_000_000,
+        expires in 0u64..4_000_000_000,
+        deadline in 0u64..4_000_000_000,
+        idle_ms in 0u64..1_000_000_000,
+        after_ms in 0u64..1_000_000_000,
+        shape in 0u8..3,
+    ) {
+        let mut c = ClaimsCore::new(UNIX_EPOCH, Duration::ZERO, Duration::ZERO);
+        c.expires_at = expires;
+        c.idle_deadline = deadline;
+        let mut now_ms = now_ms;
+        match shape {
+            // A deadline close to `now` and to `expires`.
+            1 => c.idle_deadline = (now_ms / 1000).min(expires),
+            // `now` exactly where the gain reaches `refresh_after`, or a millisecond before.
+            2 => {
+                let at = (deadline * 1000 + after_ms).checked_sub(idle_ms);
+                now_ms = at.map_or(0, |at| at - u64::from(now_ms % 2 == 1 && at > 0));
+            }
+            _ => {}
+        }
+        let now = UNIX_EPOCH + Duration::from_millis(now_ms);
+        let (idle, after) = (Duration::from_millis(idle_ms), Duration::from_millis(after_ms));
+        let measured = (now + idle)
+            .min(c.expires_at())
+            .duration_since(c.idle_deadline())
+            .is_ok_and(|gain| gain >= after);
+        prop_assert_eq!(c.refresh_due(now, idle, after), measured);
+    }
+}

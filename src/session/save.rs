@@ -115,15 +115,7 @@ impl Session {
             };
         }
         let limits = s.limits(c.is_persistent());
-        // Whether a new cookie would move the idle deadline on by `refresh_after` or more;
-        // compared as times, which is cheaper than measuring the gain (no subtraction).
-        let refresh_due = {
-            let target = now.checked_add(limits.idle).map(|t| t.min(c.expires_at()));
-            let due_at = c.idle_deadline().checked_add(limits.refresh_after);
-            target
-                .zip(due_at)
-                .is_some_and(|(target, due_at)| target >= due_at)
-        };
+        let refresh_due = c.refresh_due(now, limits.idle, limits.refresh_after);
         if !(state.dirty || state.needs_reseal || refresh_due) {
             return Ok(None);
         }
