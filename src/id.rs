@@ -23,8 +23,16 @@ use base64_simd::{Out, URL_SAFE_NO_PAD};
 /// assert_eq!(text.len(), 22);
 /// assert_eq!(text.parse::<SessionId>().unwrap(), id);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SessionId([u8; SessionId::LEN]);
+
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The 128 bits in one write (the derived impl wrote a length, then the bytes): the
+        // registry's cache hashes an id on every request, with a hasher that takes it whole.
+        state.write_u128(u128::from_le_bytes(self.0));
+    }
+}
 
 impl SessionId {
     /// The length of an id in bytes.
