@@ -131,8 +131,9 @@ fn unchanged_stateless_request_allocates_at_most_4_times() {
     let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler::<String>));
     let cookie = cookie_of(&block_on(&mut svc, request("/setup", None)));
 
-    // The shared session state (`Arc`, which the cookie is decoded into), and three in
-    // `http::Extensions` (its boxed map, the map's table, the boxed `Session`).
+    // The shared session state (an `Arc`; the decoded cookie is the cache of opened values',
+    // shared, see `src/cookie_buf.rs`), and three in `http::Extensions` (its boxed map, the
+    // map's table, the boxed `Session`).
     let read = added_allocations(
         &mut svc,
         &mut tower::service_fn(handler::<String>),
@@ -155,7 +156,7 @@ fn unchanged_stateless_request_allocates_at_most_4_times() {
 
 #[cfg(feature = "sqlite")]
 #[test]
-fn registry_validated_request_allocates_at_most_5_times() {
+fn registry_validated_request_allocates_at_most_4_times() {
     use std::sync::Arc;
 
     use sealed_sessions::registry::SqliteRegistry;
@@ -171,9 +172,9 @@ fn registry_validated_request_allocates_at_most_5_times() {
     let cookie = cookie_of(&block_on(&mut svc, request("/login", Some(&cookie))));
 
     // A cache hit (the steady state); `touch` is throttled, so only the first one queues.
-    // One more than stateless: the `User-Agent` kept for a possible login (a clone of a
-    // `HeaderValue`, which allocates here because the test's header owns a `Vec`; hyper's
-    // headers share the read buffer). The user id is read from the decoded cookie in place.
+    // The same four as stateless: the `User-Agent` kept for a possible login is a clone of a
+    // `HeaderValue`, a reference count (here a static value; hyper's headers share the read
+    // buffer), and the user id is read from the decoded cookie in place.
     let read = added_allocations(
         &mut svc,
         &mut tower::service_fn(handler::<String>),
@@ -181,6 +182,6 @@ fn registry_validated_request_allocates_at_most_5_times() {
         Some(&cookie),
     );
     println!("registry-validated read (cache hit): {read} allocations");
-    assert!(read <= 5, "{read} allocations");
+    assert!(read <= 4, "{read} allocations");
     registry.stop();
 }
