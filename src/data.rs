@@ -181,26 +181,30 @@ impl Data {
     /// Where `key`'s entry is, or would go.
     fn place(&self, buf: &[u8], key: &str) -> Place {
         let (entries, count) = self.entries(buf);
-        let mut r = Reader(entries);
-        let offset = |r: &Reader<'_>| entries.len() - r.0.len();
+        let mut rest = entries;
+        let offset = |rest: &[u8]| entries.len() - rest.len();
         for _ in 0..count {
-            let at = offset(&r);
-            let (Ok(k), Ok(_)) = (r.bytes(), r.bytes()) else {
+            let at = offset(rest);
+            let Some((k, after_key)) = split_bytes(rest) else {
                 break;
             };
+            let Some((_, after_value)) = split_bytes(after_key) else {
+                break;
+            };
+            rest = after_value;
             match k.cmp(key.as_bytes()) {
                 Ordering::Less => {}
                 Ordering::Equal => {
                     return Place {
                         at,
-                        end: Some(offset(&r)),
+                        end: Some(offset(rest)),
                     }
                 }
                 Ordering::Greater => return Place { at, end: None },
             }
         }
         Place {
-            at: offset(&r),
+            at: offset(rest),
             end: None,
         }
     }

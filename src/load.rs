@@ -102,7 +102,7 @@ pub(crate) fn open_cookies(
             // A session without a user needs no registry: it is the session, unless a cookie
             // before it waits for the registry's answer.
             _ if pending.is_empty() => {
-                settled = Some(Settled::Valid(Some(opened)));
+                settle(&mut settled, Settled::Valid(Some(opened)));
                 return true;
             }
             _ => {
@@ -139,7 +139,7 @@ pub(crate) fn open_cookies(
         }
         let answer = answer.is_some_and(|valid| valid);
         match verdict(shared, id, Ok(answer)) {
-            Verdict::Accept => settled = Some(Settled::Valid(Some(opened))),
+            Verdict::Accept => settle(&mut settled, Settled::Valid(Some(opened))),
             Verdict::Reject => {
                 refused = true;
                 return false;
@@ -148,9 +148,11 @@ pub(crate) fn open_cookies(
                 // The registry could not answer for this one: its cookie must stay, and a
                 // removal for an earlier refused one would remove it too.
                 refused = false;
-                settled = Some(Settled::Valid(None));
+                settle(&mut settled, Settled::Valid(None));
             }
-            Verdict::Fail(Err(retry_after)) => settled = Some(Settled::Unavailable(retry_after)),
+            Verdict::Fail(Err(retry_after)) => {
+                settle(&mut settled, Settled::Unavailable(retry_after));
+            }
         }
         true
     };
@@ -249,6 +251,13 @@ pub(crate) fn open_cookies(
         None => Settled::AskRegistry(pending),
     };
     (settled, seen)
+}
+
+/// Records what the cookies came to. Set once: the cookie that settles it ends the search.
+/// (Written into the empty slot rather than assigned, so no drop of an old value is called.)
+fn settle(slot: &mut Option<Settled>, settled: Settled) {
+    debug_assert!(slot.is_none(), "settled twice");
+    slot.get_or_insert(settled);
 }
 
 /// Opens `value`, from the cache of opened values when it is there (see `opened_cache.rs`), and
