@@ -50,7 +50,7 @@
 //!   barrier per block.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroize;
 
@@ -140,8 +140,10 @@ impl OpenedCache {
             return None;
         }
         // The one check of `Sealer::open` that depends on more than the value: the claims'
-        // `is_expired`, which is `now >= expires` for deadlines in whole seconds.
-        if now >= entry.expires {
+        // `is_expired`, which is `now >= expires` for deadlines in whole seconds (and always
+        // true for a deadline of 0, which `is_expired` compares with a clock before 1970
+        // clamped to 0).
+        if now >= entry.expires || entry.expires == UNIX_EPOCH {
             let old = cell.take();
             drop(slots);
             drop(old);

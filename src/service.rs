@@ -337,7 +337,6 @@ fn warn_plain_http(session: &Session, page: &str) {
     }
 }
 
-/// Whether a header `name` of `headers` lists `token` (or `*`).
 /// Whether one of `values` lists `token` (or `*`), comma-separated and case-insensitively.
 fn lists<'a>(mut values: impl Iterator<Item = &'a HeaderValue>, token: &str) -> bool {
     values.any(|v| {
@@ -348,8 +347,8 @@ fn lists<'a>(mut values: impl Iterator<Item = &'a HeaderValue>, token: &str) -> 
     })
 }
 
-// Both through `entry`: one lookup of the name, where a check and an insert took two.
-
+/// Adds `Cookie` to `Vary` unless it is there (or `*` is). Through `entry`, as [`no_store`]:
+/// one lookup of the name, where a check and an insert took two.
 fn vary_cookie(headers: &mut HeaderMap) {
     const COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
     match headers.entry(VARY) {
@@ -364,6 +363,8 @@ fn vary_cookie(headers: &mut HeaderMap) {
     }
 }
 
+/// Makes `Cache-Control` `no-store` unless it already says so: a response that sets a session
+/// cookie must not be stored by a shared cache.
 fn no_store(headers: &mut HeaderMap) {
     const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
     match headers.entry(CACHE_CONTROL) {

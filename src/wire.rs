@@ -10,9 +10,8 @@ pub(crate) fn varint_len(v: u64) -> usize {
 }
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    // Byte by byte into reserved room: a varint is a few bytes, for which `extend_from_slice`
-    // (a `memcpy` call) cost more than the bytes.
-    out.reserve(10);
+    // Byte by byte: a varint is a few bytes, for which `extend_from_slice` (a `memcpy` call)
+    // cost more than the bytes. (No `reserve`: callers size their buffers exactly.)
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

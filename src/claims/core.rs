@@ -145,6 +145,7 @@ impl ClaimsCore {
     /// or more: `min(now + idle, expires) >= deadline + refresh_after`. Asked on every request,
     /// so split in two comparisons that need no conversion of `now` to seconds:
     /// `now >= deadline - (idle - refresh_after)` and `expires - deadline >= refresh_after`.
+    #[cfg(any(test, feature = "hyper"))]
     pub(crate) fn refresh_due(
         &self,
         now: SystemTime,

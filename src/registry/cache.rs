@@ -142,14 +142,17 @@ pub(crate) enum Target {
 }
 
 impl Slot {
-    /// Whether a touch at `now` should be written (the last one is `throttle` old or more);
-    /// records `now` as written if so.
-    fn touch_due(&mut self, now: SystemTime, throttle: Duration) -> bool {
+    /// Whether a touch at `now` should be written: the last one is `throttle` old or more.
+    fn would_touch(&self, now: SystemTime, throttle: Duration) -> bool {
         // `now - last_seen >= throttle`, without the subtraction's checks (half the cost).
-        let due = self
-            .last_seen
+        self.last_seen
             .checked_add(throttle)
-            .is_some_and(|due_at| now >= due_at);
+            .is_some_and(|due_at| now >= due_at)
+    }
+
+    /// [`would_touch`](Self::would_touch), recording `now` as written if so.
+    fn touch_due(&mut self, now: SystemTime, throttle: Duration) -> bool {
+        let due = self.would_touch(now, throttle);
         if due {
             self.last_seen = now;
         }
@@ -353,13 +356,16 @@ impl ValidationCache {
         if active && shard.pending.contains(&id) {
             return (None, false);
         }
-        // Decided under the lock. Should the user's revocation turn out to be in flight below,
-        // the touch is lost, which matters nothing for a session being revoked.
-        let touch = active && throttle.is_some_and(|throttle| slot.touch_due(now, throttle));
+        // Whether a touch is due, not yet recorded: should the user's revocation be in flight
+        // (below) and then fail, the session stays active and its touch must not be lost.
+        let due = active && throttle.is_some_and(|throttle| slot.would_touch(now, throttle));
         drop(guard);
         if active && self.user_pending(user_id) {
             return (None, false);
         }
+        // Recorded under the lock again (once per throttle per session): `should_touch`
+        // decides afresh, so two requests that both saw it due write it once.
+        let touch = due && throttle.is_some_and(|throttle| self.should_touch(id, now, throttle));
         (Some(active), touch)
     }
 
@@ -669,6 +675,12 @@ mod tests {
         assert_eq!(look("u", 200, None), (None, false));
         drop(in_flight);
         assert_eq!(look("u", 200, None), (Some(true), true));
+        // A revocation of the user in flight: no answer and no touch; if it fails, the
+        // session's touch is still due (a review found it recorded and lost).
+        let in_flight = cache.begin_revocation(Target::User("u".into()));
+        assert_eq!(look("u", 400, None), (None, false));
+        drop(in_flight);
+        assert!(cache.should_touch(id(1), t(420), Duration::from_secs(60)));
         // Without a throttle (a stopped registry), never a touch.
         assert_eq!(
             cache.lookup_trusted_touch(id(1), "u", t(900), None, None),

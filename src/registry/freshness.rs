@@ -43,6 +43,7 @@ impl Freshness {
     }
 
     /// How long ago the feed was last confirmed complete.
+    #[cfg(any(test, feature = "postgres"))]
     pub(crate) fn age(&self) -> Duration {
         let confirmed = Duration::from_nanos(self.confirmed.load(Ordering::SeqCst));
         self.base.elapsed().saturating_sub(confirmed)
