@@ -68,13 +68,38 @@ fn document(c: &Claims) -> Document {
     }
 }
 
+/// The same session as compact JSON, as an application would keep it in a jar: short keys, the
+/// id in its text form, the times in one array. The fair peer of our binary claims (issue 16);
+/// the [`Document`] (the id as 16 numbers, long keys) is kept beside it for the history.
+#[derive(Serialize)]
+struct Compact {
+    i: String,
+    u: Option<String>,
+    t: [u64; 4],
+    p: bool,
+    d: BTreeMap<String, serde_json::Value>,
+}
+
+fn compact(c: &Claims) -> Compact {
+    let d = document(c);
+    Compact {
+        i: c.id().to_string(),
+        u: d.user,
+        t: [d.issued_at, d.auth_time, d.expires_at, d.idle_deadline],
+        p: d.persistent,
+        d: d.data,
+    }
+}
+
 fn envelope(c: &mut Criterion) {
     let now = SystemTime::now();
     let claims = sample(now);
     let json = serde_json::to_string(&document(&claims)).unwrap();
+    let compact = serde_json::to_string(&compact(&claims)).unwrap();
     println!(
-        "sample session: {} bytes of claims, {} bytes as a JSON document",
+        "sample session: {} bytes of claims, {} bytes as compact JSON, {} as a JSON document",
         claims.to_bytes().len(),
+        compact.len(),
         json.len()
     );
 
@@ -98,44 +123,46 @@ fn envelope(c: &mut Criterion) {
         });
     }
 
-    // The peer: the cookie crate's jars, carrying the same session as JSON text.
-    let mut jar = CookieJar::new();
-    jar.private_mut(&cookie_key)
-        .add(Cookie::new(NAME, json.clone()));
-    let private_value = jar.get(NAME).unwrap().value().to_owned();
-    jar.signed_mut(&cookie_key)
-        .add(Cookie::new(NAME, json.clone()));
-    let signed_value = jar.get(NAME).unwrap().value().to_owned();
-    println!(
-        "cookie crate values: private {} bytes, signed {} bytes",
-        private_value.len(),
-        signed_value.len()
-    );
-
-    group.bench_function("cookie/PrivateJar/add", |b| {
+    // The peer: the cookie crate's jars, carrying the same session as JSON text: compact (the
+    // fair comparison, `-compact`) and as the longer document (the names used before).
+    for (suffix, text) in [("-compact", &compact), ("", &json)] {
         let mut jar = CookieJar::new();
-        b.iter(|| {
-            jar.private_mut(&cookie_key)
-                .add(Cookie::new(NAME, black_box(&json).clone()))
-        })
-    });
-    group.bench_function("cookie/PrivateJar/get", |b| {
-        let mut jar = CookieJar::new();
-        jar.add_original(Cookie::new(NAME, private_value.clone()));
-        b.iter(|| jar.private(&cookie_key).get(black_box(NAME)).unwrap())
-    });
-    group.bench_function("cookie/SignedJar/add", |b| {
-        let mut jar = CookieJar::new();
-        b.iter(|| {
-            jar.signed_mut(&cookie_key)
-                .add(Cookie::new(NAME, black_box(&json).clone()))
-        })
-    });
-    group.bench_function("cookie/SignedJar/get", |b| {
-        let mut jar = CookieJar::new();
-        jar.add_original(Cookie::new(NAME, signed_value.clone()));
-        b.iter(|| jar.signed(&cookie_key).get(black_box(NAME)).unwrap())
-    });
+        jar.private_mut(&cookie_key)
+            .add(Cookie::new(NAME, text.clone()));
+        let private_value = jar.get(NAME).unwrap().value().to_owned();
+        jar.signed_mut(&cookie_key)
+            .add(Cookie::new(NAME, text.clone()));
+        let signed_value = jar.get(NAME).unwrap().value().to_owned();
+        println!(
+            "cookie crate values{suffix}: private {} bytes, signed {} bytes",
+            private_value.len(),
+            signed_value.len()
+        );
+        group.bench_function(format!("cookie/PrivateJar/add{suffix}"), |b| {
+            let mut jar = CookieJar::new();
+            b.iter(|| {
+                jar.private_mut(&cookie_key)
+                    .add(Cookie::new(NAME, black_box(text).clone()))
+            })
+        });
+        group.bench_function(format!("cookie/PrivateJar/get{suffix}"), |b| {
+            let mut jar = CookieJar::new();
+            jar.add_original(Cookie::new(NAME, private_value.clone()));
+            b.iter(|| jar.private(&cookie_key).get(black_box(NAME)).unwrap())
+        });
+        group.bench_function(format!("cookie/SignedJar/add{suffix}"), |b| {
+            let mut jar = CookieJar::new();
+            b.iter(|| {
+                jar.signed_mut(&cookie_key)
+                    .add(Cookie::new(NAME, black_box(text).clone()))
+            })
+        });
+        group.bench_function(format!("cookie/SignedJar/get{suffix}"), |b| {
+            let mut jar = CookieJar::new();
+            jar.add_original(Cookie::new(NAME, signed_value.clone()));
+            b.iter(|| jar.signed(&cookie_key).get(black_box(NAME)).unwrap())
+        });
+    }
     group.finish();
 }
 
