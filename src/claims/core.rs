@@ -3,8 +3,9 @@
 //! A decoded cookie's user id and data entries are read where they lie in the decrypted buffer
 //! rather than copied out (see `data.rs`). The buffer is owned by whoever decoded the cookie:
 //! [`Claims`](super::Claims) pairs a core with a `Vec<u8>`, and the middleware's session state
-//! pairs one with the inline buffer of its own allocation, which is what keeps an unchanged
-//! request at four allocations (see `docs/performance.md`). Every method that reads the user or
+//! pairs one with the envelope it shares with the cache of opened values (`cookie_buf.rs`),
+//! which is what keeps an unchanged request at four allocations (see `docs/performance.md`).
+//! Every method that reads the user or
 //! the data takes that buffer as `buf`; it must be the buffer the core was decoded from, which
 //! both owners guarantee by never changing it after the decode.
 
