@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::Entry;
+use http::header::{Entry, OccupiedEntry};
 use http::header::{
     HeaderValue, CACHE_CONTROL, ORIGIN, REFERER, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY,
 };
@@ -347,33 +347,44 @@ fn lists<'a>(mut values: impl Iterator<Item = &'a HeaderValue>, token: &str) -> 
     })
 }
 
-/// Adds `Cookie` to `Vary` unless it is there (or `*` is). Through `entry`, as [`no_store`]:
-/// one lookup of the name, where a check and an insert took two.
+/// Adds `Cookie` to `Vary` unless it is there (or `*` is).
 fn vary_cookie(headers: &mut HeaderMap) {
-    const COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
-    match headers.entry(VARY) {
-        Entry::Vacant(entry) => {
-            entry.insert(COOKIE);
-        }
-        Entry::Occupied(mut entry) => {
-            if !lists(entry.iter(), "cookie") {
-                entry.append(COOKIE);
-            }
-        }
-    }
+    ensure_listed(
+        headers,
+        VARY,
+        ("cookie", HeaderValue::from_static("Cookie")),
+        |entry, value| entry.append(value),
+    );
 }
 
 /// Makes `Cache-Control` `no-store` unless it already says so: a response that sets a session
-/// cookie must not be stored by a shared cache.
+/// cookie must not be stored by a shared cache. Replaces what the handler set.
 fn no_store(headers: &mut HeaderMap) {
-    const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
-    match headers.entry(CACHE_CONTROL) {
+    ensure_listed(
+        headers,
+        CACHE_CONTROL,
+        ("no-store", HeaderValue::from_static("no-store")),
+        |entry, value| drop(entry.insert(value)),
+    );
+}
+
+/// Sets header `name` to `value` if it is missing, or has it `add`ed if none of its values
+/// lists `token` (or `*`). Through `entry`: one lookup of the name, where a check and an insert
+/// took two.
+#[inline]
+fn ensure_listed(
+    headers: &mut HeaderMap,
+    name: http::HeaderName,
+    (token, value): (&str, HeaderValue),
+    add: impl FnOnce(&mut OccupiedEntry<'_, HeaderValue>, HeaderValue),
+) {
+    match headers.entry(name) {
         Entry::Vacant(entry) => {
-            entry.insert(NO_STORE);
+            entry.insert(value);
         }
         Entry::Occupied(mut entry) => {
-            if !lists(entry.iter(), "no-store") {
-                entry.insert(NO_STORE);
+            if !lists(entry.iter(), token) {
+                add(&mut entry, value);
             }
         }
     }
