@@ -277,6 +277,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// When a session with these claims ends under this configuration: the earlier of its sealed
+    /// deadlines and its start plus this configuration's lifetime for it. A cookie sealed under
+    /// a longer lifetime (before a redeploy that shortened it) ends by the shorter one, as
+    /// Django's signed-cookie sessions check their age against the current setting. (An idle
+    /// timeout shortened applies from each session's next refresh: when it was last active is
+    /// not sealed.)
+    #[cfg(feature = "hyper")]
+    pub(crate) fn session_end(&self, c: &crate::claims::ClaimsCore) -> SystemTime {
+        let sealed = c.expires_at().min(c.idle_deadline());
+        let lifetime = self.limits(c.is_persistent()).lifetime;
+        match c.lifetime_start().checked_add(lifetime) {
+            Some(end) => sealed.min(end),
+            None => sealed,
+        }
+    }
+
     /// The limits of a session that is (or is not) persistent.
     pub(crate) fn limits(&self, persistent: bool) -> &Limits {
         if persistent {

@@ -41,8 +41,9 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
+use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
-use crate::cookie_buf::CookieBuf;
+use crate::cookie_buf::{CookieBuf, Envelope};
 use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head};
 use crate::registry::RegistryError;
 use crate::session::{Candidate, Seen};
@@ -263,12 +264,12 @@ fn settle(slot: &mut Option<Settled>, settled: Settled) {
 /// Opens `value`, from the cache of opened values when it is there (see `opened_cache.rs`), and
 /// remembers it there when it opens. The cache compares bytes; only a value opened afresh needs
 /// to be text (a sealed value is ASCII).
+///
+/// The session must also not have outlived this configuration's lifetime
+/// ([`Shared::session_end`]); a cached value carries that end, so a hit checks it for free.
 fn open(shared: &Shared, value: &[u8], now: SystemTime) -> Result<Candidate, OpenError> {
-    let name = shared.cookie.name.as_str();
-    let text = || std::str::from_utf8(value).map_err(|_| OpenError::Malformed);
     let Some(cache) = &shared.opened else {
-        let value = text()?;
-        let (claims, needs_reseal, raw) = shared.sealer.open_envelope(name, value, now)?;
+        let (claims, needs_reseal, raw, _) = open_afresh(shared, value, now)?.0;
         return Ok(Candidate {
             claims,
             needs_reseal,
@@ -278,10 +279,9 @@ fn open(shared: &Shared, value: &[u8], now: SystemTime) -> Result<Candidate, Ope
     let (claims, needs_reseal, raw) = match cache.get(value, now) {
         Some(hit) => hit.map_err(|_| OpenError::Expired)?,
         None => {
-            let value = text()?;
-            let (claims, needs_reseal, raw) = shared.sealer.open_envelope(name, value, now)?;
+            let ((claims, needs_reseal, raw, end), value) = open_afresh(shared, value, now)?;
             let raw = Arc::new(raw);
-            cache.insert(value, Arc::clone(&raw), claims.clone(), needs_reseal);
+            cache.insert(value, Arc::clone(&raw), (claims.clone(), end), needs_reseal);
             (claims, needs_reseal, raw)
         }
     };
@@ -290,6 +290,31 @@ fn open(shared: &Shared, value: &[u8], now: SystemTime) -> Result<Candidate, Ope
         needs_reseal,
         buf: CookieBuf::Shared(raw),
     })
+}
+
+/// What [`open_afresh`] gives: the claims, whether to re-seal them, the envelope they read
+/// from, and when the session ends.
+type Fresh = (ClaimsCore, bool, Envelope, SystemTime);
+
+/// Opens `value` with the sealer (no cache) and checks it against this configuration's
+/// lifetime; also gives `value` as text (a sealed value is ASCII). Out of line: the usual
+/// request is a cache hit.
+#[cold]
+fn open_afresh<'a>(
+    shared: &Shared,
+    value: &'a [u8],
+    now: SystemTime,
+) -> Result<(Fresh, &'a str), OpenError> {
+    let value = std::str::from_utf8(value).map_err(|_| OpenError::Malformed)?;
+    let (claims, needs_reseal, raw) =
+        shared
+            .sealer
+            .open_envelope(shared.cookie.name.as_str(), value, now)?;
+    let end = shared.session_end(&claims);
+    if now >= end {
+        return Err(OpenError::Expired);
+    }
+    Ok(((claims, needs_reseal, raw, end), value))
 }
 
 /// The first of `pending` that the registry (if any, and if the session has a user) accepts,

@@ -92,8 +92,9 @@ struct Entry {
     raw: Arc<Envelope>,
     claims: ClaimsCore,
     needs_reseal: bool,
-    /// When the claims expire (the earlier of their two deadlines), as a time: checked on every
-    /// hit, so not converted from the claims' seconds each time.
+    /// When the session ends (the earlier of its two deadlines, or sooner if the configuration's
+    /// lifetime says so), as a time: checked on every hit, so not converted from the claims'
+    /// seconds each time.
     expires: SystemTime,
 }
 
@@ -139,10 +140,10 @@ impl OpenedCache {
         if !constant_time_eq(&entry.value, value) {
             return None;
         }
-        // The one check of `Sealer::open` that depends on more than the value: the claims'
+        // The one check of opening that depends on more than the value: the claims'
         // `is_expired`, which is `now >= expires` for deadlines in whole seconds (and always
         // true for a deadline of 0, which `is_expired` compares with a clock before 1970
-        // clamped to 0).
+        // clamped to 0), and the configuration's lifetime, folded into `expires`.
         if now >= entry.expires || entry.expires == UNIX_EPOCH {
             let old = cell.take();
             drop(slots);
@@ -158,11 +159,14 @@ impl OpenedCache {
 
     /// Remembers that `value` opens into `raw` (its decoded envelope) and `claims`: because it
     /// just did, or because this process sealed it into `value` a moment ago.
+    ///
+    /// `claims` comes with when the session ends (the earlier of its deadlines, or sooner, as
+    /// the configuration says: `Shared::session_end`), which every hit checks.
     pub(crate) fn insert(
         &self,
         value: &str,
         raw: Arc<Envelope>,
-        claims: ClaimsCore,
+        (claims, expires): (ClaimsCore, SystemTime),
         needs_reseal: bool,
     ) {
         let Some((shard, slot)) = self.slot_of(value.as_bytes()) else {
@@ -171,7 +175,7 @@ impl OpenedCache {
         let entry = Entry {
             value: value.as_bytes().into(),
             raw,
-            expires: claims.expires_at().min(claims.idle_deadline()),
+            expires,
             claims,
             needs_reseal,
         };
@@ -255,6 +259,13 @@ mod tests {
         Arc::new(Envelope::new(bytes.to_vec()))
     }
 
+    /// Claims with the end their own deadlines give (what `Shared::session_end` gives for a
+    /// configuration whose lifetime is no shorter).
+    fn with_end(c: ClaimsCore) -> (ClaimsCore, SystemTime) {
+        let end = c.expires_at().min(c.idle_deadline());
+        (c, end)
+    }
+
     fn claims() -> ClaimsCore {
         ClaimsCore::new(
             UNIX_EPOCH + Duration::from_secs(1_800_000_000),
@@ -268,7 +279,12 @@ mod tests {
         let cache = OpenedCache::new(64).unwrap();
         let value = "AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZz";
         let c = claims();
-        cache.insert(value, envelope(b"decoded envelope"), c.clone(), true);
+        cache.insert(
+            value,
+            envelope(b"decoded envelope"),
+            with_end(c.clone()),
+            true,
+        );
 
         let (got, reseal, raw) = cache
             .get(value.as_bytes(), UNIX_EPOCH)
@@ -298,7 +314,7 @@ mod tests {
     fn an_expired_hit_is_refused_and_dropped() {
         let cache = OpenedCache::new(64).unwrap();
         let c = claims();
-        cache.insert("a-value", envelope(b"raw"), c.clone(), false);
+        cache.insert("a-value", envelope(b"raw"), with_end(c.clone()), false);
         let after = c.idle_deadline();
         assert!(matches!(
             cache.get("a-value".as_bytes(), after),
@@ -314,7 +330,7 @@ mod tests {
         let cache = OpenedCache::new(1).unwrap();
         let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}-xyz")).collect();
         for v in &values {
-            cache.insert(v, envelope(v.as_bytes()), claims(), false);
+            cache.insert(v, envelope(v.as_bytes()), with_end(claims()), false);
         }
         let hits = values
             .iter()
@@ -334,12 +350,12 @@ mod tests {
         assert!(OpenedCache::new(0).is_none());
         let cache = OpenedCache::new(64).unwrap();
         let long = "A".repeat(MAX_VALUE_LEN + 1);
-        cache.insert(&long, envelope(b"x"), claims(), false);
-        cache.insert("", envelope(b"x"), claims(), false);
+        cache.insert(&long, envelope(b"x"), with_end(claims()), false);
+        cache.insert("", envelope(b"x"), with_end(claims()), false);
         assert!(cache.get(long.as_bytes(), UNIX_EPOCH).is_none());
         assert!(cache.get("".as_bytes(), UNIX_EPOCH).is_none());
         let fits = "A".repeat(MAX_VALUE_LEN);
-        cache.insert(&fits, envelope(b"x"), claims(), false);
+        cache.insert(&fits, envelope(b"x"), with_end(claims()), false);
         assert!(cache.get(fits.as_bytes(), UNIX_EPOCH).is_some());
     }
 

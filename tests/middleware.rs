@@ -278,6 +278,35 @@ async fn idle_timeout_and_absolute_lifetime_follow_the_clock() {
 }
 
 #[tokio::test]
+async fn a_lifetime_shortened_by_a_redeploy_ends_the_sessions_sealed_before() {
+    let clock = TestClock::default();
+    let key = Key::generate();
+    let config = |lifetime: u64| {
+        let secs = Duration::from_secs;
+        clock.install(
+            builder(&key)
+                .lifetime(secs(lifetime))
+                .idle_timeout(secs(lifetime.min(2 * 3600))),
+        )
+    };
+    // Sealed under a 3-hour lifetime (and a 2-hour idle timeout) ...
+    let before = server(config(3 * 3600)).await;
+    let jar = get(before, "/set/a/1", None).await.cookie_pair(NAME);
+    // ... and read after a redeploy that shortened the lifetime to one hour.
+    let after = server(config(3600)).await;
+    clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(get(after, "/get/a", Some(&jar)).await.body, "1");
+    clock.advance(Duration::from_secs(11 * 60));
+    // 61 minutes: over, from the cache of opened values (the read above put it there) ...
+    assert_eq!(get(after, "/get/a", Some(&jar)).await.body, "none");
+    // ... and opened afresh by another process with the same configuration.
+    let another = server(config(3600)).await;
+    assert_eq!(get(another, "/get/a", Some(&jar)).await.body, "none");
+    // The old configuration still has two hours to go.
+    assert_eq!(get(before, "/get/a", Some(&jar)).await.body, "1");
+}
+
+#[tokio::test]
 async fn renewal_keeps_the_absolute_end_and_login_restarts_it() {
     let clock = TestClock::default();
     let b = clock.install(

@@ -78,6 +78,17 @@ impl ClaimsCore {
         time(self.issued_at)
     }
 
+    /// When the session's lifetime began: its sign-in, or (without a user) its creation or
+    /// last renewal.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn lifetime_start(&self) -> SystemTime {
+        time(if self.user.is_some() {
+            self.auth_time
+        } else {
+            self.issued_at
+        })
+    }
+
     pub(crate) fn auth_time(&self) -> Option<SystemTime> {
         self.user.as_ref().map(|_| time(self.auth_time))
     }

@@ -131,7 +131,8 @@ impl Session {
                     .map_err(SaveError::Seal)?;
                 if let Some(opened) = opened {
                     let raw = Arc::new(Envelope::new(opened.raw));
-                    cache.insert(&value, raw, opened.claims, false);
+                    let end = s.session_end(&opened.claims);
+                    cache.insert(&value, raw, (opened.claims, end), false);
                 }
                 value
             }
