@@ -10,8 +10,8 @@
 //! (a ~200-byte session, read), `registry` or `registry-sqlite` (the same, user-bound and
 //! validated by `SqliteRegistry` from its cache), `registry-postgres` (the same with
 //! `PostgresRegistry`: needs the `postgres` feature and `SEALED_SESSIONS_POSTGRES_URL`; a fresh
-//! schema, dropped at the end), `write` (the handler changes the session: re-seal and render;
-//! every request sends the same cookie), `chain` (the same, each request sending the cookie
+//! schema, dropped at the end), `write` or `stateless-write` (the handler changes the session:
+//! re-seal and render; every request sends the same cookie), `chain` (the same, each request sending the cookie
 //! the previous response set, as a browser does). It prints nothing timing-related: divide the
 //! instruction count of a run by its requests, and subtract a run with 0 requests for the
 //! setup. `loadgen --callgrind` does that for every case.
@@ -72,7 +72,7 @@ fn main() {
         rt.block_on(svc.call(request("/read", Some(&cookie))))
             .unwrap();
     }
-    let writes = case == "write" || case == "chain";
+    let writes = matches!(case.as_str(), "write" | "stateless-write" | "chain");
     let path = if writes { "/write" } else { "/read" };
     let mut bare = tower::service_fn(handler::<String>);
     let mut floor = FloorLayer.layer(tower::service_fn(|req: http::Request<String>| {

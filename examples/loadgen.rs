@@ -969,13 +969,7 @@ fn callgrind(cases: &[&str], postgres: bool) -> Vec<(String, f64)> {
         };
         let Some(program) = program else { continue };
         eprintln!("callgrind: {case} ...");
-        // hotpath's name for a write that sends the same cookie every time, as the load does.
-        let as_named = if *case == "stateless-write" {
-            "write"
-        } else {
-            case
-        };
-        match (count(program, as_named, N), count(program, as_named, 0)) {
+        match (count(program, case, N), count(program, case, 0)) {
             (Some(n), Some(zero)) => {
                 found.push((case.to_string(), (n.saturating_sub(zero)) as f64 / N as f64))
             }

@@ -352,7 +352,8 @@ fn vary_cookie(headers: &mut HeaderMap) {
     ensure_listed(
         headers,
         VARY,
-        ("cookie", HeaderValue::from_static("Cookie")),
+        "cookie",
+        HeaderValue::from_static("Cookie"),
         |entry, value| entry.append(value),
     );
 }
@@ -363,7 +364,8 @@ fn no_store(headers: &mut HeaderMap) {
     ensure_listed(
         headers,
         CACHE_CONTROL,
-        ("no-store", HeaderValue::from_static("no-store")),
+        "no-store",
+        HeaderValue::from_static("no-store"),
         |entry, value| drop(entry.insert(value)),
     );
 }
@@ -375,7 +377,8 @@ fn no_store(headers: &mut HeaderMap) {
 fn ensure_listed(
     headers: &mut HeaderMap,
     name: http::HeaderName,
-    (token, value): (&str, HeaderValue),
+    token: &str,
+    value: HeaderValue,
     add: impl FnOnce(&mut OccupiedEntry<'_, HeaderValue>, HeaderValue),
 ) {
     match headers.entry(name) {

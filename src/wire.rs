@@ -11,7 +11,9 @@ pub(crate) fn varint_len(v: u64) -> usize {
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     // Byte by byte: a varint is a few bytes, for which `extend_from_slice` (a `memcpy` call)
-    // cost more than the bytes. (No `reserve`: callers size their buffers exactly.)
+    // cost more than the bytes. (No `reserve`: callers size their buffers exactly.) The same
+    // loop as `varint_array`'s, written out: building the array and pushing it cost ~300 more
+    // instructions per write (callgrind, hotpath `write`).
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

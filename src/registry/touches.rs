@@ -55,7 +55,9 @@ impl TouchQueue {
     pub(crate) fn validate_cached(
         &self,
         cache: &ValidationCache,
-        (id, user_id, now): (SessionId, &str, SystemTime),
+        id: SessionId,
+        user_id: &str,
+        now: SystemTime,
         freshness: Option<&Freshness>,
         stopped: bool,
     ) -> Option<bool> {

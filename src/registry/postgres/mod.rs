@@ -236,7 +236,7 @@ impl Registry for PostgresRegistry {
         let s = &self.shared;
         let stopped = s.stopped.load(Ordering::Relaxed);
         s.touches
-            .validate_cached(&s.cache, (id, user_id, now), Some(&s.freshness), stopped)
+            .validate_cached(&s.cache, id, user_id, now, Some(&s.freshness), stopped)
     }
 
     fn validate<'a>(

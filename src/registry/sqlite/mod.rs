@@ -322,7 +322,7 @@ impl Registry for SqliteRegistry {
         let stopped = s.stopped.load(Ordering::Relaxed);
         let freshness = s.freshness.as_ref();
         s.touches
-            .validate_cached(&s.cache, (id, user_id, now), freshness, stopped)
+            .validate_cached(&s.cache, id, user_id, now, freshness, stopped)
     }
 
     fn validate<'a>(
