@@ -14,6 +14,7 @@
 //! for the next heartbeat's read. A database whose incarnation changed (replaced) or whose log
 //! ends before the watermark (restored from a backup) empties the cache.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -243,6 +244,7 @@ fn decode_hex(text: &str) -> Option<Target> {
 /// numbers reused). Any of these empties the cache.
 async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(), RegistryError> {
     let began = Instant::now();
+    shared.log_reads.fetch_add(1, Ordering::Relaxed);
     let s = &shared.schema;
     let err = shared.err();
     let limit = shared.heartbeat.max(Duration::from_millis(100));

@@ -164,6 +164,12 @@ impl PostgresRegistry {
         self.shared.round_trips.load(Ordering::Relaxed)
     }
 
+    /// How many times this host's listener has read the revocation log: once per (re)connect,
+    /// per heartbeat, and for notifications that ask for it.
+    pub fn log_reads(&self) -> u64 {
+        self.shared.log_reads.load(Ordering::Relaxed)
+    }
+
     /// How long ago this host last confirmed that it has seen every revocation; past the
     /// staleness bound, cached answers are not trusted.
     pub fn staleness(&self) -> std::time::Duration {
@@ -317,6 +323,7 @@ pub(crate) fn shared_state(
         touches: TouchQueue::new(config.touch_throttle),
         stopped: AtomicBool::new(false),
         round_trips: AtomicU64::new(0),
+        log_reads: AtomicU64::new(0),
         server,
         schema: config.schema.clone(),
         pg,

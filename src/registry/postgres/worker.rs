@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) touches: TouchQueue,
     pub(crate) stopped: AtomicBool,
     pub(crate) round_trips: AtomicU64,
+    /// How many times the listener read the revocation log (see `log_reads`).
+    pub(crate) log_reads: AtomicU64,
     /// `host:port/database`, for messages.
     pub(crate) server: String,
     pub(crate) schema: String,
