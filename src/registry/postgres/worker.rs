@@ -640,11 +640,15 @@ async fn delete_expired(
         )
         .await
         .map_err(&err)?;
-    // Entries of expired sessions can go: every cache refuses an expired session anyway. Not
-    // the newest, though: a log that ends before a host's watermark means "restored" to it.
+    // A session that `now` calls expired but the server's clock calls live (this host's clock
+    // runs ahead) was logged by `sessions_deleted`, so every host evicts it as after any
+    // deletion. Entries of expired sessions can go: every cache refuses an expired session
+    // anyway. Expired by both clocks, though: an entry the server's clock calls live may be
+    // one a host cut off now still has to read (the deletion just logged among them). Nor the
+    // newest: a log that ends before a host's watermark means "restored" to it.
     tx.execute(
         &format!(
-            "DELETE FROM {s}.revocations WHERE expires_at <= $1 \
+            "DELETE FROM {s}.revocations WHERE expires_at <= least($1, now()) \
              AND seq < (SELECT max(seq) FROM {s}.revocations)"
         ),
         &[&now],
