@@ -315,3 +315,30 @@ pub async fn listening(
     });
     (client, rx)
 }
+
+/// Whether the server's role may create roles.
+pub async fn can_create_roles(url: &str) -> bool {
+    let c = connect(url).await;
+    c.query_one(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The server's URL if its role may create roles (tests of roles need it), or `None` after
+/// saying why the test does not run.
+pub async fn url_for_roles(test: &str) -> Option<String> {
+    let url = url(test)?;
+    if !can_create_roles(&url).await {
+        assert!(
+            std::env::var(REQUIRE_VAR).is_err(),
+            "{test} needs a role that may create roles"
+        );
+        skip::skipped(&format!("{test}: the server's role may not create roles"));
+        return None;
+    }
+    Some(url)
+}

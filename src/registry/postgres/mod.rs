@@ -165,7 +165,9 @@ impl PostgresRegistry {
     }
 
     /// How many times this host's listener has read the revocation log: once per (re)connect,
-    /// per heartbeat, and for notifications that ask for it.
+    /// per heartbeat, and per burst of notifications that ask for it. Notifications are
+    /// coalesced, with one read in flight at a time, so a burst of any size (anyone who can
+    /// connect can send one) costs a few reads.
     pub fn log_reads(&self) -> u64 {
         self.shared.log_reads.load(Ordering::Relaxed)
     }
