@@ -235,10 +235,7 @@ async fn a_batch_that_meets_a_held_lock_fails_at_once() {
     let holder = pg_support::connect(&url).await;
     holder.batch_execute("BEGIN").await.unwrap();
     holder
-        .execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
-            &[&s, &0x5353_0001i32],
-        )
+        .batch_execute(&format!("LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE"))
         .await
         .unwrap();
     let first = {
@@ -385,12 +382,11 @@ async fn a_rotation_racing_sign_out_everywhere_is_not_missed() {
     let a = pg_support::connect(&url).await;
     a.batch_execute(&format!(
         "BEGIN;
-         SELECT pg_advisory_xact_lock(hashtext('{s}'), {lock});
+         LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE;
          WITH r AS (UPDATE {s}.sessions SET revoked_at = now() WHERE id = '\\x{o}' RETURNING id, expires_at)
            INSERT INTO {s}.revocations (id, expires_at) SELECT id, expires_at FROM r;
          INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at)
            VALUES ('\\x{n}', 'u', now(), now() + interval '1 hour', now());",
-        lock = 0x5353_0001,
         o = hex(old),
         n = hex(new)
     ))

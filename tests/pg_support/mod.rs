@@ -267,10 +267,7 @@ impl Role {
 
 impl Drop for Role {
     fn drop(&mut self) {
-        let sql = format!(
-            "DROP OWNED BY {0}; DROP ROLE IF EXISTS {0}",
-            self.name
-        );
+        let sql = format!("DROP OWNED BY {0}; DROP ROLE IF EXISTS {0}", self.name);
         let url = self.admin.clone();
         // Best effort, as for a schema.
         let _ = std::thread::spawn(move || run_blocking(&url, &sql)).join();

@@ -6,10 +6,12 @@
 //! - **Revocations reach every host by notification.** A revocation appends to a `revocations`
 //!   log in the same transaction; a trigger NOTIFYs its ids; each host LISTENs on one dedicated
 //!   connection (outside any pool: pool recycling runs `UNLISTEN *`, and notifications arrive
-//!   only between transactions) and evicts them.
+//!   only between transactions) and evicts them. Anyone who can connect can NOTIFY too, so a
+//!   payload is a hint: it can evict ids or ask for a read of the log, never empty the cache.
 //! - **Nothing is lost across a disconnect.** After every (re)connect the listener LISTENs, then
-//!   reads the log past its watermark, and only then trusts its cache. Writers are ordered (an
-//!   advisory lock, see `schema.rs`), so the log's sequence is commit order and "past the
+//!   reads the log past its watermark, and only then trusts its cache. Writers are ordered (a
+//!   lock only roles granted it can take, see `schema.rs`), so the log's sequence is commit
+//!   order and "past the
 //!   watermark" is complete. A replaced or restored database (another `incarnation`, or a log
 //!   that ends before the watermark) empties the cache.
 //! - **A hard staleness bound.** A heartbeat reads the log's end every
@@ -115,7 +117,8 @@ impl PostgresRegistry {
         PostgresRegistryBuilder::new(url.into())
     }
 
-    /// The SQL that creates the registry's schema `schema` (version 1), for shops that run
+    /// The SQL that creates the registry's schema `schema` (the current version: version 1,
+    /// then each migration, each marked `-- version N`), for shops that run
     /// their own migrations; open with [`migrate(false)`](PostgresRegistryBuilder::migrate) then.
     ///
     /// ```
