@@ -293,15 +293,16 @@ async fn version(url: &str, s: &str) -> String {
     .get(0)
 }
 
-/// Waits until a backend of the registry (application name `sealed-sessions`) waits for a lock.
-async fn a_registry_waits_for_a_lock(admin: &tokio_postgres::Client) {
+/// Waits until a backend of the registry (application name `sealed-sessions`) waits for a lock
+/// in a statement that names `schema`.
+async fn a_registry_waits_for_a_lock(admin: &tokio_postgres::Client, schema: &str) {
     let start = Instant::now();
     loop {
         let waiting: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sealed-sessions' \
-                 AND wait_event_type = 'Lock'",
-                &[],
+                 AND wait_event_type = 'Lock' AND strpos(query, $1) > 0",
+                &[&schema],
             )
             .await
             .unwrap()
@@ -375,7 +376,7 @@ async fn only_the_owner_migrates_and_hosts_starting_together_apply_it_once() {
             .map(|r| r.stop())
             .map_err(|e| e.to_string())
     });
-    a_registry_waits_for_a_lock(&admin).await;
+    a_registry_waits_for_a_lock(&admin, &s).await;
     other.batch_execute("COMMIT").await.unwrap();
     let started = starting.join().unwrap();
     println!("a host starting during another's migration: {started:?}");
@@ -396,7 +397,7 @@ async fn only_the_owner_migrates_and_hosts_starting_together_apply_it_once() {
             .map(|r| r.stop())
             .map_err(|e| e.to_string())
     });
-    a_registry_waits_for_a_lock(&admin).await;
+    a_registry_waits_for_a_lock(&admin, &fresh.name).await;
     other.batch_execute("COMMIT").await.unwrap();
     let started = starting.join().unwrap();
     println!("a host starting while another creates the schema: {started:?}");
