@@ -5,7 +5,7 @@
 mod backends;
 mod pg_support;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use backends::backends;
 use sealed_sessions::registry::{NewSession, Registry, RegistryError};
@@ -219,6 +219,49 @@ async fn a_check_ahead_of_time_does_not_refuse_the_session_now() {
         assert!(
             other.validate(id, "gina", t(10)).await.unwrap(),
             "{name}: expired later, valid now"
+        );
+    }
+}
+
+/// A registry whose clock runs two hours ahead deletes sessions that are live by every other
+/// clock: every other registry on the same storage stops vouching for them, as after any
+/// deletion, within the usual propagation.
+#[tokio::test]
+async fn a_cleanup_by_a_clock_running_ahead_reaches_every_registry() {
+    for b in backends("skewed_cleanup") {
+        let (reg, name) = (&*b.registry, b.name);
+        let other = (b.another)();
+        let now = SystemTime::now();
+        let id = SessionId::generate();
+        reg.register(NewSession::new(id, "hal", now, now + HOUR))
+            .await
+            .unwrap();
+        assert!(other.validate(id, "hal", now).await.unwrap(), "{name}");
+        assert_eq!(
+            other.validate_cached(id, "hal", SystemTime::now()),
+            Some(true),
+            "{name}"
+        );
+        assert_eq!(
+            reg.delete_expired(now + 2 * HOUR).await.unwrap(),
+            1,
+            "{name}"
+        );
+        let start = Instant::now();
+        while other.validate_cached(id, "hal", SystemTime::now()) == Some(true) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{name}: the other registry still vouches for the deleted session"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        println!(
+            "{name}: a deletion by a clock 2 h ahead left the other registry's cache after {:?}",
+            start.elapsed()
+        );
+        assert!(
+            !other.validate(id, "hal", SystemTime::now()).await.unwrap(),
+            "{name}"
         );
     }
 }

@@ -227,3 +227,115 @@ pub async fn proxied(url: &str) -> (Proxy, String) {
     );
     (proxy, through)
 }
+
+/// `url` with its user replaced by `user` (no password: the test server trusts every role).
+pub fn url_as(url: &str, user: &str) -> String {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => panic!("TCP server needed"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or("postgres");
+    format!("postgres://{user}@{host}:{port}/{db}")
+}
+
+/// A role of this test's own, with LOGIN and nothing else until granted; dropped (with every
+/// privilege granted to it) when this is dropped. Roles are cluster-wide, so the name is random.
+pub struct Role {
+    pub name: String,
+    /// The URL that connects as this role.
+    pub url: String,
+    admin: String,
+}
+
+impl Role {
+    pub fn new(url: &str, what: &str) -> Self {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("r_{}_{suffix}", &what[..what.len().min(20)]);
+        let role = Role {
+            url: url_as(url, &name),
+            name,
+            admin: url.to_owned(),
+        };
+        run_blocking(url, &format!("CREATE ROLE {} LOGIN", role.name));
+        role
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let sql = format!("DROP OWNED BY {0}; DROP ROLE IF EXISTS {0}", self.name);
+        let url = self.admin.clone();
+        // Best effort, as for a schema.
+        let _ = std::thread::spawn(move || run_blocking(&url, &sql)).join();
+    }
+}
+
+/// Runs `sql` as the admin of `url` on a thread and runtime of its own (so that it works from
+/// inside a test's runtime too).
+pub fn run_blocking(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = connect(&url).await;
+            client.batch_execute(&sql).await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// A client whose notifications (from `LISTEN`) arrive on the returned channel.
+pub async fn listening(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (client, mut conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    (client, rx)
+}
+
+/// Whether the server's role may create roles.
+pub async fn can_create_roles(url: &str) -> bool {
+    let c = connect(url).await;
+    c.query_one(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The server's URL if its role may create roles (tests of roles need it), or `None` after
+/// saying why the test does not run.
+pub async fn url_for_roles(test: &str) -> Option<String> {
+    let url = url(test)?;
+    if !can_create_roles(&url).await {
+        assert!(
+            std::env::var(REQUIRE_VAR).is_err(),
+            "{test} needs a role that may create roles"
+        );
+        skip::skipped(&format!("{test}: the server's role may not create roles"));
+        return None;
+    }
+    Some(url)
+}

@@ -155,7 +155,7 @@ impl PostgresRegistryBuilder {
     }
 
     /// How often expired sessions are deleted (default 5 minutes; zero disables). Each host
-    /// tries; one at a time wins an advisory lock and does it.
+    /// tries; one at a time gets the cleanup's lock and does it, the others skip their turn.
     pub fn cleanup_interval(mut self, every: Duration) -> Self {
         self.cleanup_interval = every;
         self

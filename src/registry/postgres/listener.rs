@@ -9,15 +9,25 @@
 //! connection is dropped and reopened with backoff (10 ms doubling to 1 s, with jitter); while it
 //! is down the confirmation ages, and past the staleness bound the cache stops vouching.
 //!
-//! The watermark advances only through the log: by a read, or by a notification whose sequence
-//! number directly follows it. A gap (a rolled-back transaction, or a lost notification) waits
-//! for the next heartbeat's read. A database whose incarnation changed (replaced) or whose log
-//! ends before the watermark (restored from a backup) empties the cache.
+//! **Notifications are hints.** Any role that can connect can NOTIFY on the channel (no grant
+//! restricts it), so nothing is taken on a payload's word but the eviction of the ids it names
+//! (evicting early is safe). `max:N` and an empty id (a TRUNCATE's) only ask for a read of the
+//! log; the watermark advances only through reads of the log, and only the log empties the
+//! cache (a real TRUNCATE leaves its empty-id row there). The connection's driver handles each
+//! notification as it arrives and keeps of any number of them one flag (and a bounded map of
+//! what it evicted, so that the next read does not evict it again); the loop reads the log one
+//! read at a time, and hints that come during a read leave one more read to do, however many.
+//! An outsider's burst costs a host a few reads of the log and no memory.
+//!
+//! A database whose incarnation changed (replaced) or whose log ends before the watermark
+//! (restored from a backup) empties the cache.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use super::schema::channel;
@@ -96,10 +106,31 @@ pub(crate) async fn run(
     }
 }
 
+/// What the connection's driver tells the listener's loop: notifications are hints, so all it
+/// keeps of any number of them is one flag. Memory does not grow with what anyone NOTIFYs.
+#[derive(Default)]
+struct Hints {
+    /// Some notification asked for a read of the log since the last read began.
+    read_log: AtomicBool,
+    /// The connection ended.
+    closed: AtomicBool,
+    wake: Notify,
+    /// Log entries (sequence number and id) whose id a notification of this connection evicted
+    /// already; a read of the log that finds the same entry need not evict it again (each
+    /// eviction makes cache misses under way not remember their answer). At most [`HEARD`]:
+    /// past that it is emptied, which costs only such evictions. A forged entry matches no
+    /// real one unless it names the id of a session before its revocation, which only the
+    /// session's owner knows, and the real notification evicts that id again anyway.
+    heard: Mutex<HashMap<i64, SessionId>>,
+}
+
+/// The most entries [`Hints::heard`] keeps.
+const HEARD: usize = 4_096;
+
 /// One connection's life: connect, LISTEN, catch up, then notifications and heartbeats until
 /// something fails, which it returns. `caught_up` tells whether it got as far as a catch-up.
 async fn listen(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     feed: &mut Feed,
     first: &mut Option<oneshot::Sender<Result<(), RegistryError>>>,
     caught_up: &mut bool,
@@ -111,19 +142,26 @@ async fn listen(
         Ok(connected) => connected,
         Err(e) => return e,
     };
-    let (notes, mut notified) = mpsc::unbounded_channel::<String>();
-    // Drives the connection and hands its notifications over; ends with the connection.
-    let driver = tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if notes.send(n.payload().to_owned()).is_err() {
-                        return;
+    let hints = Arc::new(Hints::default());
+    // Drives the connection and handles its notifications as they come, in order; ends with
+    // the connection.
+    let driver = tokio::spawn({
+        let (shared, hints) = (Arc::clone(shared), Arc::clone(&hints));
+        async move {
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if heard(&shared, &hints, n.payload()) {
+                            hints.read_log.store(true, Ordering::SeqCst);
+                            hints.wake.notify_one();
+                        }
                     }
+                    Ok(_) => {}
+                    Err(_) => break,
                 }
-                Ok(_) => {}
-                Err(_) => return,
             }
+            hints.closed.store(true, Ordering::SeqCst);
+            hints.wake.notify_one();
         }
     });
     let result = async {
@@ -137,7 +175,8 @@ async fn listen(
                 client.batch_execute(&listen).await.map_err(shared.err())
             })
             .await?;
-        catch_up(shared, &client, feed).await?;
+        hints.read_log.store(false, Ordering::SeqCst);
+        catch_up(shared, &client, feed, &hints).await?;
         *caught_up = true;
         if let Some(first) = first.take() {
             let _ = first.send(Ok(()));
@@ -145,13 +184,23 @@ async fn listen(
         let mut beat = tokio::time::interval(shared.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         beat.tick().await;
+        // One read at a time: hints that come during a read leave one more read to do after it,
+        // however many they are.
         loop {
             tokio::select! {
-                note = notified.recv() => match note {
-                    Some(payload) => notified_of(shared, &client, feed, &payload).await?,
-                    None => return Err(lost(shared)),
-                },
-                _ = beat.tick() => catch_up(shared, &client, feed).await?,
+                _ = hints.wake.notified() => {
+                    if hints.closed.load(Ordering::SeqCst) {
+                        return Err(lost(shared));
+                    }
+                    if hints.read_log.swap(false, Ordering::SeqCst) {
+                        catch_up(shared, &client, feed, &hints).await?;
+                    }
+                }
+                _ = beat.tick() => {
+                    // This read covers every hint so far.
+                    hints.read_log.store(false, Ordering::SeqCst);
+                    catch_up(shared, &client, feed, &hints).await?;
+                }
             }
         }
     }
@@ -170,44 +219,40 @@ fn lost(shared: &Shared) -> RegistryError {
     }
 }
 
-/// Handles one notification: evicts its ids, advancing the watermark over consecutive ones;
-/// `max:N` (too many ids for one notification) means: read the log.
-async fn notified_of(
-    shared: &Shared,
-    client: &Client,
-    feed: &mut Feed,
-    payload: &str,
-) -> Result<(), RegistryError> {
+/// Handles one notification, which anyone who can connect can send: evicts the ids it names
+/// (evicting early is safe; a valid session's id is known only to its owner), and returns
+/// whether it asks for a read of the log: `max:N` (too many ids for one notification), or an
+/// empty id (a TRUNCATE's). Nothing else is taken on its word: the cache is emptied and the
+/// watermark moved only by what the log says.
+fn heard(shared: &Shared, hints: &Hints, payload: &str) -> bool {
     if payload.starts_with("max:") {
-        return catch_up(shared, client, feed).await;
+        return true;
     }
-    let mut ids = Vec::new();
+    let mut read_log = false;
+    let mut entries = Vec::new();
     for entry in payload.split(',') {
         let Some((seq, id)) = entry.split_once(':') else {
             continue;
         };
-        let Ok(seq) = seq.parse::<i64>() else {
-            continue;
-        };
-        let bytes = match decode_hex(id) {
-            Some(Target::One(id)) => {
-                ids.push(id);
-                id.as_bytes().to_vec()
-            }
-            Some(Target::All) => {
-                shared.cache.clear();
-                Vec::new()
-            }
+        match decode_hex(id) {
+            Some(Target::One(id)) => entries.push((seq.parse::<i64>().ok(), id)),
+            Some(Target::All) => read_log = true,
             // Not ours to understand: the heartbeat's read of the log will deal with it.
-            None => continue,
-        };
-        if let Some(w) = feed.watermark.as_mut().filter(|w| seq == **w + 1) {
-            *w = seq;
-            feed.mark = Some((bytes, None));
+            None => {}
         }
     }
-    shared.cache.evict(ids);
-    Ok(())
+    shared.cache.evict(entries.iter().map(|&(_, id)| id));
+    let mut heard = hints.heard.lock().unwrap_or_else(|p| p.into_inner());
+    if heard.len() + entries.len() > HEARD {
+        heard.clear();
+    }
+    heard.extend(
+        entries
+            .into_iter()
+            .filter_map(|(seq, id)| Some((seq?, id)))
+            .take(HEARD),
+    );
+    read_log
 }
 
 enum Target {
@@ -241,8 +286,14 @@ fn decode_hex(text: &str) -> Option<Target> {
 /// and hand its sequence numbers out again), a log that ends before the watermark (a restore),
 /// or a row at the watermark that is gone before its expiry or holds another id (sequence
 /// numbers reused). Any of these empties the cache.
-async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(), RegistryError> {
+async fn catch_up(
+    shared: &Shared,
+    client: &Client,
+    feed: &mut Feed,
+    hints: &Hints,
+) -> Result<(), RegistryError> {
     let began = Instant::now();
+    shared.log_reads.fetch_add(1, Ordering::Relaxed);
     let s = &shared.schema;
     let err = shared.err();
     let limit = shared.heartbeat.max(Duration::from_millis(100));
@@ -307,15 +358,25 @@ async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(
         })
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: Vec<u8> = row.get(1);
-            match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
-                Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
-                Err(_) if id.is_empty() => shared.cache.clear(),
-                Err(_) => {}
+        {
+            let mut heard = hints.heard.lock().unwrap_or_else(|p| p.into_inner());
+            for row in &rows {
+                let id: Vec<u8> = row.get(1);
+                from = row.get(0);
+                match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
+                    Ok(bytes) => {
+                        let id = SessionId::from_bytes(bytes);
+                        if heard.remove(&from) != Some(id) {
+                            ids.push(id);
+                        }
+                    }
+                    Err(_) if id.is_empty() => shared.cache.clear(),
+                    Err(_) => {}
+                }
+                feed.mark = Some((id, Some(row.get(2))));
             }
-            from = row.get(0);
-            feed.mark = Some((id, Some(row.get(2))));
+            // What is at or below the watermark will not be read again.
+            heard.retain(|&seq, _| seq > from);
         }
         shared.cache.evict(ids);
         feed.watermark = Some(from);

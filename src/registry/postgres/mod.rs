@@ -6,10 +6,12 @@
 //! - **Revocations reach every host by notification.** A revocation appends to a `revocations`
 //!   log in the same transaction; a trigger NOTIFYs its ids; each host LISTENs on one dedicated
 //!   connection (outside any pool: pool recycling runs `UNLISTEN *`, and notifications arrive
-//!   only between transactions) and evicts them.
+//!   only between transactions) and evicts them. Anyone who can connect can NOTIFY too, so a
+//!   payload is a hint: it can evict ids or ask for a read of the log, never empty the cache.
 //! - **Nothing is lost across a disconnect.** After every (re)connect the listener LISTENs, then
-//!   reads the log past its watermark, and only then trusts its cache. Writers are ordered (an
-//!   advisory lock, see `schema.rs`), so the log's sequence is commit order and "past the
+//!   reads the log past its watermark, and only then trusts its cache. Writers are ordered (a
+//!   lock only roles granted it can take, see `schema.rs`), so the log's sequence is commit
+//!   order and "past the
 //!   watermark" is complete. A replaced or restored database (another `incarnation`, or a log
 //!   that ends before the watermark) empties the cache.
 //! - **A hard staleness bound.** A heartbeat reads the log's end every
@@ -115,7 +117,8 @@ impl PostgresRegistry {
         PostgresRegistryBuilder::new(url.into())
     }
 
-    /// The SQL that creates the registry's schema `schema` (version 1), for shops that run
+    /// The SQL that creates the registry's schema `schema` (the current version: version 1,
+    /// then each migration, each marked `-- version N`), for shops that run
     /// their own migrations; open with [`migrate(false)`](PostgresRegistryBuilder::migrate) then.
     ///
     /// ```
@@ -162,6 +165,14 @@ impl PostgresRegistry {
     /// listener's own reads are not counted): a cached validation sends none.
     pub fn round_trips(&self) -> u64 {
         self.shared.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// How many times this host's listener has read the revocation log: once per (re)connect,
+    /// per heartbeat, and per burst of notifications that ask for it. Notifications are
+    /// coalesced, with one read in flight at a time, so a burst of any size (anyone who can
+    /// connect can send one) costs a few reads.
+    pub fn log_reads(&self) -> u64 {
+        self.shared.log_reads.load(Ordering::Relaxed)
     }
 
     /// How long ago this host last confirmed that it has seen every revocation; past the
@@ -317,6 +328,7 @@ pub(crate) fn shared_state(
         touches: TouchQueue::new(config.touch_throttle),
         stopped: AtomicBool::new(false),
         round_trips: AtomicU64::new(0),
+        log_reads: AtomicU64::new(0),
         server,
         schema: config.schema.clone(),
         pg,

@@ -88,7 +88,7 @@ pub(crate) async fn check(
             "the schema version is {schema_version}; this library's is {SCHEMA_VERSION}"
         ));
     }
-    for table in ["meta", "sessions", "revocations"] {
+    for table in ["meta", "sessions", "revocations", "write_lock"] {
         if !table_exists(client, s, table).await.map_err(&err)? {
             problems.push(format!("the table `{s}.{table}` is missing"));
         }

@@ -1,15 +1,15 @@
 //! The PostgreSQL schema, its migrations, and how errors map to [`RegistryError`].
 //!
 //! Everything lives in one schema of its own (default `sealed_sessions`, see
-//! [`schema`](super::PostgresRegistryBuilder::schema)); `{s}` below stands for its name. Version 2,
-//! applied (from nothing, or from version 1) by [`migrate`] in one transaction under an advisory
-//! lock, so that hosts starting together cannot both apply it. Shops that run their own migrations can apply the same SQL
+//! [`schema`](super::PostgresRegistryBuilder::schema)); `{s}` below stands for its name.
+//! Version 3, created or migrated (from version 1 or 2) by [`migrate`] without any advisory
+//! lock: see there. Shops that run their own migrations can apply the same SQL
 //! (`PostgresRegistry::schema_sql` prints it for a schema name) and open with
 //! [`migrate(false)`](super::PostgresRegistryBuilder::migrate).
 //!
 //! ```sql
 //! CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
-//! -- ('schema_version', '1'), ('incarnation', a random uuid: a replaced database has another)
+//! -- ('schema_version', '3'), ('incarnation', a random uuid: a replaced database has another)
 //! CREATE TABLE {s}.sessions (id bytea PRIMARY KEY CHECK (length(id) = 16),
 //!     user_id text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
 //!     last_seen_at timestamptz NOT NULL, revoked_at timestamptz, user_agent text, ip inet)
@@ -18,22 +18,43 @@
 //! CREATE INDEX ON {s}.sessions (expires_at);
 //! CREATE TABLE {s}.revocations (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 //!     id bytea NOT NULL, expires_at timestamptz NOT NULL);
+//! CREATE TABLE {s}.write_lock ();  -- version 3: no rows, only its lock
 //! ```
 //!
-//! and these triggers:
+//! **The writers' lock** is `LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE`, held until commit.
+//! Sequence numbers are handed out in insert order but transactions commit in any order, so
+//! without it a host that has read up to seq 6542 can miss 6541 committed just after (measured
+//! here: it happens with two writers). Under the lock, the rows of one transaction get their
+//! numbers only once every earlier writer has committed, so commit order is sequence order and
+//! "everything past my watermark" is complete. Taking it needs UPDATE (or DELETE, TRUNCATE) on
+//! `write_lock`, which the owner has and the application role is granted (docs/registry.md,
+//! "Who can do what"); an outsider with nothing but CONNECT is refused. (Versions 1 and 2 used
+//! `pg_advisory_xact_lock(hashtext('{s}'), 1397948417)`, which any role that can connect could
+//! take, and so stop every write.)
 //!
-//! - **`revocations_ordered`** (BEFORE INSERT, per statement; and BEFORE DELETE or TRUNCATE of
-//!   `sessions`, which log revocations, so that they take it before their row locks as the
-//!   registry's writers do) takes a transaction-scoped advisory lock. Sequence numbers are handed out in insert order but transactions commit in any order,
-//!   so without it a host that has read up to seq 6542 can miss 6541 committed just after
-//!   (measured here: it happens with two writers). Under the lock, the rows of one transaction
-//!   get their numbers only once every earlier writer has committed, so commit order is
-//!   sequence order and "everything past my watermark" is complete. As a trigger, it orders
-//!   every writer, hand-written SQL included.
+//! **Lock order, to rule out deadlocks:** the writers' lock first, then row locks. The registry's
+//! write transactions take it as their first statement; hand-written SQL takes it through the
+//! triggers below, before the statement locks any row. A hand-written transaction that locks a
+//! row of `sessions` *before* a statement that takes the writers' lock (an earlier `UPDATE` of
+//! another column, a `SELECT … FOR UPDATE`) reverses the order and may make a registry write
+//! wait and fail as busy: revoke in one statement, or take the lock first with
+//! `LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE`. The cleanup takes its own lock
+//! (`LOCK TABLE {s}.revocations IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`, one host at a time)
+//! before the writers' lock; no writer waits for it (it conflicts with neither ROW EXCLUSIVE nor
+//! EXCLUSIVE on another table), so the two never wait for each other in a circle.
+//!
+//! The triggers:
+//!
+//! - **`revocations_ordered`** (BEFORE INSERT, per statement; and `sessions_delete_ordered`,
+//!   `sessions_truncate_ordered` BEFORE DELETE or TRUNCATE of `sessions`, which log
+//!   revocations) runs `order_revocations()`, which takes the writers' lock. As a trigger, it
+//!   orders every writer, hand-written SQL included. It locks `write_lock` and not
+//!   `revocations` itself: an INSERT holds ROW EXCLUSIVE on its table before its triggers run,
+//!   and two inserts each upgrading that to EXCLUSIVE would deadlock.
 //! - **`revocations_notify`** (AFTER INSERT, per statement, with a transition table) sends
 //!   `seq:hexid,seq:hexid,...` on the channel `{s}_revocations`; past 150 entries (NOTIFY allows
-//!   8,000 bytes) only `max:seq`, which means "read the log".
-//!
+//!   8,000 bytes) only `max:seq`, which means "read the log". Any role that can connect can
+//!   send on that channel too: hosts take payloads as hints (`listener.rs`).
 //! - **`sessions_revoked`** (version 2; AFTER UPDATE OF `revoked_at`, `expires_at`, `id` or
 //!   `user_id`, per row, when a live row becomes revoked, expires earlier, or changes id or
 //!   user) logs the row's old id and expiry as a revocation, so that a hand-written `UPDATE …
@@ -42,17 +63,14 @@
 //!   session from memory until it expired). The registry's
 //!   own transactions log their revocations in one statement and mark themselves with the
 //!   transaction-local setting `sealed_sessions.self_logged`, which the trigger's `WHEN` skips;
-//!   **`sessions_update_ordered`** (BEFORE UPDATE OF `revoked_at`, per statement) takes the
+//!   **`sessions_update_ordered`** (BEFORE UPDATE OF those columns, per statement) takes the
 //!   writers' lock first, as for DELETE. A hand-written bulk update sends one notification per
-//!   row; hosts handle that, if less efficiently than the registry's batches. A hand-written
-//!   transaction that locks a row of `sessions` *before* such an update (an earlier `UPDATE` of
-//!   another column, a `SELECT … FOR UPDATE`) takes the writers' lock after a row lock, the
-//!   registry's order reversed, and may make a registry write wait and fail as busy: revoke in
-//!   one statement, or take the lock first with `SELECT pg_advisory_xact_lock(hashtext('{s}'),
-//!   1397948417)`.
-//! - **`sessions_deleted`** (AFTER DELETE, per statement) logs every deleted live row as a
-//!   revocation, and **`sessions_truncated`** (AFTER TRUNCATE) logs an empty id, which means
-//!   "forget everything": rows removed by hand leave every host's cache as revoked ones do.
+//!   row; hosts handle that, if less efficiently than the registry's batches.
+//! - **`sessions_deleted`** (AFTER DELETE, per statement) logs every deleted row that is live
+//!   by the server's clock (`now()`) as a revocation, and **`sessions_truncated`** (AFTER
+//!   TRUNCATE) logs an empty id, which means "forget everything": rows removed by hand leave
+//!   every host's cache as revoked ones do. So does a cleanup by a host whose clock runs ahead
+//!   of the server's: what it deletes early is logged (see `delete_expired` in `worker.rs`).
 
 use std::time::Duration;
 
@@ -61,19 +79,27 @@ use tokio_postgres::error::SqlState;
 use crate::registry::RegistryError;
 
 /// The newest schema version this library creates and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The transaction-local setting with which the registry's own writers say that they log their
 /// revocations themselves (see `sessions_revoked` in the module docs).
 pub(crate) const SELF_LOGGED: &str = "sealed_sessions.self_logged";
 
-/// The second half of the advisory lock keys (the first is a hash of the schema name): the
-/// writers' lock, which orders every write transaction (see the module documentation).
-pub(crate) const WRITE_LOCK: i32 = 0x5353_0001;
-/// The cleanup task's lock: one host at a time.
-pub(crate) const CLEANUP_LOCK: i32 = 0x5353_0002;
-/// Migrations take this one.
-const MIGRATE_LOCK: i32 = 0x5353_0003;
+/// The writers' lock on `schema`: the first statement of every write transaction (see the
+/// module documentation).
+pub(crate) fn write_lock_sql(schema: &str) -> String {
+    format!("LOCK TABLE {schema}.write_lock IN EXCLUSIVE MODE")
+}
+
+/// The cleanup's lock on `schema`: one host at a time, the others skip their turn. SHARE UPDATE
+/// EXCLUSIVE conflicts with itself (and with VACUUM and ANALYZE, which only make a turn skip)
+/// but not with the ROW EXCLUSIVE of writers or the ACCESS SHARE of readers.
+pub(crate) fn cleanup_lock_sql(schema: &str) -> String {
+    format!("LOCK TABLE {schema}.revocations IN SHARE UPDATE EXCLUSIVE MODE NOWAIT")
+}
+
+/// How many times a host that meets another creating the schema looks again.
+const CREATE_ATTEMPTS: usize = 3;
 
 /// Whether `name` is a schema name this library accepts: a lowercase SQL identifier (so it needs
 /// no quoting anywhere, the channel name included) of at most 50 bytes.
@@ -107,6 +133,7 @@ fn migration_sql(schema: &str, version: i64) -> String {
     match version {
         2 => format!(
             r#"
+-- version 2: hand-written updates of revoked_at (and expiry, id, user) are logged.
 -- Logged with the row's old id and expiry: what the hosts' caches hold. "Revoke and expire
 -- now" in one UPDATE is a revocation too, and so is an expiry moved earlier.
 CREATE FUNCTION {s}.log_revoked_session() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -126,6 +153,21 @@ CREATE TRIGGER sessions_revoked AFTER UPDATE OF revoked_at, expires_at, id, user
 UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';
 "#
         ),
+        3 => format!(
+            r#"
+-- version 3: the writers' lock is a lock on a table of the schema, which only roles granted
+-- UPDATE on it can take (an advisory lock could be taken by any role that can connect).
+CREATE TABLE {s}.write_lock ();
+COMMENT ON TABLE {s}.write_lock IS
+    'Holds no rows: every write transaction takes LOCK TABLE write_lock IN EXCLUSIVE MODE first.';
+CREATE OR REPLACE FUNCTION {s}.order_revocations() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE;
+    RETURN NULL;
+END $$;
+UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
+"#
+        ),
         _ => unreachable!("no migration to schema version {version}"),
     }
 }
@@ -135,7 +177,8 @@ fn version_1_sql(schema: &str) -> String {
     let s = schema;
     let channel = channel(schema);
     format!(
-        r#"CREATE SCHEMA IF NOT EXISTS {s};
+        r#"-- version 1
+CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', '1'),
     ('incarnation', gen_random_uuid()::text);
@@ -159,9 +202,10 @@ CREATE TABLE {s}.revocations (
 );
 CREATE INDEX revocations_expires_at ON {s}.revocations (expires_at);
 
+-- Version 3 replaces this function: see there.
 CREATE FUNCTION {s}.order_revocations() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('{s}'), {WRITE_LOCK});
+    PERFORM pg_advisory_xact_lock(hashtext('{s}'), 1397948417);
     RETURN NULL;
 END $$;
 CREATE TRIGGER revocations_ordered BEFORE INSERT ON {s}.revocations
@@ -218,8 +262,15 @@ CREATE TRIGGER sessions_truncated AFTER TRUNCATE ON {s}.sessions
     )
 }
 
-/// Creates the schema if it is not there, or checks its version; in one transaction under an
-/// advisory lock. With `create` false, only checks.
+/// Creates the schema if it is not there, migrates it if it is older (with `create`), and checks
+/// it; without any advisory lock (any role that can connect could hold one).
+///
+/// The common case, a schema at the current version, reads one row and takes no lock. A fresh
+/// schema is created in one transaction; a host that meets another creating it at the same
+/// time fails on the catalog's unique names, and looks again. An older schema is migrated in
+/// one transaction that first locks `meta` (which needs the owner's privileges) and reads the
+/// version again under the lock, so that of hosts starting together one migrates and the
+/// others find it done.
 pub(crate) async fn migrate(
     client: &mut tokio_postgres::Client,
     schema: &str,
@@ -227,31 +278,29 @@ pub(crate) async fn migrate(
     server: &str,
 ) -> Result<(), RegistryError> {
     let err = |e| map_err(server, e);
-    let tx = client.transaction().await.map_err(err)?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
-        &[&schema, &MIGRATE_LOCK],
-    )
-    .await
-    .map_err(err)?;
-    if !table_exists(&tx, schema, "meta").await.map_err(err)? {
+    let mut attempt = 0;
+    let found = loop {
+        attempt += 1;
+        if let Some(found) = version(client, schema).await.map_err(err)? {
+            break found;
+        }
         if !create {
             return Err(RegistryError::MissingTable {
                 path: server.into(),
                 table: "meta",
             });
         }
-        tx.batch_execute(&schema_sql(schema)).await.map_err(err)?;
-    }
-    let version: String = tx
-        .query_one(
-            &format!("SELECT value FROM {schema}.meta WHERE key = 'schema_version'"),
-            &[],
-        )
-        .await
-        .map_err(err)?
-        .get(0);
-    let found: i64 = version.parse().unwrap_or(i64::MAX);
+        let tx = client.transaction().await.map_err(err)?;
+        let created = match tx.batch_execute(&schema_sql(schema)).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(()) => break SCHEMA_VERSION,
+            Err(e) if attempt < CREATE_ATTEMPTS && created_meanwhile(&e) => continue,
+            Err(e) => return Err(err(e)),
+        }
+    };
     if found > SCHEMA_VERSION {
         return Err(RegistryError::SchemaTooNew {
             found,
@@ -260,11 +309,17 @@ pub(crate) async fn migrate(
     }
     if found < SCHEMA_VERSION {
         if create {
+            let tx = client.transaction().await.map_err(err)?;
+            tx.batch_execute(&format!("LOCK TABLE {schema}.meta IN EXCLUSIVE MODE"))
+                .await
+                .map_err(|e| migration_refused(server, found, e))?;
+            let found = version(&tx, schema).await.map_err(err)?.unwrap_or(found);
             for version in found.max(1) + 1..=SCHEMA_VERSION {
                 tx.batch_execute(&migration_sql(schema, version))
                     .await
                     .map_err(err)?;
             }
+            tx.commit().await.map_err(err)?;
         } else {
             tracing::warn!(
                 found,
@@ -274,15 +329,65 @@ pub(crate) async fn migrate(
             );
         }
     }
-    for table in ["sessions", "revocations"] {
-        if !table_exists(&tx, schema, table).await.map_err(err)? {
+    for table in ["sessions", "revocations", "write_lock"] {
+        if !table_exists(client, schema, table).await.map_err(err)? {
             return Err(RegistryError::MissingTable {
                 path: server.into(),
                 table,
             });
         }
     }
-    tx.commit().await.map_err(err)
+    Ok(())
+}
+
+/// The schema's version, or `None` if it has no `meta` table (yet).
+async fn version(
+    client: &impl tokio_postgres::GenericClient,
+    schema: &str,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    if !table_exists(client, schema, "meta").await? {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            &format!("SELECT value FROM {schema}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await?;
+    // A version that does not parse is nothing this library wrote: newer than it knows.
+    Ok(Some(row.map_or(i64::MAX, |row| {
+        row.get::<_, String>(0).parse().unwrap_or(i64::MAX)
+    })))
+}
+
+/// Whether creating the schema failed because another host created it (or its `meta` table)
+/// first: the catalog's unique names make the later of two creators fail.
+fn created_meanwhile(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::DUPLICATE_SCHEMA,
+            SqlState::DUPLICATE_TABLE,
+            SqlState::DUPLICATE_OBJECT,
+            SqlState::DUPLICATE_FUNCTION,
+        ]
+        .contains(code)
+    })
+}
+
+/// The error for a migration the server refused to lock for: migrations need the owner.
+fn migration_refused(server: &str, found: i64, e: tokio_postgres::Error) -> RegistryError {
+    if e.code() != Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        return map_err(server, e);
+    }
+    RegistryError::Backend(
+        format!(
+            "{server}: the registry's schema is at version {found} and this library needs \
+             {SCHEMA_VERSION}; migrating it needs the schema's owner (permission denied to this \
+             role): run `sealed-sessions migrate` or open once as the owner"
+        )
+        .into(),
+    )
 }
 
 /// Whether `schema.table` exists.

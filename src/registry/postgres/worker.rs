@@ -2,7 +2,7 @@
 //! that owns the registry's connections and serves the handle's jobs.
 //!
 //! - **Writes** go to one writer task that group-commits everything queued (up to
-//!   [`MAX_BATCH`]) in one transaction. The transaction first takes the writers' advisory lock
+//!   [`MAX_BATCH`]) in one transaction. The transaction first takes the writers' lock
 //!   (`schema.rs`), so every write of every host is serialised: the revocation log's order is
 //!   commit order, and a rotation and a "sign out everywhere" on two hosts cannot both miss each
 //!   other under READ COMMITTED. After the commit the cache is updated, and only then are the
@@ -10,7 +10,8 @@
 //!   of its operations is retried alone, so that one failing write fails alone.
 //! - **Reads** (cache misses, listings) run on one reader connection, pipelined: each is a task.
 //! - **Last-seen updates** are flushed every second in one `UPDATE … FROM unnest(…)`.
-//! - **Cleanup** runs every `cleanup_interval` on whichever host wins an advisory lock.
+//! - **Cleanup** runs every `cleanup_interval` on one host at a time (a table lock taken with
+//!   NOWAIT: the others skip their turn).
 //! - **The listener** (`listener.rs`) has a connection of its own.
 //!
 //! Connections that break are reopened on the next use; until then, operations fail with
@@ -25,12 +26,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::builder::PostgresRegistryBuilder;
 use super::listener;
 use super::operator;
-use super::schema::{map_err, migrate, timed_out, CLEANUP_LOCK, SELF_LOGGED, WRITE_LOCK};
+use super::schema::{cleanup_lock_sql, map_err, migrate, timed_out, write_lock_sql, SELF_LOGGED};
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) touches: TouchQueue,
     pub(crate) stopped: AtomicBool,
     pub(crate) round_trips: AtomicU64,
+    /// How many times the listener read the revocation log (see `log_reads`).
+    pub(crate) log_reads: AtomicU64,
     /// `host:port/database`, for messages.
     pub(crate) server: String,
     pub(crate) schema: String,
@@ -569,7 +573,7 @@ impl Writer {
         tx.commit().await.map_err(&err)
     }
 
-    /// Deletes expired sessions if this host wins the cleanup lock.
+    /// Deletes expired sessions unless another host is at it (then this turn is skipped).
     async fn cleanup(&mut self, shared: &Shared) {
         let now = SystemTime::now();
         let result = shared
@@ -577,23 +581,16 @@ impl Writer {
                 let err = shared.err();
                 let client = self.client(shared).await?;
                 let tx = client.transaction().await.map_err(&err)?;
-                let won: bool = tx
-                    .query_one(
-                        "SELECT pg_try_advisory_xact_lock(hashtext($1), $2)",
-                        &[&shared.schema, &CLEANUP_LOCK],
-                    )
-                    .await
-                    .map_err(&err)?
-                    .get(0);
-                if !won {
-                    return Ok(0);
+                match tx.batch_execute(&cleanup_lock_sql(&shared.schema)).await {
+                    Ok(()) => {}
+                    Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(0),
+                    Err(e) => return Err(err(e)),
                 }
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1), $2)",
-                    &[&shared.schema, &WRITE_LOCK],
-                )
-                .await
-                .map_err(&err)?;
+                // Then the writers' lock, as every write: the cleanup lock conflicts with no
+                // writer's, so the two cannot wait for each other in a circle.
+                tx.batch_execute(&write_lock_sql(&shared.schema))
+                    .await
+                    .map_err(&err)?;
                 let deleted = delete_expired(&tx, shared, now).await?;
                 tx.commit().await.map_err(&err)?;
                 Ok(deleted)
@@ -613,12 +610,12 @@ async fn write_transaction<'c>(
 ) -> Result<tokio_postgres::Transaction<'c>, RegistryError> {
     let err = shared.err();
     let tx = client.transaction().await.map_err(&err)?;
-    // The same round trip says that this transaction logs its revocations itself, so that the
-    // `sessions_revoked` trigger does not log them twice.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext($1), $2), set_config($3, 'on', true)",
-        &[&shared.schema, &WRITE_LOCK, &SELF_LOGGED],
-    )
+    // One round trip: the lock, and that this transaction logs its revocations itself, so that
+    // the `sessions_revoked` trigger does not log them twice.
+    tx.batch_execute(&format!(
+        "{}; SELECT set_config('{SELF_LOGGED}', 'on', true)",
+        write_lock_sql(&shared.schema)
+    ))
     .await
     .map_err(&err)?;
     Ok(tx)
@@ -638,11 +635,15 @@ async fn delete_expired(
         )
         .await
         .map_err(&err)?;
-    // Entries of expired sessions can go: every cache refuses an expired session anyway. Not
-    // the newest, though: a log that ends before a host's watermark means "restored" to it.
+    // A session that `now` calls expired but the server's clock calls live (this host's clock
+    // runs ahead) was logged by `sessions_deleted`, so every host evicts it as after any
+    // deletion. Entries of expired sessions can go: every cache refuses an expired session
+    // anyway. Expired by both clocks, though: an entry the server's clock calls live may be
+    // one a host cut off now still has to read (the deletion just logged among them). Nor the
+    // newest: a log that ends before a host's watermark means "restored" to it.
     tx.execute(
         &format!(
-            "DELETE FROM {s}.revocations WHERE expires_at <= $1 \
+            "DELETE FROM {s}.revocations WHERE expires_at <= least($1, now()) \
              AND seq < (SELECT max(seq) FROM {s}.revocations)"
         ),
         &[&now],

@@ -25,7 +25,10 @@
 //! `DELETE`, a script, another library version): a deleted live session is logged as revoked,
 //! so every process's poller evicts it from its cache, exactly as for a revocation. Rows already
 //! revoked were logged when revoked, and rows already expired are refused by every cache anyway
-//! (which keeps `delete_expired` from logging what it deletes). The clock is `strftime('%s')`,
+//! (which keeps `delete_expired` from logging what it deletes). A `delete_expired(now)` with a
+//! `now` ahead of the system clock deletes rows the clock calls live: those are logged, as any
+//! deletion, and the same cleanup prunes only log entries expired by both clocks, so that every
+//! process evicts them. The clock is `strftime('%s')`,
 //! which every SQLite has (`unixepoch()` needs 3.38, its `'subsec'` 3.42: an operator's older
 //! `sqlite3` shell, Debian 12's 3.40 say, would never have logged a deletion); whole seconds
 //! only log a few more rows.

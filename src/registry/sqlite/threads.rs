@@ -396,10 +396,16 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
                 .prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")
                 .and_then(|mut stmt| stmt.execute([now]))
                 .map_err(&err)?;
-            // Entries of expired sessions can go: every cache refuses an expired session anyway.
-            tx.prepare_cached("DELETE FROM revocations WHERE expires_at <= ?1")
-                .and_then(|mut stmt| stmt.execute([now]))
-                .map_err(&err)?;
+            // A session that `now` calls expired but the system clock calls live (a `now` ahead
+            // of it) was logged by `sessions_deleted`, so every process evicts it as after any
+            // deletion. Entries of expired sessions can go: every cache refuses an expired
+            // session anyway. Expired by both clocks, though, so that those just logged stay.
+            tx.prepare_cached(
+                "DELETE FROM revocations WHERE expires_at <= \
+                 min(?1, CAST(strftime('%s', 'now') AS INTEGER) * 1000)",
+            )
+            .and_then(|mut stmt| stmt.execute([now]))
+            .map_err(&err)?;
             Ok(Outcome::Deleted(deleted as u64))
         }
     }
