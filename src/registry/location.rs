@@ -131,8 +131,12 @@ impl<'a> Location<'a> {
             Kind::SqliteUrl(path) => Ok(Location::Sqlite(Path::new(path))),
             Kind::Postgres => {
                 #[cfg(feature = "postgres")]
-                conninfo::config(db)
-                    .map_err(|e| RegistryError::InvalidConfig(format!("{e}; {SUPPORTED}")))?;
+                conninfo::config(db).map_err(|e| match e {
+                    RegistryError::InvalidConfig(why) => {
+                        RegistryError::InvalidConfig(format!("{why}; {SUPPORTED}"))
+                    }
+                    other => other,
+                })?;
                 Ok(Location::Postgres(db))
             }
             Kind::FileUri => refuse(format!(
