@@ -1,6 +1,15 @@
-//! Where a registry is, as one string: a file path means SQLite, a `postgres://` (or
-//! `postgresql://`) URL means PostgreSQL. For command lines, environment variables and
-//! configuration files that name "the session database" either way.
+//! Where a registry is, as one string: a file path (or `sqlite://PATH`) means SQLite; a
+//! `postgres://` or `postgresql://` URL, or libpq's `key=value` pairs, mean PostgreSQL. For
+//! command lines, environment variables and configuration files that name "the session
+//! database" either way.
+//!
+//! [`Location::parse`] refuses what names neither (`mysql://…`, SQLite's `file:` URIs, text
+//! that looks like a connection string but does not parse), so that no such string ever becomes
+//! the name of a new SQLite file, which would hold its password and be an empty registry that
+//! revokes nothing. A path that happens to look like one of these can be written `./name`.
+
+#[cfg(feature = "postgres")]
+pub(crate) mod conninfo;
 
 use std::fmt;
 use std::path::Path;
@@ -8,37 +17,134 @@ use std::sync::Arc;
 
 use super::{Registry, RegistryError};
 
-/// A registry's location, read from one string; its [`Display`](fmt::Display) hides a URL's
+/// What [`Location::parse`] says when a string names no registry.
+const SUPPORTED: &str = "a registry is an SQLite file's path (or `sqlite://PATH`), or a \
+    PostgreSQL connection string: a `postgres://` or `postgresql://` URL, or libpq's \
+    `key=value` pairs (`host=… dbname=…`)";
+
+/// A registry's location, read from one string; its [`Display`](fmt::Display) never shows a
 /// password, so it can go into logs and error messages.
 ///
 /// ```
 /// use sealed_sessions::registry::Location;
 ///
-/// let db = Location::of("postgres://app:s3cret@db.internal/app?schema=sessions");
+/// let db = Location::parse("postgres://app:s3cret@db.internal/app?schema=sessions")?;
 /// assert!(matches!(db, Location::Postgres(_)));
-/// assert_eq!(db.to_string(), "postgres://app:***@db.internal/app?schema=sessions");
-/// assert!(matches!(Location::of("./sessions.db"), Location::Sqlite(_)));
+/// # #[cfg(feature = "postgres")]
+/// assert_eq!(db.to_string(), "postgres://app:***@db.internal:5432/app?schema=sessions");
+/// let db = Location::parse("host=db.internal user=app password=s3cret dbname=app")?;
+/// assert!(matches!(db, Location::Postgres(_)));
+/// assert!(!db.to_string().contains("s3cret"));
+/// assert!(matches!(Location::parse("./sessions.db")?, Location::Sqlite(_)));
+/// assert!(Location::parse("mysql://app:s3cret@db.internal/app").is_err());
+/// # Ok::<(), sealed_sessions::registry::RegistryError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Location<'a> {
     /// An SQLite database file.
     Sqlite(&'a Path),
-    /// A PostgreSQL server (a connection URL, which may carry `?schema=`).
+    /// A PostgreSQL server: a connection URL (which may carry `?schema=`), or libpq's
+    /// `key=value` connection string.
     Postgres(&'a str),
 }
 
+/// What a string looks like, before anything is checked.
+enum Kind<'a> {
+    Path,
+    SqliteUrl(&'a str),
+    Postgres,
+    FileUri,
+    /// A URL of another scheme (the scheme only: the rest may hold a password).
+    OtherScheme(&'a str),
+}
+
+fn kind(db: &str) -> Kind<'_> {
+    if let Some((scheme, rest)) = db.split_once("://") {
+        // Two characters at least, so that a Windows drive (`C://x`) stays a path.
+        let is_scheme = scheme.len() >= 2
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+        if is_scheme {
+            return match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => Kind::Postgres,
+                "sqlite" => Kind::SqliteUrl(rest),
+                "file" => Kind::FileUri,
+                _ => Kind::OtherScheme(scheme),
+            };
+        }
+    }
+    if db.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:")) {
+        return Kind::FileUri;
+    }
+    // libpq's form starts with `keyword =` (spaces allowed around `=`, and before).
+    let text = db.trim_start();
+    let keyword = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(text, |end| &text[..end]);
+    let is_keyword = keyword.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    if is_keyword && text[keyword.len()..].trim_start().starts_with('=') {
+        return Kind::Postgres;
+    }
+    Kind::Path
+}
+
 impl<'a> Location<'a> {
-    /// Reads `db`: a `postgres://` or `postgresql://` URL (any case), or else a path.
+    /// Reads `db` without checking it: PostgreSQL for a `postgres://` or `postgresql://` URL
+    /// (any case) or libpq `key=value` text, the path after `sqlite://`, and otherwise `db`
+    /// itself as a path, whatever it looks like.
+    ///
+    /// Before opening or creating anything, prefer [`parse`](Self::parse), which refuses
+    /// other schemes and connection strings that do not parse. `of` stays for what is known to
+    /// be valid (a location already opened, shown in a log line).
     pub fn of(db: &'a str) -> Self {
-        let is_url = ["postgres://", "postgresql://"].iter().any(|scheme| {
-            db.get(..scheme.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-        });
-        if is_url {
-            Location::Postgres(db)
-        } else {
-            Location::Sqlite(Path::new(db))
+        match kind(db) {
+            Kind::Postgres => Location::Postgres(db),
+            Kind::SqliteUrl(path) => Location::Sqlite(Path::new(path)),
+            Kind::Path | Kind::FileUri | Kind::OtherScheme(_) => Location::Sqlite(Path::new(db)),
+        }
+    }
+
+    /// Reads `db` as [`of`](Self::of) does, but refuses what names no registry, with
+    /// [`RegistryError::InvalidConfig`] and a sentence that does not repeat `db` (it may hold a
+    /// password):
+    ///
+    /// - a URL of any scheme but `postgres`, `postgresql` and `sqlite` (`mysql://`, `redis://`);
+    /// - SQLite's `file:` URIs, whose query parameters would be taken as part of a file name;
+    ///   give the path;
+    /// - `sqlite://` with no path or with a `?` (parameters are not supported);
+    /// - a PostgreSQL URL or `key=value` string that does not parse, or whose password holds an
+    ///   unencoded `@` (write `%40`), checked only with the `postgres` feature.
+    ///
+    /// `sqlite://PATH` is `PATH`, as sqlx reads it: `sqlite://s.db` is relative,
+    /// `sqlite:///var/lib/app/s.db` absolute.
+    pub fn parse(db: &'a str) -> Result<Self, RegistryError> {
+        let refuse = |why: String| Err(RegistryError::InvalidConfig(why));
+        match kind(db) {
+            Kind::Path if db.trim().is_empty() => refuse(format!("an empty location: {SUPPORTED}")),
+            Kind::Path => Ok(Location::Sqlite(Path::new(db))),
+            Kind::SqliteUrl(path) if path.is_empty() || path.contains('?') => refuse(format!(
+                "`sqlite://` takes a path and no parameters: {SUPPORTED}"
+            )),
+            Kind::SqliteUrl(path) => Ok(Location::Sqlite(Path::new(path))),
+            Kind::Postgres => {
+                #[cfg(feature = "postgres")]
+                conninfo::config(db).map_err(|e| match e {
+                    RegistryError::InvalidConfig(why) => {
+                        RegistryError::InvalidConfig(format!("{why}; {SUPPORTED}"))
+                    }
+                    other => other,
+                })?;
+                Ok(Location::Postgres(db))
+            }
+            Kind::FileUri => refuse(format!(
+                "SQLite `file:` URIs are not supported (give the file's path): {SUPPORTED}"
+            )),
+            Kind::OtherScheme(scheme) => refuse(format!(
+                "`{scheme}://` is not a registry database: {SUPPORTED}"
+            )),
         }
     }
 }
@@ -47,22 +153,17 @@ impl fmt::Display for Location<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
-            Location::Postgres(url) => {
-                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-                let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-                match authority.rsplit_once('@') {
-                    Some((user_info, host)) if user_info.contains(':') => {
-                        let user = user_info.split(':').next().unwrap_or_default();
-                        write!(f, "{scheme}://{user}:***@{host}{tail}")
-                    }
-                    _ => f.write_str(url),
-                }
-            }
+            #[cfg(feature = "postgres")]
+            Location::Postgres(text) => f.write_str(&conninfo::masked(text)),
+            // Without the client library there is no parser to tell the password from the
+            // rest: show none of it.
+            #[cfg(not(feature = "postgres"))]
+            Location::Postgres(_) => f.write_str("a PostgreSQL database"),
         }
     }
 }
 
-/// Opens the registry `db` names ([`Location::of`]) with its backend's defaults: a
+/// Opens the registry `db` names ([`Location::parse`]) with its backend's defaults: a
 /// `PostgresRegistry` (feature `postgres`) or a `SqliteRegistry` (feature `sqlite`). A location
 /// whose backend is not compiled in is [`RegistryError::InvalidConfig`], naming the feature.
 ///
@@ -75,7 +176,7 @@ impl fmt::Display for Location<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn open(db: &str) -> Result<Arc<dyn Registry>, RegistryError> {
-    match Location::of(db) {
+    match Location::parse(db)? {
         #[cfg(feature = "postgres")]
         Location::Postgres(url) => Ok(Arc::new(super::PostgresRegistry::open(url)?)),
         #[cfg(feature = "sqlite")]
@@ -96,16 +197,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_paths_and_hidden_passwords() {
-        for (db, shown) in [
-            ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
-            ("POSTGRESQL://u@h/db", "POSTGRESQL://u@h/db"),
-            ("postgres://h/db", "postgres://h/db"),
+    fn paths_urls_and_key_value_strings() {
+        for db in [
+            "postgres://u:pw@h:5432/db",
+            "POSTGRESQL://u@h/db",
+            "postgres://h/db",
+            "host=h dbname=db",
+            "  dbname = db",
+            "_x=1",
         ] {
             assert!(matches!(Location::of(db), Location::Postgres(_)), "{db}");
-            assert_eq!(Location::of(db).to_string(), shown);
         }
-        assert_eq!(Location::of("a:b@c.db").to_string(), "a:b@c.db");
-        assert!(matches!(Location::of("postgres.db"), Location::Sqlite(_)));
+        for (db, path) in [
+            ("a:b@c.db", "a:b@c.db"),
+            ("postgres.db", "postgres.db"),
+            ("./host=x", "./host=x"),
+            ("C://x.db", "C://x.db"),
+            ("sqlite://s.db", "s.db"),
+            ("SQLite:///var/s.db", "/var/s.db"),
+        ] {
+            assert_eq!(
+                Location::parse(db).unwrap(),
+                Location::Sqlite(Path::new(path))
+            );
+        }
+    }
+
+    #[test]
+    fn what_names_no_registry_is_refused_without_being_repeated() {
+        for db in [
+            "mysql://u:Pw7Qz9@h/db",
+            "redis://:Pw7Qz9@h",
+            "file:Pw7Qz9.db",
+            "FILE:///Pw7Qz9.db",
+            "sqlite://",
+            "sqlite://Pw7Qz9.db?mode=rwc",
+            "",
+            #[cfg(feature = "postgres")]
+            "host=h password=Pw7 Qz9",
+            #[cfg(feature = "postgres")]
+            "postgres://u:Pw7@Qz9@h/db",
+        ] {
+            let said = Location::parse(db).unwrap_err().to_string();
+            assert!(said.contains("postgres://"), "names what works: {said}");
+            for secret in ["Pw7", "Qz9"] {
+                assert!(!said.contains(secret), "{db}: {said}");
+            }
+        }
+        let said = Location::parse("mysql://u:pw@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(said.contains("`mysql://` is not a registry"), "{said}");
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn without_the_client_library_nothing_of_a_connection_string_is_shown() {
+        let db = Location::of("postgres://u:pw@h/db");
+        assert_eq!(db.to_string(), "a PostgreSQL database");
     }
 }

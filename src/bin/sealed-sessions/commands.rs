@@ -8,16 +8,23 @@ use sealed_sessions::registry::{Location, SessionInfo};
 use sealed_sessions::{Key, KeyRing, Mode, Sealer, SessionId};
 use serde_json::{json, Value};
 
-use crate::db::Db;
-use crate::output::{self, when};
+use crate::db::{Access, Db};
+use crate::output::{self, escape, when};
 use crate::{Cli, Command, Failure};
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
     let now = SystemTime::now();
+    // Checked before anything opens, so that no connection string becomes a file's name.
     let database = || {
-        cli.db.clone().ok_or_else(|| {
+        let db = cli.db.as_deref().ok_or_else(|| {
             Failure::input("which registry? Give --db PATH|URL or set SEALED_SESSIONS_DB")
+        })?;
+        Location::parse(db).map_err(|e| match Location::of(db) {
+            // Shown without its password, as far as it parses.
+            shown @ Location::Postgres(_) => Failure::input(format!("--db {shown}: {e}")),
+            // Perhaps not ours to show at all (`mysql://user:password@...`).
+            _ => Failure::input(format!("--db: {e}")),
         })
     };
     match cli.command {
@@ -43,22 +50,21 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             });
             Ok(())
         }
-        Command::Inspect { cookie, key, name } => inspect(json, &cookie, &key, &name, now),
+        Command::Inspect { cookie, key, name } => {
+            inspect(json, &cookie, &key, name.as_deref(), now)
+        }
         Command::Migrate => {
             let db = database()?;
-            let opened = Db::open(&db, true)?;
-            let check = opened
-                .check()
-                .await
-                .map_err(|e| Failure::registry(&db, e))?;
+            let opened = Db::open(db, Access::Create)?;
+            let check = opened.check().await.map_err(|e| Failure::registry(db, e))?;
             print(
                 json,
-                json!({ "database": Location::of(&db).to_string(), "backend": opened.backend(),
+                json!({ "database": db.to_string(), "backend": opened.backend(),
                         "schema_version": check.schema_version }),
                 || {
                     println!(
                         "{} is ready: schema version {}",
-                        Location::of(&db),
+                        escape(&db.to_string()),
                         check.schema_version
                     )
                 },
@@ -67,8 +73,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         command => {
             let db = database()?;
-            let opened = Db::open(&db, false)?;
-            let result = on_registry(json, &db, &opened, command, now).await;
+            let access = match command {
+                Command::List { .. } | Command::Stats | Command::Check => Access::Read,
+                _ => Access::Write,
+            };
+            let opened = Db::open(db, access)?;
+            let result = on_registry(json, db, &opened, command, now).await;
             // Stops the registry's threads after its queued work (last-seen updates, none here).
             drop(opened);
             result
@@ -78,7 +88,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 
 async fn on_registry(
     json: bool,
-    db: &str,
+    db: Location<'_>,
     opened: &Db,
     command: Command,
     now: SystemTime,
@@ -123,8 +133,9 @@ async fn on_registry(
             let n = registry.revoke_user(&user, except).await.map_err(failed)?;
             print(json, json!({ "user": user, "revoked": n }), || {
                 println!(
-                    "revoked {n} session{} of {user}",
-                    if n == 1 { "" } else { "s" }
+                    "revoked {n} session{} of {}",
+                    if n == 1 { "" } else { "s" },
+                    escape(&user)
                 )
             });
             if n == 0 {
@@ -182,10 +193,7 @@ async fn on_registry(
                     output::table(
                         &["", ""],
                         &[
-                            vec![
-                                "registry".into(),
-                                format!("{} ({})", Location::of(db), opened.backend()),
-                            ],
+                            vec!["registry".into(), format!("{db} ({})", opened.backend())],
                             vec!["active sessions".into(), s.active_sessions.to_string()],
                             vec!["users signed in".into(), s.users.to_string()],
                             vec!["revoked, last hour".into(), s.revoked_last_hour.to_string()],
@@ -208,7 +216,7 @@ async fn on_registry(
                 || {
                     println!("schema version {}", c.schema_version);
                     for problem in &c.problems {
-                        println!("problem: {problem}");
+                        println!("problem: {}", escape(problem));
                     }
                     if c.is_healthy() {
                         println!("no problems found");
@@ -233,7 +241,7 @@ async fn on_registry(
 /// Prints `value` as JSON, or runs `text` for people.
 fn print(json: bool, value: Value, text: impl FnOnce()) {
     if json {
-        println!("{value}");
+        println!("{}", output::json(&value));
     } else {
         text();
     }
@@ -255,7 +263,7 @@ fn confirm(question: &str) -> Result<(), Failure> {
             "{question} Not asked: standard input is not a terminal; pass --yes to confirm"
         )));
     }
-    eprint!("{question} [y/N] ");
+    eprint!("{} [y/N] ", escape(question));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -288,17 +296,31 @@ fn session_row(s: &SessionInfo, now: SystemTime) -> Vec<String> {
     ]
 }
 
-/// Opens `cookie` with `key` (in the mode its header names) and prints its claims.
+/// The names `inspect` tries when it is given none: the library's defaults, in production
+/// (`__Host-`, or `__Secure-` with a `Domain`) and in development (plain HTTP).
+const DEFAULT_NAMES: [&str; 3] = ["__Host-session", "__Secure-session", "session"];
+
+/// Opens `cookie` with `key` (in the mode its header names) and prints its claims. The seal is
+/// bound to the cookie's name: `name`, else the one in a pasted `NAME=VALUE`, else the
+/// library's default names, tried in turn.
 fn inspect(
     json: bool,
     cookie: &str,
     key: &str,
-    name: &str,
+    name: Option<&str>,
     now: SystemTime,
 ) -> Result<(), Failure> {
     let key = parse_key(key)?;
-    let value = cookie.trim();
-    let value = value.strip_prefix(&format!("{name}=")).unwrap_or(value);
+    let cookie = cookie.trim();
+    // A value is base64url without padding: an `=` can only end a pasted name.
+    let (pasted, value) = match cookie.split_once('=') {
+        Some((pasted, value)) => (Some(pasted.trim()), value),
+        None => (None, cookie),
+    };
+    let names: Vec<&str> = match name.or(pasted) {
+        Some(name) => vec![name],
+        None => DEFAULT_NAMES.to_vec(),
+    };
     // The header (version, mode, key id) is the first 6 bytes: 8 base64 characters.
     let header = value
         .get(..8)
@@ -314,14 +336,30 @@ fn inspect(
         .map(|id| id.iter().map(|b| format!("{b:02x}")).collect::<String>());
     let sealer = Sealer::new(KeyRing::new(key), mode);
     // Expiry is reported, not enforced: support wants to see an expired cookie too.
-    let opened = sealer
-        .open(name, value, SystemTime::UNIX_EPOCH)
-        .map_err(|e| {
-            Failure::nothing(format!(
-                "the cookie does not open with this key and name {name:?} (its key id is {}): {e}",
-                key_id.as_deref().unwrap_or("?")
-            ))
-        })?;
+    let mut first_error = None;
+    let mut opened = None;
+    for name in &names {
+        match sealer.open(name, value, SystemTime::UNIX_EPOCH) {
+            Ok(claims) => {
+                opened = Some((*name, claims));
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let Some((name, opened)) = opened else {
+        let tried: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        return Err(Failure::nothing(format!(
+            "the cookie does not open with this key and the name{} {} (its key id is {}): {}; \
+             if the application names its cookie otherwise, pass --name",
+            if names.len() == 1 { "" } else { "s" },
+            tried.join(", "),
+            key_id.as_deref().unwrap_or("?"),
+            first_error.map_or_else(String::new, |e| e.to_string()),
+        )));
+    };
     let c = &opened.claims;
     let data: serde_json::Map<String, Value> = c
         .keys()
@@ -336,6 +374,7 @@ fn inspect(
     print(
         json,
         json!({
+            "name": name,
             "mode": format!("{mode:?}").to_lowercase(),
             "key_id": key_id,
             "id": c.id().to_string(),
@@ -350,6 +389,7 @@ fn inspect(
         }),
         || {
             let rows = vec![
+                vec!["cookie name".into(), name.to_owned()],
                 vec!["mode".into(), format!("{mode:?}").to_lowercase()],
                 vec!["key id".into(), key_id.clone().unwrap_or_default()],
                 vec!["session id".into(), c.id().to_string()],
@@ -366,7 +406,7 @@ fn inspect(
             ];
             output::table(&["", ""], &rows);
             for (k, v) in &data {
-                println!("data {k} = {v}");
+                println!("data {} = {}", escape(k), escape(&v.to_string()));
             }
         },
     );

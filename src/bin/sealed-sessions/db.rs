@@ -1,4 +1,4 @@
-//! Which registry the tool works on: a file path means SQLite, a `postgres://` URL PostgreSQL.
+//! Which registry the tool works on ([`Location::parse`]), opened as the command needs it.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,15 +15,27 @@ pub enum Db {
     Postgres(PostgresRegistry),
 }
 
+/// What a command may do to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Create the registry (file and schema) or upgrade it: `migrate` only.
+    Create,
+    /// Write to a registry that is there (revocations, cleanup).
+    Write,
+    /// Only read: an SQLite file is opened read-only.
+    Read,
+}
+
 impl Db {
-    /// Opens `db`. With `create`, a missing schema (or SQLite file) is created; without, it is
-    /// an error that says how to create it, so that a typo never looks like an empty registry.
-    pub fn open(db: &str, create: bool) -> Result<Db, Failure> {
+    /// Opens `db` for `access`. Short of `Create`, a missing registry is an error that says how
+    /// to create one, so that a typo never looks like an empty registry, and a file that is not
+    /// a registry is left as it was.
+    pub fn open(db: Location<'_>, access: Access) -> Result<Db, Failure> {
         let failed = |e: RegistryError| Failure::registry(db, e);
-        let path = match Location::of(db) {
+        let path = match db {
             Location::Postgres(url) => {
                 let registry = PostgresRegistry::builder(url)
-                    .migrate(create)
+                    .migrate(access == Access::Create)
                     // A short-lived tool: no background cleanup, and a quick answer if the
                     // server is not there.
                     .cleanup_interval(Duration::ZERO)
@@ -35,12 +47,14 @@ impl Db {
             Location::Sqlite(path) => path,
             _ => return Err(Failure::input(format!("{db}: an unknown kind of registry"))),
         };
-        if !create && !path.is_file() {
+        if access != Access::Create && !path.is_file() {
             return Err(Failure::input(format!(
                 "there is no registry database at {db} (`sealed-sessions migrate` creates one)"
             )));
         }
         let registry = SqliteRegistry::builder(path)
+            .migrate(access == Access::Create)
+            .read_only(access == Access::Read)
             .cleanup_interval(Duration::ZERO)
             .open()
             .map_err(failed)?;

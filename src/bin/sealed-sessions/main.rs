@@ -1,14 +1,22 @@
 //! `sealed-sessions`: the operator's tool for session keys, cookies and registries.
 //!
 //! `cargo install sealed-sessions --features cli`. A `--db` (or `SEALED_SESSIONS_DB`) that is a
-//! file path means an SQLite registry; a `postgres://` URL means PostgreSQL. Revocations made
-//! here reach running servers as the library's own do: within the SQLite poll interval, or by
-//! PostgreSQL notification.
+//! file path (or `sqlite://PATH`) means an SQLite registry; a `postgres://` URL or libpq's
+//! `key=value` pairs mean PostgreSQL; anything else that looks like a connection string is
+//! refused, never taken for a file name ([`Location::parse`]). Revocations made here reach
+//! running servers as the library's own do: within the SQLite poll interval, or by PostgreSQL
+//! notification.
+//!
+//! Commands that only read open an SQLite registry read-only, and no command but `migrate`
+//! creates or changes a schema: a file that is not a registry is left as it was.
 //!
 //! Exit codes: 0 done; 1 nothing matched (no such session, no sessions, a cookie that does not
 //! open, a check that found problems); 2 bad input (arguments, keys, cookies, ids, a path with
-//! no registry, a file that is not one, a URL that is not one); 3 the database cannot be
-//! reached or used (refused, timed out, locked, read-only, corrupt).
+//! no registry, a file that is not one, a connection string that is not one); 3 the database
+//! cannot be reached or used (refused, timed out, busy, read-only, corrupt).
+//!
+//! Text output escapes control characters (see `output::escape`), so that a string an
+//! application recorded (a user agent, a user id, a data key) cannot drive the terminal.
 
 mod commands;
 mod db;
@@ -23,10 +31,11 @@ use sealed_sessions::registry::{Location, RegistryError};
 #[derive(Parser, Debug)]
 #[command(name = "sealed-sessions", version, long_about = None)]
 #[command(after_help = "\
-Exit codes: 0 done, 1 nothing matched, 2 bad input, 3 the database cannot be reached.
-A --db path means SQLite; postgres://user@host:port/db[?schema=NAME] means PostgreSQL.")]
+Exit codes: 0 done, 1 nothing matched, 2 bad input, 3 the database cannot be reached or used.
+A --db path (or sqlite://PATH) means SQLite; postgres://user@host:port/db[?schema=NAME]
+or libpq's key=value pairs (host=... dbname=...) mean PostgreSQL.")]
 pub struct Cli {
-    /// The registry: an SQLite file, or a postgres:// URL.
+    /// The registry: an SQLite file, or a PostgreSQL URL or key=value string.
     #[arg(
         long,
         global = true,
@@ -59,9 +68,10 @@ pub enum Command {
         /// The key, base64; SESSION_KEY keeps it out of the shell's history.
         #[arg(long, env = "SESSION_KEY", hide_env_values = true)]
         key: String,
-        /// The cookie's name, which the seal is bound to.
-        #[arg(long, default_value = "__Host-session")]
-        name: String,
+        /// The cookie's name, which the seal is bound to [default: from a pasted NAME=VALUE,
+        /// else __Host-session, __Secure-session and session in turn].
+        #[arg(long)]
+        name: Option<String>,
     },
     /// List a user's active sessions.
     List {
@@ -73,7 +83,7 @@ pub enum Command {
         /// The user id.
         user: String,
         /// Keep this session (an id from `list`).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         except: Option<String>,
         /// Do not ask before revoking every session of the user.
         #[arg(long, short = 'y')]
@@ -82,6 +92,8 @@ pub enum Command {
     /// Revoke one session, whoever's it is.
     RevokeSession {
         /// The session id (from `list`, or a cookie's `inspect`).
+        // Base64url: one id in 64 starts with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete expired sessions (and their revocation records); prints how many.
@@ -119,8 +131,7 @@ impl Failure {
     }
 
     /// A registry error, as a sentence naming the database, with the exit code it deserves.
-    pub fn registry(db: &str, e: RegistryError) -> Self {
-        let shown = Location::of(db);
+    pub fn registry(db: Location<'_>, e: RegistryError) -> Self {
         let code = match &e {
             RegistryError::MissingDirectory(_)
             | RegistryError::NotADatabase(_)
@@ -129,14 +140,13 @@ impl Failure {
             | RegistryError::InvalidConfig(_) => 2,
             _ => 3,
         };
-        let hint = match &e {
-            RegistryError::MissingTable { .. } => " (`sealed-sessions migrate` creates the schema)",
-            _ => "",
+        let message = match &e {
+            RegistryError::MissingTable { .. } => {
+                format!("{db}: not a registry (`sealed-sessions migrate` creates one): {e}")
+            }
+            _ => format!("registry {db}: {e}"),
         };
-        Failure {
-            code,
-            message: format!("registry {shown}: {e}{hint}"),
-        }
+        Failure { code, message }
     }
 }
 
@@ -155,7 +165,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("sealed-sessions: {}", failure.message);
+            eprintln!("sealed-sessions: {}", output::escape(&failure.message));
             ExitCode::from(failure.code)
         }
     }

@@ -1,6 +1,50 @@
-//! How the tool prints: aligned tables and times for people, JSON for scripts.
+//! How the tool prints: aligned tables and times for people, JSON for scripts; neither passes
+//! a control character to the terminal.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `text` with every C0 control (U+0000 to U+001F), DEL (U+007F) and C1 control (U+0080 to
+/// U+009F) written as Rust writes it, `\u{1b}` (hexadecimal), and `\` as `\\`, so that a
+/// string an application recorded (a user agent, a user id, a data key) cannot move the cursor,
+/// clear the screen or retitle the operator's terminal, and every escape reads back one way.
+/// C1 matters too: a terminal may take U+009B for CSI, as it takes `ESC [`.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| c.is_control() || c == '\\';
+    if !text.contains(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            // `is_control` is exactly C0, DEL and C1 (Unicode's Cc).
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `value` as one line of JSON in which DEL and the C1 controls are escaped too (`\u009b`):
+/// serde_json escapes only what JSON requires (C0), and JSON is often read on a terminal.
+pub fn json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    // Outside strings JSON is ASCII, so every such character is inside a string, where an
+    // escape means the same character.
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// `2026-12-02 01:55:03 UTC (5 min ago)`: absolute in UTC, and relative to `now`.
 pub fn when(t: SystemTime, now: SystemTime) -> String {
@@ -79,10 +123,15 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// Prints `rows` under `header` with each column as wide as its widest cell.
+/// Prints `rows` under `header` (none if every title is empty) with each column as wide as its
+/// widest cell, each cell [escaped](escape).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -95,8 +144,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .collect();
         println!("{}", padded.join("  ").trim_end());
     };
-    line(header.to_vec());
-    for row in rows {
+    if header.iter().any(|title| !title.is_empty()) {
+        line(header.to_vec());
+    }
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
@@ -120,5 +171,19 @@ mod tests {
         assert_eq!(relative(t, t), "just now");
         assert_eq!(size(999), "999 B");
         assert_eq!(size(4_200_000), "4.2 MB");
+    }
+
+    #[test]
+    fn controls_are_escaped_and_read_back_one_way() {
+        assert_eq!(escape("Firefox/128 (X11)"), "Firefox/128 (X11)");
+        assert_eq!(
+            escape("a\x1b[2J\u{9b}31m\x7f\t\\u{1b}é"),
+            "a\\u{1b}[2J\\u{9b}31m\\u{7f}\\u{9}\\\\u{1b}é"
+        );
+        let value = serde_json::json!({ "ua": "a\x1b\u{9b}\x7f\u{a0}" });
+        // U+00A0 (no-break space) is no control: it stays.
+        assert_eq!(json(&value), "{\"ua\":\"a\\u001b\\u009b\\u007f\u{a0}\"}");
+        let back: serde_json::Value = serde_json::from_str(&json(&value)).unwrap();
+        assert_eq!(back, value);
     }
 }

@@ -88,21 +88,8 @@ impl std::fmt::Debug for PostgresRegistry {
 
 /// The server a URL names, for messages: `host:port/database`, never the user or password.
 pub(crate) fn server_name(url: &str) -> String {
-    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
-        return "<not a PostgreSQL URL>".to_owned();
-    };
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        #[cfg(unix)]
-        Some(tokio_postgres::config::Host::Unix(dir)) => dir.display().to_string(),
-        None => "localhost".to_owned(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
-    format!("{host}:{port}/{db}")
+    // Rebuilt from the parsed configuration, so that no spelling of a password gets through.
+    crate::registry::location::conninfo::server_name(url)
 }
 
 impl PostgresRegistry {

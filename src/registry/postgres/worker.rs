@@ -139,9 +139,8 @@ pub(crate) type Started = (Arc<Shared>, mpsc::UnboundedSender<Job>, JoinHandle<(
 /// Starts the registry's thread and waits until it is connected, migrated and caught up.
 pub(crate) fn spawn(config: PostgresRegistryBuilder) -> Result<Started, RegistryError> {
     let server = super::server_name(&config.url);
-    let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
-        RegistryError::InvalidConfig(format!("not a PostgreSQL connection URL ({e})"))
-    })?;
+    // Its errors never quote the URL, which may hold a password.
+    let mut pg = crate::registry::location::conninfo::config(&config.url)?;
     pg.application_name("sealed-sessions")
         .connect_timeout(config.connect_timeout)
         // A peer gone silent is noticed by the kernel too, not only by the timeouts.

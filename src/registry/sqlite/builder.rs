@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::file::Access;
 use super::SqliteRegistry;
 use crate::registry::RegistryError;
 
@@ -36,6 +37,8 @@ pub struct SqliteRegistryBuilder {
     pub(crate) touch_throttle: Duration,
     pub(crate) staleness_bound: Duration,
     pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
+    pub(crate) migrate: bool,
+    pub(crate) read_only: bool,
 }
 
 impl SqliteRegistryBuilder {
@@ -72,6 +75,18 @@ impl SqliteRegistryBuilder {
             touch_throttle: Self::DEFAULT_TOUCH_THROTTLE,
             staleness_bound: Self::DEFAULT_STALENESS_BOUND,
             max_sessions_per_user: None,
+            migrate: true,
+            read_only: false,
+        }
+    }
+
+    /// How `open` treats the file, from [`migrate`](Self::migrate) and
+    /// [`read_only`](Self::read_only).
+    pub(crate) fn access(&self) -> Access {
+        match (self.read_only, self.migrate) {
+            (true, _) => Access::ReadOnly,
+            (false, true) => Access::Create,
+            (false, false) => Access::Existing,
         }
     }
 
@@ -148,13 +163,49 @@ impl SqliteRegistryBuilder {
         self
     }
 
-    /// Opens (creating or migrating) the database and starts the registry's threads.
+    /// Whether `open` creates the file and the schema when they are missing, and upgrades an
+    /// older schema (default `true`).
+    ///
+    /// With `false`, the file must already be a registry, and `open` changes nothing in it: a
+    /// missing file is [`RegistryError::CannotOpen`]; a file that is not a registry (an empty
+    /// file, another application's database) is [`RegistryError::MissingTable`] or
+    /// [`RegistryError::NotADatabase`], and is left byte for byte as it was (it is looked at
+    /// through a read-only connection first). A registry of an older schema version opens as it
+    /// is, with a warning in the log and a problem in `check()`: every version so far has the
+    /// same tables and columns, so reads and revocations work, and what a newer version adds
+    /// (version 2's trigger that logs rows deleted by hand) is missing until it is migrated.
+    /// [`PostgresRegistryBuilder::migrate`](crate::registry::PostgresRegistryBuilder::migrate)
+    /// does the same.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Opens every connection read-only (default `false`), for tools that only look: it implies
+    /// [`migrate(false)`](Self::migrate), there is no background cleanup, and every write
+    /// (revocations, registrations, last-seen updates) fails with [`RegistryError::ReadOnly`].
+    ///
+    /// SQLite creates a registry's `-wal` and `-shm` files if they are missing (when no other
+    /// process has the registry open), as any reader of a WAL database does, and a read-only
+    /// connection leaves them in place; they are the registry's own, and the next writer uses
+    /// them.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Opens (creating or migrating, unless told not to) the database and starts the
+    /// registry's threads.
     ///
     /// Errors are typed and happen here, not at the first request: a configuration out of
     /// bounds ([`RegistryError::InvalidConfig`]), a missing directory, a file that is not a
     /// database, a corrupt or read-only database, a schema from a newer version.
-    pub fn open(self) -> Result<SqliteRegistry, RegistryError> {
+    pub fn open(mut self) -> Result<SqliteRegistry, RegistryError> {
         self.check()?;
+        if self.read_only {
+            // It could only fail.
+            self.cleanup_interval = Duration::ZERO;
+        }
         SqliteRegistry::start(self)
     }
 
@@ -217,5 +268,100 @@ mod tests {
             b().open(),
             Err(RegistryError::MissingDirectory(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use std::path::Path;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::registry::{NewSession, Registry};
+    use crate::SessionId;
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn without_migration_nothing_is_created_or_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.db");
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let other = dir.path().join("other.db");
+        rusqlite::Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
+            .unwrap();
+        let names = listing(dir.path());
+        let unchanged = [&empty, &other].map(|p| std::fs::read(p).unwrap());
+        for read_only in [false, true] {
+            let open = |path: &Path| {
+                SqliteRegistry::builder(path)
+                    .migrate(false)
+                    .read_only(read_only)
+                    .open()
+            };
+            assert!(matches!(
+                open(&missing),
+                Err(RegistryError::CannotOpen { .. })
+            ));
+            for path in [&empty, &other] {
+                match open(path) {
+                    Err(RegistryError::MissingTable { table, .. }) => assert_eq!(table, "sessions"),
+                    other => panic!("{path:?}: {other:?}"),
+                }
+            }
+            assert_eq!(listing(dir.path()), names, "read_only {read_only}");
+            assert_eq!(
+                [&empty, &other].map(|p| std::fs::read(p).unwrap()),
+                unchanged
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_only_registry_reads_and_refuses_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let now = SystemTime::now();
+        let id = SessionId::from_bytes([1; 16]);
+        let until = now + Duration::from_secs(3600);
+        let created = SqliteRegistry::open(&path).unwrap();
+        created
+            .register(NewSession::new(id, "alice", now, until))
+            .await
+            .unwrap();
+        created.stop();
+
+        let ro = SqliteRegistry::builder(&path)
+            .read_only(true)
+            .open()
+            .unwrap();
+        assert_eq!(ro.list_for_user("alice", now).await.unwrap().len(), 1);
+        assert!(ro.validate(id, "alice", now).await.unwrap());
+        assert!(matches!(
+            ro.revoke_user("alice", None).await,
+            Err(RegistryError::ReadOnly(_))
+        ));
+        let other = NewSession::new(SessionId::from_bytes([2; 16]), "bob", now, until);
+        assert!(matches!(
+            ro.register(other).await,
+            Err(RegistryError::ReadOnly(_))
+        ));
+        ro.stop();
+
+        let existing = SqliteRegistry::builder(&path)
+            .migrate(false)
+            .open()
+            .unwrap();
+        assert_eq!(existing.revoke_user("alice", None).await.unwrap(), 1);
     }
 }

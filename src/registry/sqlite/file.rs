@@ -22,16 +22,182 @@
 //! If reopening fails (the directory went too, or is read-only), writes fail with that typed
 //! error and reads with `Replaced`, and the writer tries again at its next wake-up.
 //! Platforms without inode numbers skip the check.
+//!
+//! A registry opened without migration ([`Access::Existing`], [`Access::ReadOnly`]) reopens the
+//! same way, but only a file that is a registry: it never creates one.
+//!
+//! This file also opens connections as the builder's [`Access`] says. Without migration, the
+//! file is first looked at through a read-only connection, and only a registry is opened for
+//! writing: an operator's tool pointed at another application's database, or at an empty file,
+//! must leave it as it was. That first look opens the file `immutable` when it has no `-wal`
+//! (nothing uncheckpointed to read, and SQLite then creates no `-wal` or `-shm` beside a file
+//! that may not be ours); a file with a `-wal` is in use, and is read with locks as usual.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use rusqlite::config::DbConfig;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{connect, migrate};
+use super::schema::{connect, map_err, migrate, SCHEMA_VERSION};
 use super::threads::{Shared, SyncState};
 use crate::registry::RegistryError;
+
+/// How the registry opens its file: from the builder's `migrate` and `read_only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Creates the file and the schema if missing, and migrates an older schema.
+    Create,
+    /// Only a file that is a registry already; nothing is created or migrated.
+    Existing,
+    /// As `Existing`, with every connection read-only.
+    ReadOnly,
+}
+
+impl Access {
+    /// The first connection (the writer's): the schema created or migrated, or, without
+    /// migration, checked to be a registry's before the file is opened any other way.
+    pub(crate) fn open_checked(
+        self,
+        path: &Path,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Connection, RegistryError> {
+        if self == Access::Create {
+            let mut conn = connect(path, busy_timeout)?;
+            migrate(&mut conn, path)?;
+            return Ok(conn);
+        }
+        check_registry(path)?;
+        self.open(path, busy_timeout)
+    }
+
+    /// Another connection, to a file [`open_checked`](Self::open_checked) has vouched for.
+    pub(crate) fn open(
+        self,
+        path: &Path,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Connection, RegistryError> {
+        match self {
+            Access::Create => connect(path, busy_timeout),
+            Access::Existing => connect_existing(path, busy_timeout, false),
+            Access::ReadOnly => connect_existing(path, busy_timeout, true),
+        }
+    }
+}
+
+/// Whether `path` is a registry this library can use, looked at read-only.
+fn check_registry(path: &Path) -> Result<(), RegistryError> {
+    let err = |e: rusqlite::Error| map_err(path, &e);
+    if !path.is_file() {
+        return Err(RegistryError::CannotOpen {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "there is no registry database there, and it was opened without migration",
+            )
+            .into(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match immutable_uri(path).filter(|_| file_id(&companion(path, "-wal")).is_none()) {
+        Some(uri) => Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(err)?;
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(RegistryError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for table in ["sessions", "revocations"] {
+        let exists: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+                [table],
+                |row| row.get(0),
+            )
+            .map_err(err)?;
+        if !exists {
+            return Err(RegistryError::MissingTable {
+                path: path.to_path_buf(),
+                table,
+            });
+        }
+    }
+    if found < SCHEMA_VERSION {
+        tracing::warn!(
+            found,
+            current = SCHEMA_VERSION,
+            "the registry's schema is older than this library's, and it was opened without \
+             migration: open it with migration (the default, or `sealed-sessions migrate`)"
+        );
+    }
+    Ok(())
+}
+
+/// `file:PATH?immutable=1`, for a path SQLite's URI syntax can carry.
+fn immutable_uri(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let mut uri = String::from("file:");
+    for c in text.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            // A relative path that starts with `//` would be read as an authority.
+            '/' if uri == "file:" && text.starts_with("//") => uri.push_str("%2f"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
+}
+
+/// One connection to a file that is a registry, never creating it; read-only, or with the
+/// registry's pragmas as `connect` sets them.
+fn connect_existing(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    read_only: bool,
+) -> Result<Connection, RegistryError> {
+    let err = |e: rusqlite::Error| map_err(path, &e);
+    let access = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn =
+        Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
+    conn.busy_timeout(busy_timeout).map_err(err)?;
+    if read_only {
+        return Ok(conn);
+    }
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
+        return Err(RegistryError::ReadOnly(path.to_path_buf()));
+    }
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(RegistryError::Backend(
+            format!("cannot switch {} to WAL mode (got {mode})", path.display()).into(),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    Ok(conn)
+}
+
+/// `path` with `suffix` appended: its `-wal` or `-shm`.
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
 
 /// Which file a path names: device and inode, or `None` if there is no file.
 type FileId = Option<(u64, u64)>;
@@ -47,11 +213,7 @@ pub(crate) struct Identity {
 impl Identity {
     /// What `path` and its companions name now.
     pub(crate) fn of(path: &Path) -> Self {
-        let with = |suffix: &str| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            file_id(&PathBuf::from(name))
-        };
+        let with = |suffix: &str| file_id(&companion(path, suffix));
         Identity {
             db: file_id(path),
             wal: with("-wal"),
@@ -118,7 +280,7 @@ impl Shared {
         }
         match conn {
             Some(conn) => Ok(conn),
-            None => Ok(conn.insert(connect(&self.path, self.busy_timeout)?)),
+            None => Ok(conn.insert(self.access.open(&self.path, self.busy_timeout)?)),
         }
     }
 
@@ -144,9 +306,8 @@ impl Shared {
             }
             close_quietly(old);
         }
-        let mut fresh = connect(&self.path, self.busy_timeout)?;
-        migrate(&mut fresh, &self.path)?;
-        let sync = SyncState::new(connect(&self.path, self.busy_timeout)?, &self.path)?;
+        let fresh = self.access.open_checked(&self.path, self.busy_timeout)?;
+        let sync = SyncState::new(self.access.open(&self.path, self.busy_timeout)?, &self.path)?;
         let old_sync = std::mem::replace(
             &mut *self.sync.lock().unwrap_or_else(|p| p.into_inner()),
             sync,

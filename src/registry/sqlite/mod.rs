@@ -41,7 +41,7 @@ use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
 use crate::SessionId;
 use file::Identity;
-use schema::{connect, forget_damage, from_ms, map_err, migrate, to_ms};
+use schema::{forget_damage, from_ms, map_err, to_ms};
 use threads::{id_of, poller_loop, reader_loop, writer_loop, ReadMsg, Shared, SyncState, WriteMsg};
 
 /// A [`Registry`] stored in an SQLite file (WAL mode), with a validation cache.
@@ -112,12 +112,12 @@ impl SqliteRegistry {
 
     pub(crate) fn start(config: SqliteRegistryBuilder) -> Result<Self, RegistryError> {
         let started = Instant::now();
+        let access = config.access();
         let path = config.path;
-        let mut writer_conn = connect(&path, config.busy_timeout)?;
-        migrate(&mut writer_conn, &path)?;
-        let sync = SyncState::new(connect(&path, config.busy_timeout)?, &path)?;
+        let writer_conn = access.open_checked(&path, config.busy_timeout)?;
+        let sync = SyncState::new(access.open(&path, config.busy_timeout)?, &path)?;
         let reader_conns = (0..config.readers)
-            .map(|_| connect(&path, config.busy_timeout))
+            .map(|_| access.open(&path, config.busy_timeout))
             .collect::<Result<Vec<Connection>, _>>()?;
         // Every connection is open, so the -wal and -shm exist by now.
         let identity = Mutex::new(Identity::of(&path));
@@ -130,6 +130,7 @@ impl SqliteRegistry {
             strict: config.strict,
             stopped: AtomicBool::new(false),
             busy_timeout: config.busy_timeout,
+            access,
             identity,
             stale: AtomicBool::new(false),
             generation: AtomicU64::new(0),

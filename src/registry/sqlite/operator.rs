@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 
-use super::schema::{from_ms, map_err, to_ms};
+use super::schema::{from_ms, map_err, to_ms, SCHEMA_VERSION};
 use super::threads::Shared;
 use super::SqliteRegistry;
 use crate::registry::operator::{RegistryCheck, RegistryStats};
@@ -28,8 +28,9 @@ impl SqliteRegistry {
             .await
     }
 
-    /// Checks the database: its schema version, its tables and trigger, and SQLite's
-    /// `PRAGMA integrity_check`.
+    /// Checks the database: its schema version (one older than this library's is a problem:
+    /// a registry opened without migration is used as it is), its tables and trigger, and
+    /// SQLite's `PRAGMA integrity_check`.
     pub async fn check(&self) -> Result<RegistryCheck, RegistryError> {
         self.read(check).await
     }
@@ -94,6 +95,12 @@ fn check(conn: &Connection, shared: &Shared) -> Result<RegistryCheck, RegistryEr
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(err)?;
     let mut problems = Vec::new();
+    if schema_version < SCHEMA_VERSION {
+        problems.push(format!(
+            "schema version {schema_version} is older than this library's ({SCHEMA_VERSION}): \
+             opening it with migration (the default; `sealed-sessions migrate`) upgrades it"
+        ));
+    }
     for (kind, name) in [
         ("table", "sessions"),
         ("table", "revocations"),

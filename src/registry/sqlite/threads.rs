@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::file::Identity;
+use super::file::{Access, Identity};
 use super::schema::{forget_damage, from_ms, map_err, to_ms};
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) strict: bool,
     pub(crate) stopped: AtomicBool,
     pub(crate) busy_timeout: Duration,
+    /// Whether connections may create and migrate the file, or only use a registry as it is.
+    pub(crate) access: Access,
     /// What the path named when the connections were (re)opened; see `file.rs`.
     pub(crate) identity: Mutex<Identity>,
     /// Set when the files were found replaced, cleared when the writer has reopened them.
