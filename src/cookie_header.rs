@@ -18,7 +18,7 @@ mod scan;
 
 use scan::Scan;
 
-pub(crate) use chunks::{parse_head, Chunks, Head, Layout};
+pub(crate) use chunks::{parse_head, Chunks, Head, Layout, Plan};
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -127,10 +127,10 @@ pub(crate) enum Flow {
 /// is not UTF-8 spoils only the cookie it is in (the `cookie` crate, the oracle, reads such a
 /// header lossily, to the same effect); unparsable cookies are skipped.
 /// `name` is a cookie name (see [`is_valid_name`]). Never panics.
-pub(crate) fn find_session_cookies(
-    headers: &HeaderMap,
+pub(crate) fn find_session_cookies<'h>(
+    headers: &'h HeaderMap,
     finder: &Finder<'_>,
-    mut f: impl FnMut(Found<'_>) -> Flow,
+    mut f: impl FnMut(Found<'h>) -> Flow,
 ) {
     let mut chunks_only = false;
     for header in headers.get_all(COOKIE) {
