@@ -16,9 +16,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{Entry, OccupiedEntry};
 use http::header::{
-    HeaderValue, CACHE_CONTROL, ORIGIN, REFERER, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY,
+    HeaderValue, CACHE_CONTROL, ORIGIN, REFERER, RETRY_AFTER, SET_COOKIE, USER_AGENT,
 };
 use http::{HeaderMap, Request, Response, StatusCode};
 use tower_layer::Layer;
@@ -27,7 +26,11 @@ use tower_service::Service;
 use crate::config::{SessionConfig, Shared};
 use crate::load::{open_cookies, validate, Settled};
 use crate::session::{ClientInfo, SaveError, Saved};
+
+mod response_headers;
+
 use crate::Session;
+use response_headers::{no_store, vary_cookie};
 
 /// A tower [`Layer`] that wraps a service in a [`SessionService`].
 ///
@@ -337,62 +340,6 @@ fn warn_plain_http(session: &Session, page: &str) {
     }
 }
 
-/// Whether one of `values` lists `token` (or `*`), comma-separated and case-insensitively.
-fn lists<'a>(mut values: impl Iterator<Item = &'a HeaderValue>, token: &str) -> bool {
-    values.any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
-        })
-    })
-}
-
-/// Adds `Cookie` to `Vary` unless it is there (or `*` is).
-fn vary_cookie(headers: &mut HeaderMap) {
-    ensure_listed(
-        headers,
-        VARY,
-        "cookie",
-        HeaderValue::from_static("Cookie"),
-        |entry, value| entry.append(value),
-    );
-}
-
-/// Makes `Cache-Control` `no-store` unless it already says so: a response that sets a session
-/// cookie must not be stored by a shared cache. Replaces what the handler set.
-fn no_store(headers: &mut HeaderMap) {
-    ensure_listed(
-        headers,
-        CACHE_CONTROL,
-        "no-store",
-        HeaderValue::from_static("no-store"),
-        |entry, value| drop(entry.insert(value)),
-    );
-}
-
-/// Sets header `name` to `value` if it is missing, or has it `add`ed if none of its values
-/// lists `token` (or `*`). Through `entry`: one lookup of the name, where a check and an insert
-/// took two.
-#[inline]
-fn ensure_listed(
-    headers: &mut HeaderMap,
-    name: http::HeaderName,
-    token: &str,
-    value: HeaderValue,
-    add: impl FnOnce(&mut OccupiedEntry<'_, HeaderValue>, HeaderValue),
-) {
-    match headers.entry(name) {
-        Entry::Vacant(entry) => {
-            entry.insert(value);
-        }
-        Entry::Occupied(mut entry) => {
-            if !lists(entry.iter(), token) {
-                add(&mut entry, value);
-            }
-        }
-    }
-}
-
 fn status_only<B: Default>(status: StatusCode) -> Response<B> {
     let mut res = Response::new(B::default());
     *res.status_mut() = status;
@@ -502,31 +449,5 @@ mod tests {
             send("http://192.168.1.5");
         });
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "once");
-    }
-
-    #[test]
-    fn vary_is_appended_and_no_store_kept() {
-        let mut h = HeaderMap::new();
-        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("private, max-age=60"),
-        );
-        vary_cookie(&mut h);
-        no_store(&mut h);
-        let vary: Vec<_> = h.get_all(VARY).iter().collect();
-        assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
-        assert_eq!(h[CACHE_CONTROL], "no-store");
-
-        let mut h = HeaderMap::new();
-        h.insert(VARY, HeaderValue::from_static("cookie, accept"));
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("no-store, no-cache"),
-        );
-        vary_cookie(&mut h);
-        no_store(&mut h);
-        assert_eq!(h.get_all(VARY).iter().count(), 1);
-        assert_eq!(h[CACHE_CONTROL], "no-store, no-cache");
     }
 }
