@@ -209,10 +209,18 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
-/// Whether `s` may appear as a `Domain` or `Path` attribute value: visible ASCII without `;`.
+/// Whether `s` may appear as a `Domain` or `Path` attribute value: visible ASCII without `;`
+/// (which would end the attribute) or `,` (on which a `Set-Cookie` line folded with another,
+/// as some proxies and clients do, would be split). Its length is checked on its own
+/// ([`MAX_ATTRIBUTE_LEN`]).
 pub(crate) fn is_valid_attribute(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+    s.bytes()
+        .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
 }
+
+/// The longest `Domain` or `Path` a browser heeds: it ignores a longer one (RFC 6265bis 5.6),
+/// so the cookie would get the default scope instead, and its removal would miss it.
+pub(crate) const MAX_ATTRIBUTE_LEN: usize = 1024;
 
 #[cfg(test)]
 mod tests {
