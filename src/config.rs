@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -303,8 +303,10 @@ pub(crate) struct Shared {
     /// Cookie values that already opened (`None`: caching is off).
     pub(crate) opened: Option<OpenedCache>,
     clock: Option<Arc<ClockFn>>,
-    /// Set once the warning about a `Secure` cookie sent to a plain-http page has been logged.
-    pub(crate) warned_plain_http: AtomicBool,
+    /// When the warning about a `Secure` cookie sent to a plain-http page was last logged, in
+    /// seconds since the Unix epoch (0: never), for this site's own pages and for others'
+    /// (`service/plain_http.rs`).
+    pub(crate) plain_http_warned: [AtomicU64; 2],
 }
 
 impl Shared {
@@ -722,7 +724,7 @@ impl SessionConfigBuilder {
                 registry: self.registry,
                 opened: OpenedCache::new(self.opened_cache),
                 clock: self.clock,
-                warned_plain_http: AtomicBool::new(false),
+                plain_http_warned: [AtomicU64::new(0), AtomicU64::new(0)],
             }),
         })
     }
