@@ -24,8 +24,9 @@
 //! older ones first (RFC 6265bis 5.8.3), so planted cookies can come before its own. What they
 //! can do, by kind:
 //! - Values that do not open: each costs one fresh open, so a valid cookie is reached as long
-//!   as fewer than `MAX_OPENED` distinct such values come before it. Eight or more hide it for
-//!   as long as they are sent (the price of bounded work); planting them takes eight places
+//!   as fewer than `MAX_OPENED` distinct such values come before it (`MAX_OPENED` if it is in
+//!   the cache of opened values, where it costs none). More hide it for as long as they are
+//!   sent (the price of bounded work); planting them takes eight places
 //!   the request's path matches (its path prefixes, times the parent domains the sibling
 //!   shares), so a request for `/` is out of reach.
 //! - Sealed values that open but that the registry refuses (an attacker's own signed-out

@@ -15,7 +15,11 @@ use tower::{Layer, Service, ServiceExt};
 const NAME: &str = "__Secure-session";
 
 fn builder() -> SessionConfigBuilder {
-    SessionConfig::builder(KeyRing::new(Key::generate()))
+    builder_with(&Key::generate())
+}
+
+fn builder_with(key: &Key) -> SessionConfigBuilder {
+    SessionConfig::builder(KeyRing::new(key.clone()))
         .domain("example.com")
         .max_cookie_size(32 * 1024)
 }
@@ -201,17 +205,30 @@ async fn chunks_planted_between_a_head_and_its_chunks_are_passed_over() {
     assert_eq!(send(&svc, "/len", &cookies).await.body, "9000");
 }
 
-/// Small sessions too: planted single values before ours, fewer than the budget of opens.
+/// Small sessions too: planted values that do not open cost one fresh open each (of eight per
+/// request), so seven before a session opened afresh leave it its open, and eight before one in
+/// the cache of opened values (which costs none) leave it found.
 #[tokio::test]
 async fn planted_single_cookies_do_not_hide_a_small_session() {
-    let svc = service(builder());
+    let key = Key::generate();
+    let svc = service(builder_with(&key));
     let own = send(&svc, "/fill/10", &[]).await.set;
     assert_eq!(own.len(), 1);
-    let mut cookies: Vec<String> = (0..7)
-        .map(|i| format!("{NAME}={}", junk(100 + i, 300)))
-        .collect();
-    cookies.extend(own);
-    assert_eq!(send(&svc, "/len", &cookies).await.body, "10");
+    let planted = |n: usize| -> Vec<String> {
+        let mut cookies: Vec<String> = (0..n)
+            .map(|i| format!("{NAME}={}", junk(100 + i, 300)))
+            .collect();
+        cookies.extend(own.iter().cloned());
+        cookies
+    };
+    // Sealed for a visitor without a cookie, so not yet in the cache: opened afresh.
+    assert_eq!(send(&svc, "/len", &planted(7)).await.body, "10");
+    // Opened once, so now in the cache.
+    assert_eq!(send(&svc, "/len", &planted(8)).await.body, "10");
+    // Another host (a cache of its own): eight that do not open use up its opens.
+    let other = service(builder_with(&key));
+    let r = send(&other, "/len", &planted(8)).await;
+    assert_eq!((r.body.as_str(), r.removed.len()), ("none", 0));
 }
 
 /// Sessions of an attacker's own account, signed out (so the registry refuses them), planted
