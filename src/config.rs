@@ -22,12 +22,14 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::client_ip::ClientIpSource;
-use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, Finder, SameSite};
+use crate::cookie_header::{
+    is_valid_attribute, is_valid_name, CookieSettings, Finder, SameSite, MAX_ATTRIBUTE_LEN,
+};
 use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
 use crate::{KeyRing, Mode, Sealer};
@@ -86,10 +88,27 @@ pub enum ConfigError {
     /// The cookie name is empty or has characters a cookie name cannot have.
     #[error("{0:?} is not a valid cookie name")]
     InvalidCookieName(String),
-    /// The `Domain` or `Path` has characters an attribute value cannot have, or the path does
-    /// not start with `/`.
-    #[error("{0:?} is not a valid cookie Domain or Path")]
+    /// The `Domain` or `Path` has characters an attribute value cannot have (anything but
+    /// visible ASCII, `;` and `,`), or the path does not start with `/`.
+    #[error(
+        "{0:?} is not a valid cookie Domain or Path: use visible ASCII without ';' or ',' \
+         (and start a Path with '/')"
+    )]
     InvalidAttribute(String),
+    /// The `Domain` or `Path` is longer than browsers heed: they ignore such an attribute
+    /// (RFC 6265bis 5.6), so the cookie would get another scope and its removal would miss it.
+    #[error(
+        "the cookie {what} is {len} bytes long; browsers ignore a {what} longer than {max} \
+         bytes, so the cookie would not get the scope configured"
+    )]
+    AttributeTooLong {
+        /// `"Domain"` or `"Path"`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The most browsers heed.
+        max: usize,
+    },
     /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`; browsers drop it
     /// otherwise.
     #[error("a __Host- cookie needs Secure, Path=/ and no Domain")]
@@ -154,6 +173,18 @@ pub enum ConfigError {
         /// The most allowed.
         max: usize,
     },
+}
+
+/// Refuses a `Domain` or `Path` longer than browsers heed.
+fn check_attribute_len(what: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.len() > MAX_ATTRIBUTE_LEN {
+        return Err(ConfigError::AttributeTooLong {
+            what,
+            len: value.len(),
+            max: MAX_ATTRIBUTE_LEN,
+        });
+    }
+    Ok(())
 }
 
 impl fmt::Debug for ConfigError {
@@ -272,8 +303,10 @@ pub(crate) struct Shared {
     /// Cookie values that already opened (`None`: caching is off).
     pub(crate) opened: Option<OpenedCache>,
     clock: Option<Arc<ClockFn>>,
-    /// Set once the warning about a `Secure` cookie sent to a plain-http page has been logged.
-    pub(crate) warned_plain_http: AtomicBool,
+    /// When the warning about a `Secure` cookie sent to a plain-http page was last logged, in
+    /// seconds since the Unix epoch (0: never), for this site's own pages and for others'
+    /// (`service/plain_http.rs`).
+    pub(crate) plain_http_warned: [AtomicU64; 2],
 }
 
 impl Shared {
@@ -425,12 +458,15 @@ impl SessionConfigBuilder {
     }
 
     /// The `Domain` attribute (default none: the cookie goes back only to the host that set it).
+    /// Visible ASCII without `;` or `,`, at most 1024 bytes (browsers ignore a longer one), or
+    /// [`build`](Self::build) fails.
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
     }
 
-    /// The `Path` attribute (default `/`).
+    /// The `Path` attribute (default `/`). Starts with `/`; visible ASCII without `;` or `,`,
+    /// at most 1024 bytes (browsers ignore a longer one), or [`build`](Self::build) fails.
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
@@ -594,10 +630,12 @@ impl SessionConfigBuilder {
         if !self.path.starts_with('/') || !is_valid_attribute(&self.path) {
             return Err(ConfigError::InvalidAttribute(self.path));
         }
+        check_attribute_len("Path", &self.path)?;
         if let Some(domain) = &self.domain {
             if domain.is_empty() || !is_valid_attribute(domain) {
                 return Err(ConfigError::InvalidAttribute(domain.clone()));
             }
+            check_attribute_len("Domain", domain)?;
         }
         if has_prefix(&name, HOST_PREFIX)
             && (!self.secure || self.path != "/" || self.domain.is_some())
@@ -686,7 +724,7 @@ impl SessionConfigBuilder {
                 registry: self.registry,
                 opened: OpenedCache::new(self.opened_cache),
                 clock: self.clock,
-                warned_plain_http: AtomicBool::new(false),
+                plain_http_warned: [AtomicU64::new(0), AtomicU64::new(0)],
             }),
         })
     }
@@ -789,6 +827,40 @@ mod tests {
             DEFAULT_PERSISTENT_IDLE_TIMEOUT / 4
         );
         assert!(c.shared.cookie.secure && c.shared.cookie.http_only);
+    }
+
+    /// Browsers ignore a `Path` or `Domain` longer than 1024 bytes (RFC 6265bis 5.6), and a
+    /// comma or control character would split or spoil the `Set-Cookie` line: the cookie, and
+    /// its removal, would not have the scope configured. Each is refused with a sentence.
+    #[test]
+    fn attributes_browsers_would_ignore_are_errors() {
+        let message = |b: SessionConfigBuilder| match b.build() {
+            Ok(_) => "built without error".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        let long_path = format!("/{}", "a".repeat(1024));
+        let long_domain = format!("{}.example.com", "a".repeat(1013));
+        assert_eq!(long_domain.len(), 1025);
+        for (b, says) in [
+            (builder().path(long_path.clone()), "1025 bytes"),
+            (builder().domain(long_domain.clone()), "1025 bytes"),
+            (builder().path("/a,b"), "not a valid cookie Domain or Path"),
+            (
+                builder().domain("a,b.example.com"),
+                "not a valid cookie Domain or Path",
+            ),
+            (builder().path("/a\tb"), "not a valid cookie Domain or Path"),
+            (
+                builder().domain("exa\u{7f}mple.com"),
+                "not a valid cookie Domain or Path",
+            ),
+        ] {
+            let got = message(b);
+            assert!(got.contains(says), "{got:?} does not say {says:?}");
+        }
+        // 1024 bytes is allowed.
+        assert!(builder().path(&long_path[..1024]).build().is_ok());
+        assert!(builder().domain(&long_domain[1..]).build().is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod scan;
 
 use scan::Scan;
 
-pub(crate) use chunks::{parse_head, Chunks, Head, Layout};
+pub(crate) use chunks::{parse_head, Chunks, Head, Layout, Plan};
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -127,10 +127,10 @@ pub(crate) enum Flow {
 /// is not UTF-8 spoils only the cookie it is in (the `cookie` crate, the oracle, reads such a
 /// header lossily, to the same effect); unparsable cookies are skipped.
 /// `name` is a cookie name (see [`is_valid_name`]). Never panics.
-pub(crate) fn find_session_cookies(
-    headers: &HeaderMap,
+pub(crate) fn find_session_cookies<'h>(
+    headers: &'h HeaderMap,
     finder: &Finder<'_>,
-    mut f: impl FnMut(Found<'_>) -> Flow,
+    mut f: impl FnMut(Found<'h>) -> Flow,
 ) {
     let mut chunks_only = false;
     for header in headers.get_all(COOKIE) {
@@ -209,10 +209,18 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
-/// Whether `s` may appear as a `Domain` or `Path` attribute value: visible ASCII without `;`.
+/// Whether `s` may appear as a `Domain` or `Path` attribute value: visible ASCII without `;`
+/// (which would end the attribute) or `,` (on which a `Set-Cookie` line folded with another,
+/// as some proxies and clients do, would be split). Its length is checked on its own
+/// ([`MAX_ATTRIBUTE_LEN`]).
 pub(crate) fn is_valid_attribute(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+    s.bytes()
+        .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
 }
+
+/// The longest `Domain` or `Path` a browser heeds: it ignores a longer one (RFC 6265bis 5.6),
+/// so the cookie would get the default scope instead, and its removal would miss it.
+pub(crate) const MAX_ATTRIBUTE_LEN: usize = 1024;
 
 #[cfg(test)]
 mod tests {

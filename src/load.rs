@@ -6,19 +6,39 @@
 //! the session; otherwise the handler gets a fresh, empty session and the reason goes to
 //! `tracing` at debug level. When the registry fails, [`RegistryErrorPolicy`] decides.
 //!
-//! **Bounded work, whatever the client sends.** At most [`MAX_LOOKED_AT`] cookies of our name
-//! are looked at, at most [`MAX_OPENED`] distinct values among them are opened (an identical
-//! copy is skipped, but every value offered counts against `MAX_LOOKED_AT`, reassembled ones
-//! included), and at most [`MAX_TABLE_READS`] of those may need the registry to read its
-//! table: a request carrying thousands of copies of a cookie costs one open and one read.
-//! Legitimate duplicates come from a cookie of the same name set for another path, or for the
-//! parent domain as well as the host, of which a browser holds one or two. Cookies the registry
-//! already refused from memory (it remembers refusals for a while, `registry/cache.rs`) cost no
-//! read, so cookies planted by a sibling subdomain (possible when the name has no `__Host-`
-//! prefix) can hold a valid cookie back for one request at most, not for good. The response
-//! removes a refused cookie so that a revoked browser stops sending it, but only when every
-//! cookie of our name was considered: a removal carries our own `Domain` and `Path`, so it would
-//! delete a valid cookie that a cap kept from being looked at.
+//! **Bounded work, whatever the client sends.** Per request, at most [`MAX_LOOKED_AT`] first
+//! cookies of our name are looked at and at most `MAX_LOOKED_AT` values offered (a split
+//! cookie's combinations included, identical ones too); of those, at most [`MAX_OPENED`] are
+//! opened afresh (base64, the AEAD; a value found in the cache of opened values costs a lookup,
+//! and a value that failed is not opened twice), and at most [`MAX_TABLE_READS`] need the
+//! registry to read its table (a cookie the registry answers from memory costs no read, and is
+//! considered even once the reads are used up). A request carrying thousands of copies of a
+//! cookie costs one open and one read. Legitimate duplicates come from a cookie of the same
+//! name set for another path, or for the parent domain as well as the host, of which a browser
+//! holds one or two. The response removes a refused cookie so that a revoked browser stops
+//! sending it, but only when every cookie of our name was considered: a removal carries our own
+//! `Domain` and `Path`, so it would delete a valid cookie that a cap kept from being looked at.
+//!
+//! **Planted cookies** (a sibling subdomain can set our name when it has no `__Host-` prefix:
+//! every configuration with a `Domain`). A browser sends cookies of longer paths first, then
+//! older ones first (RFC 6265bis 5.8.3), so planted cookies can come before its own. What they
+//! can do, by kind:
+//! - Values that do not open: each costs one fresh open, so a valid cookie is reached as long
+//!   as fewer than `MAX_OPENED` distinct such values come before it (`MAX_OPENED` if it is in
+//!   the cache of opened values, where it costs none). More hide it for as long as they are
+//!   sent (the price of bounded work); planting them takes eight places
+//!   the request's path matches (its path prefixes, times the parent domains the sibling
+//!   shares), so a request for `/` is out of reach.
+//! - Sealed values that open but that the registry refuses (an attacker's own signed-out
+//!   sessions): at most `MAX_TABLE_READS` reads per request, and the registry remembers a
+//!   refusal for 30 s (`registry/cache.rs`), during which such a cookie costs a cache lookup
+//!   (values of up to 680 characters stay in the cache of opened values). `K` of them before a
+//!   valid cookie therefore hold it back for at most `ceil((K + 1) / MAX_TABLE_READS) - 1`
+//!   requests made within 30 s of each other: none for up to three, one for up to seven.
+//! - Split values and chunks: see below; every first cookie gets one attempt before any gets a
+//!   second, so planted ones cost one open each and cannot use up the browser's own attempts.
+//! - Values that open and are accepted (the attacker's own session) are the session: that is
+//!   cookie tossing, which only the `__Host-` prefix prevents (`config.rs`).
 //!
 //! Each cookie is settled as soon as it is opened, with the registry's in-memory answer when it
 //! has one, so the usual request does no I/O and opens no more cookies than it needs. Only when
@@ -27,10 +47,13 @@
 //!
 //! **Split sessions** (`cookie_header/chunks.rs`). A first cookie whose value says it is split
 //! over `n` cookies is put back together from the request's `NAME.1` .. `NAME.(n-1)` before it
-//! is opened; each value so made is one more tried value for [`MAX_OPENED`], and the chunks are
-//! gathered in one pass, at most two copies per name (more make the list incomplete, as a
-//! cap does). The whole of the headers is read for chunk names even after the session is
-//! decided, so that the response can remove chunks the session does not use.
+//! is opened. Every first cookie, in order, is tried once with the copies of its chunks nearest
+//! to it (those after it first: a browser sends a cookie's chunks after it); only then does each
+//! get its other combinations, a round at a time over the first cookies: at most
+//! `1 + MAX_ALTERNATIVES` per first cookie (`chunks.rs`), each one more offered value, within
+//! the same budgets. The chunks are gathered in one pass (at most 256 chunk cookies, more than
+//! a browser keeps for a site). The whole of the headers is read for chunk names even after
+//! the session is decided, so that the response can remove chunks the session does not use.
 //!
 //! A value that already opened under this configuration is taken from its cache of opened
 //! values (`opened_cache.rs`): the same claims, sharing the cached envelope, with their expiry
@@ -44,7 +67,7 @@ use http::HeaderMap;
 use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
 use crate::cookie_buf::{CookieBuf, Envelope};
-use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head};
+use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head, Plan};
 use crate::registry::RegistryError;
 use crate::session::{Candidate, Seen};
 use crate::{OpenError, SessionId};
@@ -63,6 +86,14 @@ enum Step {
     /// Try the next one.
     Next,
     /// A cap was reached: nothing more is looked at.
+    Capped,
+}
+
+/// What [`open`] did not give.
+enum NotOpened {
+    /// The value does not open (or has expired).
+    Failed(OpenError),
+    /// It was not in the cache of opened values, and [`MAX_OPENED`] values were opened already.
     Capped,
 }
 
@@ -87,34 +118,39 @@ pub(crate) fn open_cookies(
     let mut refused = false;
     let mut pending: Vec<Candidate> = Vec::new();
     // Of `pending`, how many the registry had no answer for in memory.
-    let reads = std::cell::Cell::new(0);
+    let mut reads = 0;
+    // Values opened afresh (not found in the cache of opened values).
+    let mut opened_afresh = 0;
     let mut settled = None;
-    // Settles one cookie value; `true` once nothing after it can change the outcome.
-    let mut consider = |value: &[u8]| -> bool {
-        let opened = match open(shared, value, now) {
+    // Settles one cookie value; also says whether it cost a fresh open.
+    let mut consider = |value: &[u8]| -> (Step, bool) {
+        let before = opened_afresh;
+        let opened = match open(shared, value, now, &mut opened_afresh) {
             Ok(opened) => opened,
-            Err(err) => {
+            Err(NotOpened::Failed(err)) => {
                 tracing::debug!(cookie = name, reason = %err, "ignoring session cookie");
-                return false;
+                return (Step::Next, opened_afresh > before);
             }
+            Err(NotOpened::Capped) => return (Step::Capped, false),
         };
+        let fresh = opened_afresh > before;
         let registry = match &shared.registry {
             Some(registry) if opened.claims.has_user() => registry,
             // A session without a user needs no registry: it is the session, unless a cookie
             // before it waits for the registry's answer.
             _ if pending.is_empty() => {
                 settle(&mut settled, Settled::Valid(Some(opened)));
-                return true;
+                return (Step::Decided, fresh);
             }
             _ => {
                 pending.push(opened);
-                return true;
+                return (Step::Decided, fresh);
             }
         };
         let id = opened.claims.id();
         let Some(user) = opened.user() else {
             // Cannot happen (the user id was checked when decoded); never accept it unchecked.
-            return false;
+            return (Step::Next, fresh);
         };
         // With nothing before it, an active session is the session: touched in the same lookup.
         let answer = if pending.is_empty() {
@@ -129,21 +165,24 @@ pub(crate) fn open_cookies(
                 Some(true) => {
                     // Known valid: whatever comes after it cannot be the session.
                     pending.push(opened);
-                    return true;
+                    return (Step::Decided, fresh);
                 }
+                // Only a cookie that needs a read is stopped by the cap on reads: one the
+                // registry answers from memory (a refusal it remembers) costs none.
+                None if reads == MAX_TABLE_READS => return (Step::Capped, fresh),
                 None => {
                     pending.push(opened);
-                    reads.set(reads.get() + 1);
+                    reads += 1;
                 }
             }
-            return false;
+            return (Step::Next, fresh);
         }
         let answer = answer.is_some_and(|valid| valid);
         match verdict(shared, id, Ok(answer)) {
             Verdict::Accept => settle(&mut settled, Settled::Valid(Some(opened))),
             Verdict::Reject => {
                 refused = true;
-                return false;
+                return (Step::Next, fresh);
             }
             Verdict::Fail(Ok(())) => {
                 // The registry could not answer for this one: its cookie must stay, and a
@@ -155,43 +194,52 @@ pub(crate) fn open_cookies(
                 settle(&mut settled, Settled::Unavailable(retry_after));
             }
         }
-        true
+        (Step::Decided, fresh)
     };
     let mut present = false;
     let mut looked_at = 0;
     let mut cut_off = false;
+    let mut decided = false;
     // Chunk cookies (`NAME.k`) seen, as bits `1 << k`, so that the response can remove those
     // the session no longer uses.
     let mut chunk_bits = 0u8;
     // Gathered once, only when a first cookie says its value is split (`cookie_header/chunks.rs`).
-    let mut chunks: Option<Chunks> = None;
+    let mut chunks: Option<Chunks<'_>> = None;
+    // The combinations of each split first cookie, for those tried after every first cookie
+    // had its one attempt.
+    let mut plans: Vec<Plan<'_>> = Vec::new();
     let max_len = shared.cookie.layout.max_value_len();
-    // Values tried and not taken: filled only when a first cookie is not the session, which
-    // the usual request never reaches.
+    // Values that were opened afresh and not taken, so that a copy is not opened again: at
+    // most `MAX_OPENED`, and filled only when a first cookie is not the session, which the
+    // usual request never reaches. (A value taken from the cache of opened values costs a
+    // lookup when offered again, not an open.)
     let mut tried: Vec<Box<[u8]>> = Vec::new();
     // Every value offered, identical ones included: a split cookie's copies could otherwise
     // make thousands of reassemblies of one value (a review measured 4,096 from 32 heads).
     let mut offered = 0usize;
     let mut attempt = |value: &[u8]| -> Step {
-        if offered == MAX_LOOKED_AT || tried.len() == MAX_OPENED || reads.get() == MAX_TABLE_READS {
+        if offered == MAX_LOOKED_AT {
             return Step::Capped;
         }
         offered += 1;
         if tried.iter().any(|t| **t == *value) {
             return Step::Next;
         }
-        if consider(value) {
-            return Step::Decided;
+        let (step, fresh) = consider(value);
+        if fresh && matches!(step, Step::Next) {
+            tried.push(value.into());
         }
-        tried.push(value.into());
-        Step::Next
+        step
     };
     // Once the session is decided, the rest of the headers is only read for chunk names: a
     // chunk left next to a single cookie (by two concurrent responses, say) rides along on
     // every request until a response removes it, and can push the `Cookie` header past a
     // proxy's limit. Reading costs no more than a request whose cookies all fail.
     let finder = &shared.cookie.finder;
+    // The place of each cookie among those of our names, as `Chunks::collect` counts them.
+    let mut at = 0;
     find_session_cookies(headers, finder, |found| {
+        at += 1;
         let value = match found {
             Found::Head(value) => value,
             Found::Chunk(k, _) => {
@@ -213,31 +261,68 @@ pub(crate) fn open_cookies(
                 }
                 Head::Chunked { count, first } => {
                     let chunks = chunks.get_or_insert_with(|| Chunks::collect(headers, finder));
-                    let mut step = Step::Next;
-                    chunks.reassemble(first, count, max_len, |value| {
-                        step = attempt(value);
-                        !matches!(step, Step::Next)
-                    });
-                    step
+                    // One attempt now, with the nearest set; the others once every first
+                    // cookie has had its one.
+                    match chunks.plan(at - 1, first, count) {
+                        Some(plan) => {
+                            let step = match plan.build(0, max_len) {
+                                Some(value) => attempt(&value),
+                                None => Step::Next,
+                            };
+                            plans.push(plan);
+                            step
+                        }
+                        None => Step::Next,
+                    }
                 }
             }
         };
         match step {
             Step::Next => Flow::Next,
-            Step::Decided => Flow::ChunksOnly,
+            Step::Decided => {
+                decided = true;
+                Flow::ChunksOnly
+            }
             Step::Capped => {
-                tracing::debug!(
-                    cookie = name,
-                    "ignoring the request's further session cookies"
-                );
                 cut_off = true;
                 Flow::ChunksOnly
             }
         }
     });
+    if !decided && !cut_off {
+        // The other combinations, a round at a time over the first cookies, so that planted
+        // ones before it cannot use up what a browser's own has left.
+        let rounds = plans.iter().map(Plan::len).max().unwrap_or(0);
+        'rounds: for n in 1..rounds {
+            for plan in &plans {
+                let Some(value) = plan.build(n, max_len) else {
+                    continue;
+                };
+                match attempt(&value) {
+                    Step::Next => {}
+                    Step::Decided => {
+                        decided = true;
+                        break 'rounds;
+                    }
+                    Step::Capped => {
+                        cut_off = true;
+                        break 'rounds;
+                    }
+                }
+            }
+        }
+        // Combinations never tried were not considered, as if a cap had cut the list short.
+        cut_off |= !decided && plans.iter().any(|plan| !plan.exhaustive());
+    }
+    if cut_off {
+        tracing::debug!(
+            cookie = name,
+            "ignoring the request's further session cookies"
+        );
+    }
     if let Some(chunks) = &chunks {
         chunk_bits |= chunks.present;
-        // Copies not kept were not considered, as if a cap had cut the list short.
+        // Chunks not kept were not considered either.
         cut_off |= chunks.overflow;
     }
     let seen = Seen {
@@ -267,9 +352,14 @@ fn settle(slot: &mut Option<Settled>, settled: Settled) {
 ///
 /// The session must also not have outlived this configuration's lifetime
 /// ([`Shared::session_end`]); a cached value carries that end, so a hit checks it for free.
-fn open(shared: &Shared, value: &[u8], now: SystemTime) -> Result<Candidate, OpenError> {
+fn open(
+    shared: &Shared,
+    value: &[u8],
+    now: SystemTime,
+    opened_afresh: &mut usize,
+) -> Result<Candidate, NotOpened> {
     let Some(cache) = &shared.opened else {
-        let (claims, needs_reseal, raw, _) = open_afresh(shared, value, now)?.0;
+        let (claims, needs_reseal, raw, _) = open_afresh(shared, value, now, opened_afresh)?.0;
         return Ok(Candidate {
             claims,
             needs_reseal,
@@ -277,9 +367,10 @@ fn open(shared: &Shared, value: &[u8], now: SystemTime) -> Result<Candidate, Ope
         });
     };
     let (claims, needs_reseal, raw) = match cache.get(value, now) {
-        Some(hit) => hit.map_err(|_| OpenError::Expired)?,
+        Some(hit) => hit.map_err(|_| NotOpened::Failed(OpenError::Expired))?,
         None => {
-            let ((claims, needs_reseal, raw, end), value) = open_afresh(shared, value, now)?;
+            let ((claims, needs_reseal, raw, end), value) =
+                open_afresh(shared, value, now, opened_afresh)?;
             let raw = Arc::new(raw);
             cache.insert(value, Arc::clone(&raw), (claims.clone(), end), needs_reseal);
             (claims, needs_reseal, raw)
@@ -304,15 +395,20 @@ fn open_afresh<'a>(
     shared: &Shared,
     value: &'a [u8],
     now: SystemTime,
-) -> Result<(Fresh, &'a str), OpenError> {
-    let value = std::str::from_utf8(value).map_err(|_| OpenError::Malformed)?;
-    let (claims, needs_reseal, raw) =
-        shared
-            .sealer
-            .open_envelope(shared.cookie.name.as_str(), value, now)?;
+    opened_afresh: &mut usize,
+) -> Result<(Fresh, &'a str), NotOpened> {
+    if *opened_afresh == MAX_OPENED {
+        return Err(NotOpened::Capped);
+    }
+    *opened_afresh += 1;
+    let value = std::str::from_utf8(value).map_err(|_| NotOpened::Failed(OpenError::Malformed))?;
+    let (claims, needs_reseal, raw) = shared
+        .sealer
+        .open_envelope(shared.cookie.name.as_str(), value, now)
+        .map_err(NotOpened::Failed)?;
     let end = shared.session_end(&claims);
     if now >= end {
-        return Err(OpenError::Expired);
+        return Err(NotOpened::Failed(OpenError::Expired));
     }
     Ok(((claims, needs_reseal, raw, end), value))
 }

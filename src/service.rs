@@ -16,18 +16,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{Entry, OccupiedEntry};
-use http::header::{
-    HeaderValue, CACHE_CONTROL, ORIGIN, REFERER, RETRY_AFTER, SET_COOKIE, USER_AGENT, VARY,
-};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::header::{HeaderValue, CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, USER_AGENT};
+use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{SessionConfig, Shared};
 use crate::load::{open_cookies, validate, Settled};
 use crate::session::{ClientInfo, SaveError, Saved};
+
 use crate::Session;
+
+mod plain_http;
+mod response_headers;
+
+use plain_http::PlainHttpPage;
+use response_headers::{no_store, vary_cookie};
 
 /// A tower [`Layer`] that wraps a service in a [`SessionService`].
 ///
@@ -113,9 +117,9 @@ where
             ClientInfo::default()
         };
         let (settled, mut seen) = open_cookies(shared, req.headers(), now);
-        // A browser that sent no cookie of ours may be one that drops it: see `plain_http_page`.
+        // A browser that sent no cookie of ours may be one that drops it: see `plain_http.rs`.
         let plain_http = if !seen.present && shared.cookie.secure {
-            plain_http_page(req.headers())
+            PlainHttpPage::of(&req)
         } else {
             None
         };
@@ -184,7 +188,7 @@ pin_project_lite::pin_project! {
             future: F,
             session: Session,
             // The plain-http page the request came from, if it plainly did.
-            plain_http: Option<Box<str>>,
+            plain_http: Option<Box<PlainHttpPage>>,
         },
         Registry {
             future: BoxFuture<Result<Response<B>, E>>,
@@ -229,11 +233,11 @@ impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
 }
 
 /// Adds the session cookie to `res` if the session needs one. `plain_http`: the plain-http page
-/// the request came from, if it plainly did (see `plain_http_page`).
+/// the request came from, if it plainly did (see `plain_http.rs`).
 fn save<B: Default>(
     session: &Session,
     mut res: Response<B>,
-    plain_http: Option<&str>,
+    plain_http: Option<&PlainHttpPage>,
 ) -> Response<B> {
     match session.save() {
         Ok(Saved {
@@ -255,7 +259,7 @@ fn save<B: Default>(
             ..
         }) => {
             if let Some(page) = plain_http {
-                warn_plain_http(session, page);
+                page.warn(session.shared());
             }
             let headers = res.headers_mut();
             headers.append(SET_COOKIE, cookie);
@@ -283,116 +287,6 @@ fn save<B: Default>(
     }
 }
 
-/// The page a request plainly came from over plain http, on a host other than this machine: the
-/// `Origin` (sent with form posts, such as a login), else the `Referer`, when it starts with
-/// `http://`. A browser drops a `Secure` cookie set in answer to such a request (it accepts one
-/// from `http://localhost`, which counts as secure), so a login there silently does not stick.
-/// `None` when nothing says so: behind a TLS-terminating proxy the page is `https://`.
-fn plain_http_page(headers: &HeaderMap) -> Option<Box<str>> {
-    const SCHEME: &str = "http://";
-    let page = headers
-        .get(ORIGIN)
-        .or_else(|| headers.get(REFERER))?
-        .to_str()
-        .ok()?;
-    if !page
-        .get(..SCHEME.len())
-        .is_some_and(|s| s.eq_ignore_ascii_case(SCHEME))
-    {
-        return None;
-    }
-    let authority = page[SCHEME.len()..]
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .get(host.len().saturating_sub(10)..)
-            .is_some_and(|end| end.eq_ignore_ascii_case(".localhost"))
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    (!loopback && !host.is_empty()).then(|| page[..SCHEME.len() + authority.len()].into())
-}
-
-/// Logs, once per configuration, that a `Secure` cookie went to a plain-http page.
-fn warn_plain_http(session: &Session, page: &str) {
-    use std::sync::atomic::Ordering;
-    if !session
-        .shared()
-        .warned_plain_http
-        .swap(true, Ordering::Relaxed)
-    {
-        tracing::warn!(
-            page,
-            "a Secure session cookie was sent in answer to a request from a plain-http page: \
-             browsers drop it, so the session (a login, say) will not stick. Serve the site over \
-             https, or, on a development machine only, build the config with \
-             insecure_http_for_development()"
-        );
-    }
-}
-
-/// Whether one of `values` lists `token` (or `*`), comma-separated and case-insensitively.
-fn lists<'a>(mut values: impl Iterator<Item = &'a HeaderValue>, token: &str) -> bool {
-    values.any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
-        })
-    })
-}
-
-/// Adds `Cookie` to `Vary` unless it is there (or `*` is).
-fn vary_cookie(headers: &mut HeaderMap) {
-    ensure_listed(
-        headers,
-        VARY,
-        "cookie",
-        HeaderValue::from_static("Cookie"),
-        |entry, value| entry.append(value),
-    );
-}
-
-/// Makes `Cache-Control` `no-store` unless it already says so: a response that sets a session
-/// cookie must not be stored by a shared cache. Replaces what the handler set.
-fn no_store(headers: &mut HeaderMap) {
-    ensure_listed(
-        headers,
-        CACHE_CONTROL,
-        "no-store",
-        HeaderValue::from_static("no-store"),
-        |entry, value| drop(entry.insert(value)),
-    );
-}
-
-/// Sets header `name` to `value` if it is missing, or has it `add`ed if none of its values
-/// lists `token` (or `*`). Through `entry`: one lookup of the name, where a check and an insert
-/// took two.
-#[inline]
-fn ensure_listed(
-    headers: &mut HeaderMap,
-    name: http::HeaderName,
-    token: &str,
-    value: HeaderValue,
-    add: impl FnOnce(&mut OccupiedEntry<'_, HeaderValue>, HeaderValue),
-) {
-    match headers.entry(name) {
-        Entry::Vacant(entry) => {
-            entry.insert(value);
-        }
-        Entry::Occupied(mut entry) => {
-            if !lists(entry.iter(), token) {
-                add(&mut entry, value);
-            }
-        }
-    }
-}
-
 fn status_only<B: Default>(status: StatusCode) -> Response<B> {
     let mut res = Response::new(B::default());
     *res.status_mut() = status;
@@ -406,127 +300,4 @@ fn unavailable<B: Default>(retry_after: std::time::Duration) -> Response<B> {
     res.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use http::HeaderName;
-
-    use super::*;
-
-    #[test]
-    fn plain_http_pages_are_told_from_https_and_loopback() {
-        let page = |name: HeaderName, value: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(name, HeaderValue::from_str(value).unwrap());
-            plain_http_page(&h)
-        };
-        for (origin, expected) in [
-            ("http://example.com", Some("http://example.com")),
-            ("HTTP://example.com:8080", Some("HTTP://example.com:8080")),
-            ("http://192.168.1.5:3000", Some("http://192.168.1.5:3000")),
-            ("http://[2001:db8::1]:80", Some("http://[2001:db8::1]:80")),
-            ("https://example.com", None),
-            ("http://localhost:3000", None),
-            ("http://LOCALHOST", None),
-            ("http://app.localhost", None),
-            ("http://127.0.0.1:3000", None),
-            ("http://127.9.9.9", None),
-            ("http://[::1]:3000", None),
-            ("null", None),
-            ("http://", None),
-            ("ht", None),
-            ("", None),
-        ] {
-            assert_eq!(page(ORIGIN, origin).as_deref(), expected, "{origin:?}");
-        }
-        assert_eq!(
-            page(REFERER, "http://example.com/login?next=/").as_deref(),
-            Some("http://example.com")
-        );
-        assert_eq!(plain_http_page(&HeaderMap::new()), None);
-        // Not UTF-8: nothing is said, nothing panics.
-        let mut h = HeaderMap::new();
-        h.insert(ORIGIN, HeaderValue::from_bytes(b"http://\xff").unwrap());
-        assert_eq!(plain_http_page(&h), None);
-    }
-
-    /// Counts `WARN` events.
-    struct Warnings(Arc<std::sync::atomic::AtomicUsize>);
-
-    impl tracing::Subscriber for Warnings {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            if *event.metadata().level() == tracing::Level::WARN {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
-    #[test]
-    fn a_secure_cookie_for_a_plain_http_page_is_warned_of_once() {
-        use tower::ServiceExt;
-        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let config = SessionConfig::builder(crate::Key::generate())
-            .build()
-            .unwrap();
-        let svc =
-            SessionLayer::new(config).layer(tower::service_fn(|req: Request<()>| async move {
-                let session = req.extensions().get::<Session>().unwrap().clone();
-                session.insert("a", &1).unwrap();
-                Ok::<_, std::convert::Infallible>(Response::new(()))
-            }));
-        let send = |origin: &str| {
-            let req = Request::builder().header(ORIGIN, origin).body(()).unwrap();
-            let res = rt.block_on(svc.clone().oneshot(req)).unwrap();
-            assert!(res.headers().contains_key(SET_COOKIE));
-        };
-        tracing::subscriber::with_default(Warnings(count.clone()), || {
-            send("http://localhost:3000");
-            send("https://example.com");
-            assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
-            send("http://example.com");
-            send("http://example.com");
-            send("http://192.168.1.5");
-        });
-        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "once");
-    }
-
-    #[test]
-    fn vary_is_appended_and_no_store_kept() {
-        let mut h = HeaderMap::new();
-        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("private, max-age=60"),
-        );
-        vary_cookie(&mut h);
-        no_store(&mut h);
-        let vary: Vec<_> = h.get_all(VARY).iter().collect();
-        assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
-        assert_eq!(h[CACHE_CONTROL], "no-store");
-
-        let mut h = HeaderMap::new();
-        h.insert(VARY, HeaderValue::from_static("cookie, accept"));
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("no-store, no-cache"),
-        );
-        vary_cookie(&mut h);
-        no_store(&mut h);
-        assert_eq!(h.get_all(VARY).iter().count(), 1);
-        assert_eq!(h[CACHE_CONTROL], "no-store, no-cache");
-    }
 }

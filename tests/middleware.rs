@@ -462,3 +462,44 @@ async fn signed_mode_round_trips_and_refuses_private_cookies() {
     let jar = get(private, "/set/a/hidden", None).await.cookie_pair(NAME);
     assert_eq!(get(signed, "/get/a", Some(&jar)).await.body, "none");
 }
+
+/// A response that sets the session cookie is `no-store` whatever the handler put in its
+/// `Cache-Control`: `*` is a `Vary` value, not a cache directive, and a directive's quoted
+/// argument is not a directive (RFC 9111 5.2).
+#[tokio::test]
+async fn a_response_that_sets_the_cookie_is_no_store_whatever_the_handler_said() {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use sealed_sessions::Session;
+
+    // Writes the session, and answers with the `Cache-Control` the request's `x-cc` asks for.
+    async fn handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let session = req.extensions().get::<Session>().cloned().unwrap();
+        session.insert("a", &1).unwrap();
+        let mut res = Response::new(Full::new(Bytes::new()));
+        if let Some(cc) = req.headers().get("x-cc") {
+            res.headers_mut().insert(CACHE_CONTROL, cc.clone());
+        }
+        Ok(res)
+    }
+    let layer = SessionLayer::new(builder(&Key::generate()).build().unwrap());
+    let addr = support::serve_fn(layer, handler).await;
+    for (said, sent) in [
+        ("*", "no-store"),
+        ("public, *, max-age=60", "no-store"),
+        ("no-cache=\"set-cookie, no-store\"", "no-store"),
+        ("no-store=\"x\"", "no-store"),
+        ("public, max-age=60", "no-store"),
+        ("NO-STORE", "NO-STORE"),
+        ("private, no-store", "private, no-store"),
+        ("no-cache=\"a, b\", no-store", "no-cache=\"a, b\", no-store"),
+    ] {
+        let r = get_with(addr, "/", &[], &[("x-cc", said)]).await;
+        assert_eq!(r.set_cookies(NAME).len(), 1, "{said}");
+        let all: Vec<_> = r.headers.get_all(CACHE_CONTROL).iter().collect();
+        assert_eq!(all, [sent], "the handler said {said:?}");
+    }
+}

@@ -33,13 +33,22 @@
 //!   change that would make it so.
 //!
 //! **Input rules (bounded work, whatever the client sends).** A count outside 2..=8 makes the
-//! first cookie malformed. For each chunk name, at most [`MAX_COPIES`] values are kept (more
-//! copies make the examination incomplete, so no removal cookie is sent for a refused
-//! session; see `load.rs`); a chunk longer than a browser keeps is not ours and is not kept;
-//! a reassembled value longer than the sealer accepts is refused before it is built; and every
-//! reassembled value that is opened counts against `load.rs`'s `MAX_OPENED`. Duplicates
-//! (the same names set for another path or the parent domain) are tried in order: the first
-//! copy of every chunk first, then the other combinations, until that budget runs out.
+//! first cookie malformed. A chunk longer than a browser keeps is not ours and is not read; at
+//! most [`MAX_CHUNK_COOKIES`] chunk cookies are read per request (more make the examination
+//! incomplete, so no removal cookie is sent for a refused session; see `load.rs`). A first
+//! cookie is tried with the copies of each chunk nearest to it ([`Chunks::plan`]): at most
+//! [`MAX_COPIES`] per name, combined in at most `1 + MAX_ALTERNATIVES` ways, linear in the
+//! chunks rather than the `MAX_COPIES ^ 7` every combination would make; combinations left out
+//! make the examination incomplete too. A reassembled value longer than the sealer accepts is
+//! refused before it is built, and every one that is built counts against `load.rs`'s budgets
+//! (values offered, and opened). Duplicates come from the same names set for another path or
+//! a parent domain, by the site itself or by a sibling subdomain that plants them: the
+//! browser's own chunks follow its first cookie, so the nearest set is tried first, and every
+//! first cookie gets that one attempt before any gets a second (`load.rs`).
+//!
+//! Worst case per request: one extra pass over the `Cookie` headers, 256 chunk records (three
+//! words each), for each of at most 32 first cookies a walk over them and at most
+//! `1 + MAX_ALTERNATIVES` values built, within the 32 values `load.rs` offers in all.
 
 use std::fmt::Write;
 
@@ -51,8 +60,16 @@ use crate::seal::MAX_COOKIE_LEN;
 /// The most cookies one session is split over, and read from.
 pub(crate) const MAX_CHUNKS: usize = 8;
 
-/// The most values kept for one chunk name (copies for other paths or domains).
-pub(crate) const MAX_COPIES: usize = 2;
+/// The most copies of one chunk name (set for other paths or domains) a first cookie's
+/// combinations draw from: the nearest to it (see [`Chunks::plan`]).
+pub(crate) const MAX_COPIES: usize = 3;
+
+/// The most combinations tried for one first cookie besides its nearest set.
+pub(crate) const MAX_ALTERNATIVES: usize = 4;
+
+/// The most chunk cookies read from one request: more than a browser keeps for one site
+/// (Chromium and Firefox keep 180), so every chunk a browser can send is read.
+pub(crate) const MAX_CHUNK_COOKIES: usize = 256;
 
 /// What the first cookie of our name holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -212,83 +229,160 @@ impl CookieSettings {
 }
 
 /// The chunk cookies (`NAME.1` to `NAME.7`) of one request, gathered in one pass over its
-/// `Cookie` headers once a first cookie says the value is split.
+/// `Cookie` headers once a first cookie says the value is split. Values are borrowed from the
+/// headers, not copied.
 #[derive(Debug, Default)]
-pub(crate) struct Chunks {
-    /// Up to [`MAX_COPIES`] values of each chunk name, in order; index `k - 1` for `NAME.k`.
-    copies: [Vec<Vec<u8>>; MAX_CHUNKS - 1],
+pub(crate) struct Chunks<'h> {
+    /// Every chunk cookie (up to [`MAX_CHUNK_COOKIES`]) in order: its place among the cookies
+    /// of our names (first cookies included), its `k`, and its value.
+    cookies: Vec<(usize, usize, &'h [u8])>,
     /// Bit `k` set: the request had a cookie named `NAME.k`.
     pub(crate) present: u8,
-    /// Some copies were not kept (beyond [`MAX_COPIES`]).
+    /// Some chunk cookies were not kept (beyond [`MAX_CHUNK_COOKIES`]).
     pub(crate) overflow: bool,
 }
 
-impl Chunks {
-    pub(crate) fn collect(headers: &HeaderMap, finder: &Finder<'_>) -> Self {
+impl<'h> Chunks<'h> {
+    pub(crate) fn collect(headers: &'h HeaderMap, finder: &Finder<'_>) -> Self {
         let mut chunks = Chunks::default();
+        // Counted as `load.rs` counts, so that a first cookie's place means the same in both.
+        let mut at = 0;
         find_session_cookies(headers, finder, |found| {
             if let Found::Chunk(k, value) = found {
                 chunks.present |= 1 << k;
-                let copies = &mut chunks.copies[k - 1];
-                if copies.iter().any(|c| c == value) {
-                    // An identical copy adds no combination worth building.
-                } else if copies.len() == MAX_COPIES {
+                if value.len() > MAX_COOKIE_LEN {
+                    // Longer than a browser keeps: not ours.
+                } else if chunks.cookies.len() == MAX_CHUNK_COOKIES {
                     chunks.overflow = true;
-                } else if value.len() <= MAX_COOKIE_LEN {
-                    copies.push(value.to_vec());
+                } else {
+                    chunks.cookies.push((at, k, value));
                 }
             }
+            at += 1;
             Flow::Next
         });
         chunks
     }
 
-    /// Calls `f` with each value `first` and this request's chunks can make for a first
-    /// cookie of `count` cookies, first copies first, until `f` returns `true`. Values longer
-    /// than `max_len` are skipped without being built; so is everything when a chunk is
-    /// missing. At most `MAX_COPIES ^ (count - 1)` combinations.
-    pub(crate) fn reassemble(
-        &self,
-        first: &[u8],
-        count: usize,
-        max_len: usize,
-        mut f: impl FnMut(&[u8]) -> bool,
-    ) {
-        let Some(parts) = self.copies.get(..count - 1) else {
-            return;
+    /// The combinations to try for a first cookie at place `at` among the cookies of our names,
+    /// holding `first` and announcing `count` cookies; `None` when a chunk is missing.
+    ///
+    /// For each chunk name, the copies nearest to the first cookie are drawn from: those after
+    /// it in order, then those before it, nearest first. A browser sends a cookie's chunks
+    /// after it (same path, and set with it or later), and cookies of longer paths or older
+    /// ones before it, so the nearest set is the browser's own unless a cookie was planted at
+    /// the same path between the first cookie's creation and its chunks'.
+    pub(crate) fn plan(&self, at: usize, first: &'h [u8], count: usize) -> Option<Plan<'h>> {
+        let parts = count.checked_sub(1).filter(|&p| p < MAX_CHUNKS)?;
+        let mut plan = Plan {
+            first,
+            parts,
+            copies: [[&[][..]; MAX_COPIES]; MAX_CHUNKS - 1],
+            lens: [0; MAX_CHUNKS - 1],
+            choices: Vec::new(),
+            exhaustive: !self.overflow,
         };
-        if parts.iter().any(Vec::is_empty) {
-            tracing::debug!("ignoring a split session cookie: a chunk is missing");
-            return;
-        }
-        // An odometer over the copies of each chunk.
-        let mut choice = [0usize; MAX_CHUNKS - 1];
-        loop {
-            let picked = || parts.iter().zip(choice).map(|(copies, i)| &copies[i]);
-            let len = first.len() + picked().map(Vec::len).sum::<usize>();
-            if len <= max_len {
-                let mut value = Vec::with_capacity(len);
-                value.extend_from_slice(first);
-                picked().for_each(|part| value.extend_from_slice(part));
-                if f(&value) {
-                    return;
-                }
+        let after = self.cookies.iter().filter(|c| c.0 > at);
+        let before = self.cookies.iter().rev().filter(|c| c.0 < at);
+        for &(_, k, value) in after.chain(before) {
+            let Some(i) = k.checked_sub(1).filter(|&i| i < parts) else {
+                continue;
+            };
+            if plan.lens[i] == MAX_COPIES {
+                plan.exhaustive = false;
             } else {
-                tracing::debug!("ignoring a split session cookie: too long");
-            }
-            let mut k = 0;
-            loop {
-                let Some(copies) = parts.get(k) else {
-                    return;
-                };
-                choice[k] += 1;
-                if choice[k] < copies.len() {
-                    break;
-                }
-                choice[k] = 0;
-                k += 1;
+                plan.copies[i][plan.lens[i]] = value;
+                plan.lens[i] += 1;
             }
         }
+        if plan.lens[..parts].contains(&0) {
+            tracing::debug!("ignoring a split session cookie: a chunk is missing");
+            return None;
+        }
+        plan.choose();
+        Some(plan)
+    }
+}
+
+/// The combinations one first cookie is tried with: see [`Chunks::plan`].
+#[derive(Debug)]
+pub(crate) struct Plan<'h> {
+    first: &'h [u8],
+    /// The chunks after the first cookie: `count - 1`.
+    parts: usize,
+    /// For chunk `k`, at index `k - 1`: its nearest copies, the first `lens[k - 1]` of them.
+    copies: [[&'h [u8]; MAX_COPIES]; MAX_CHUNKS - 1],
+    lens: [usize; MAX_CHUNKS - 1],
+    /// The combinations, in the order they are tried, as the index into `copies` of each chunk.
+    choices: Vec<[u8; MAX_CHUNKS - 1]>,
+    /// `choices` holds every combination of every copy.
+    exhaustive: bool,
+}
+
+impl Plan<'_> {
+    /// Orders the combinations: the nearest set; then the second nearest of every chunk, the
+    /// third (a whole set planted between a first cookie and its own); then the nearest with
+    /// one chunk replaced by a farther copy (one planted chunk in the way). Duplicates are left
+    /// out, and at most `1 + MAX_ALTERNATIVES` are kept: linear in the chunks, not exponential.
+    fn choose(&mut self) {
+        let lens = &self.lens[..self.parts];
+        let push = |choice: [u8; MAX_CHUNKS - 1], choices: &mut Vec<_>| {
+            if !choices.contains(&choice) {
+                choices.push(choice);
+            }
+        };
+        let mut choices = Vec::with_capacity(1 + MAX_ALTERNATIVES);
+        for layer in 0..MAX_COPIES {
+            let mut choice = [0u8; MAX_CHUNKS - 1];
+            for (c, len) in choice.iter_mut().zip(lens) {
+                *c = layer.min(len - 1) as u8;
+            }
+            push(choice, &mut choices);
+        }
+        for (i, &len) in lens.iter().enumerate() {
+            for copy in 1..len {
+                let mut choice = [0u8; MAX_CHUNKS - 1];
+                choice[i] = copy as u8;
+                push(choice, &mut choices);
+            }
+        }
+        let all: usize = lens.iter().product();
+        if choices.len() < all || choices.len() > 1 + MAX_ALTERNATIVES {
+            self.exhaustive = false;
+        }
+        choices.truncate(1 + MAX_ALTERNATIVES);
+        self.choices = choices;
+    }
+
+    /// How many combinations are tried: the nearest set and its alternatives.
+    pub(crate) fn len(&self) -> usize {
+        self.choices.len()
+    }
+
+    /// Whether trying all [`Self::len`] combinations tries every one the copies make.
+    pub(crate) fn exhaustive(&self) -> bool {
+        self.exhaustive
+    }
+
+    /// Combination `n` (0: the nearest set) put together, unless it is longer than `max_len`
+    /// (checked before it is built) or `n` is past the last.
+    pub(crate) fn build(&self, n: usize, max_len: usize) -> Option<Vec<u8>> {
+        let choice = self.choices.get(n)?;
+        let picked = || {
+            self.copies[..self.parts]
+                .iter()
+                .zip(choice)
+                .map(|(copies, &c)| copies[usize::from(c)])
+        };
+        let len = self.first.len() + picked().map(<[u8]>::len).sum::<usize>();
+        if len > max_len {
+            tracing::debug!("ignoring a split session cookie: too long");
+            return None;
+        }
+        let mut value = Vec::with_capacity(len);
+        value.extend_from_slice(self.first);
+        picked().for_each(|part| value.extend_from_slice(part));
+        Some(value)
     }
 }
 
@@ -361,44 +455,62 @@ mod tests {
         h
     }
 
-    fn combos(text: &str, first: &str, count: usize) -> (Vec<String>, Chunks) {
-        let chunks = Chunks::collect(&headers(text), &Finder::new("s"));
-        let mut out = Vec::new();
-        chunks.reassemble(first.as_bytes(), count, 100, |v| {
-            out.push(String::from_utf8_lossy(v).into_owned());
-            false
-        });
-        (out, chunks)
+    /// Every combination the first cookie `first`, at place `at`, is tried with.
+    fn combos(text: &str, at: usize, first: &str, count: usize) -> Option<(Vec<String>, bool)> {
+        let headers = headers(text);
+        let chunks = Chunks::collect(&headers, &Finder::new("s"));
+        let plan = chunks.plan(at, first.as_bytes(), count)?;
+        let out = (0..plan.len())
+            .filter_map(|n| plan.build(n, 100))
+            .map(|v| String::from_utf8(v).unwrap())
+            .collect();
+        Some((out, plan.exhaustive()))
     }
 
     #[test]
-    fn chunks_are_reassembled_first_copies_first() {
-        let (out, c) = combos("s=3.a; s.1=b; s.2=c; s.3=stale", "a", 3);
-        assert_eq!(out, ["abc"]);
-        assert_eq!(c.present, 0b1110);
-        let (out, c) = combos("s.1=b; s.2=c; s.1=B; s.2=C", "a", 3);
-        assert_eq!(out, ["abc", "aBc", "abC", "aBC"]);
-        assert!(!c.overflow);
-        let (_, c) = combos("s.1=b; s.1=B; s.1=x", "a", 2);
-        assert!(c.overflow, "a third copy is not kept");
-        // Identical copies make no new combination: one value, however many copies.
-        let copies = "s.1=b; s.1=b; s.1=b; s.2=c; s.2=c; s.2=c";
-        let (out, c) = combos(copies, "a", 3);
-        assert_eq!(out, ["abc"]);
-        assert!(!c.overflow);
-        assert!(combos("s.2=c", "a", 3).0.is_empty(), "a missing chunk");
-        let long = format!("s.1={}", "b".repeat(100));
-        assert!(combos(&long, "a", 2).0.is_empty(), "too long: never built");
-        let mut stopped = Vec::new();
-        Chunks::collect(&headers("s.1=b; s.1=B"), &Finder::new("s")).reassemble(
-            b"a",
-            2,
-            100,
-            |v| {
-                stopped.push(String::from_utf8_lossy(v).into_owned());
-                true
-            },
+    fn chunks_are_reassembled_nearest_first() {
+        let (out, all) = combos("s=3.a; s.1=b; s.2=c; s.3=stale", 0, "a", 3).unwrap();
+        assert_eq!((out, all), (vec!["abc".to_owned()], true));
+        let h = headers("s=3.a; s.1=b; s.3=x");
+        assert_eq!(Chunks::collect(&h, &Finder::new("s")).present, 0b1010);
+        // Copies after the first cookie first, then those before it, nearest first; then the
+        // second nearest set, then one chunk swapped.
+        let text = "s.1=B; s.2=C; s=3.a; s.1=b; s.2=c";
+        let (out, all) = combos(text, 2, "a", 3).unwrap();
+        assert_eq!(out, ["abc", "aBC", "aBc", "abC"]);
+        assert!(all, "two copies of two chunks: every combination");
+        let text = "s.1=0; s=2.a; s.1=1; s.1=2; s.1=3; s.1=4";
+        let (out, all) = combos(text, 1, "a", 2).unwrap();
+        assert_eq!(out, ["a1", "a2", "a3"], "at most MAX_COPIES copies");
+        assert!(!all);
+        assert!(combos("s.2=c", 0, "a", 3).is_none(), "a missing chunk");
+        let long = format!("s=2.a; s.1={}", "b".repeat(100));
+        assert_eq!(
+            combos(&long, 0, "a", 2).unwrap().0,
+            Vec::<String>::new(),
+            "too long"
         );
-        assert_eq!(stopped, ["ab"], "stops when told to");
+    }
+
+    #[test]
+    fn combinations_stay_few_however_many_copies() {
+        // Three copies of each of seven chunks make 2,187 combinations: a handful are tried.
+        let mut text = vec!["s=8.a".to_owned()];
+        for copy in 0..3 {
+            text.extend((1..8).map(|k| format!("s.{k}={copy}")));
+        }
+        let (out, all) = combos(&text.join("; "), 0, "a", 8).unwrap();
+        assert_eq!(
+            out,
+            ["a0000000", "a1111111", "a2222222", "a1000000", "a2000000"]
+        );
+        assert_eq!(out.len(), 1 + MAX_ALTERNATIVES);
+        assert!(!all);
+        // More chunk cookies than a browser keeps: the rest are not read.
+        let flood = vec!["s.1=x"; MAX_CHUNK_COOKIES + 1].join("; ");
+        let h = headers(&flood);
+        let c = Chunks::collect(&h, &Finder::new("s"));
+        assert!(c.overflow);
+        assert_eq!(c.cookies.len(), MAX_CHUNK_COOKIES);
     }
 }
