@@ -177,7 +177,8 @@ pub(crate) struct Limits {
     pub(crate) lifetime: Duration,
     /// The idle timeout.
     pub(crate) idle: Duration,
-    /// How much the idle deadline must gain before a request re-seals the cookie.
+    /// How long after the idle deadline was last set a request may move it (re-sealing the
+    /// cookie); see `ClaimsCore::refresh_due`.
     pub(crate) refresh_after: Duration,
 }
 
