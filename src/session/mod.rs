@@ -76,8 +76,8 @@ pub enum SessionError {
     /// login, or from another session) or forged. With `axum`, a 403.
     #[error("the form's CSRF token is missing, stale or forged")]
     CsrfMismatch,
-    /// [`Session::insert`] would make the session too large for the cookies it can be sent
-    /// in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
+    /// [`Session::insert`] (or [`Session::flash`], or a [`Session::login`] that adds the user
+    /// id) would make the session too large for the cookies it can be sent in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
     /// Nothing was changed; [`Session::remaining_bytes`] tells what still fits.
     #[error(
         "the session would hold {size} bytes, over the {max} its cookies can carry; nothing was \
@@ -251,7 +251,10 @@ impl Session {
         let json = serde_json::to_vec(value)?;
         let max = self.max_claims_len();
         self.with_claims(|state| {
-            save::insert_within(claims_mut(state), self.buf(), key, &json, max)?;
+            let flashes = &state.new_flashes;
+            let c = state.claims.as_mut();
+            let c = c.unwrap_or_else(|| unreachable!("with_claims creates the claims"));
+            save::insert_within(c, self.buf(), key, &json, max, flashes)?;
             state.dirty = true;
             Ok(())
         })
@@ -260,7 +263,7 @@ impl Session {
     /// How many more bytes of data the session can hold before [`Self::insert`] fails with
     /// [`SessionError::TooLarge`]. An entry takes its key's length plus its value's JSON length
     /// plus two (more for keys or values of 128 bytes or longer); a later login adds the user
-    /// id, and flash messages count when the response is sealed.
+    /// id. Flash messages queued during this request ([`Self::flash`]) count already.
     ///
     /// ```
     /// use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionError, SessionLayer};
@@ -289,7 +292,13 @@ impl Session {
     /// ```
     pub fn remaining_bytes(&self) -> usize {
         let max = self.max_claims_len();
-        self.read(|c| max.saturating_sub(c.encoded_len()))
+        self.with_claims(|state| {
+            max.saturating_sub(save::sealed_len(
+                claims(state),
+                self.buf(),
+                &state.new_flashes,
+            ))
+        })
     }
 
     /// Removes `key`; returns whether it was there.
@@ -472,7 +481,7 @@ impl Session {
                 }
                 None => c.renew_id(now),
             }
-            let size = c.encoded_len();
+            let size = save::sealed_len(&c, self.buf(), &state.new_flashes);
             if size > max {
                 return Err(SessionError::TooLarge { size, max });
             }
@@ -637,8 +646,33 @@ impl Session {
     }
 
     /// Queues a flash message for a later request of this session.
-    pub fn flash(&self, level: impl Into<String>, message: impl Into<String>) {
-        self.lock().new_flashes.push((level.into(), message.into()));
+    ///
+    /// Fails with [`SessionError::TooLarge`], queuing nothing, if the session would then be too
+    /// large for its cookies (the message is stored in the session until it is shown), as
+    /// [`Self::insert`] does; the response is then sealed without it.
+    ///
+    /// ```
+    /// # fn saved(session: &sealed_sessions::Session) {
+    /// // A message is a nicety: if the session is full, the next page goes without it.
+    /// let _ = session.flash("info", "Saved.");
+    /// # }
+    /// ```
+    pub fn flash(
+        &self,
+        level: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<(), SessionError> {
+        let new = (level.into(), message.into());
+        let max = self.max_claims_len();
+        self.with_claims(|state| {
+            state.new_flashes.push(new);
+            let size = save::sealed_len(claims(state), self.buf(), &state.new_flashes);
+            if size > max {
+                state.new_flashes.pop();
+                return Err(SessionError::TooLarge { size, max });
+            }
+            Ok(())
+        })
     }
 
     /// The flash messages set by earlier requests, removed from the session so that each is

@@ -8,8 +8,9 @@
 //! chunk cookies the request carried that the new value does not use are removed with it
 //! (expired `Set-Cookie`s), as they are when the whole session is removed. What fits is decided
 //! before anything is stored: [`insert_within`] refuses the insert that would make the session
-//! too large for its cookies ([`SessionError::TooLarge`]), so a handler hears of it where it
-//! can act, instead of the response becoming a 500.
+//! too large for its cookies ([`SessionError::TooLarge`]), and [`Session::flash`] the message,
+//! counting the flash messages queued for the response ([`sealed_len`]), so a handler hears of
+//! it where it can act, instead of the response becoming a 500.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -84,14 +85,8 @@ impl Session {
             let c = state
                 .claims
                 .get_or_insert_with(|| ClaimsCore::new(now, s.plain.lifetime, s.plain.idle));
-            let mut all: Vec<(String, String)> =
-                c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
-            all.extend(new);
-            // A list of string pairs always serializes.
-            if let Ok(json) = serde_json::to_vec(&all) {
-                c.insert_json(buf, FLASH_KEY, &json);
-                state.dirty = true;
-            }
+            append_flashes(c, buf, &new);
+            state.dirty = true;
         }
         let chunks = state.chunks;
         let removal = || {
@@ -180,29 +175,53 @@ impl Session {
     }
 }
 
-/// Stores `json` under `key` in `c` (reading from `buf`) if the claims still encode in at most
-/// `max` bytes afterwards; otherwise changes nothing and says how large they would be.
+/// Stores `json` under `key` in `c` (reading from `buf`) if the claims, with the flash
+/// messages `flashes` queued, still encode in at most `max` bytes afterwards; otherwise changes
+/// nothing and says how large they would be.
 pub(super) fn insert_within(
     c: &mut ClaimsCore,
     buf: &[u8],
     key: &str,
     json: &[u8],
     max: usize,
+    flashes: &[(String, String)],
 ) -> Result<(), SessionError> {
     // At most this much longer: as if the key were new (a replaced value takes its old bytes
     // with it) and the count's varint grew by a byte. Within that, no copy is needed.
     let entry =
         varint_len(key.len() as u64) + key.len() + varint_len(json.len() as u64) + json.len();
-    if c.encoded_len().saturating_add(entry + 1) <= max {
+    if flashes.is_empty() && c.encoded_len().saturating_add(entry + 1) <= max {
         c.insert_json(buf, key, json);
         return Ok(());
     }
     let before = c.clone();
     c.insert_json(buf, key, json);
-    let size = c.encoded_len();
+    let size = sealed_len(c, buf, flashes);
     if size > max {
         *c = before;
         return Err(SessionError::TooLarge { size, max });
     }
     Ok(())
+}
+
+/// The encoded length of `c` as the response will seal it: with the flash messages queued
+/// during the request (`new`) appended to those it holds. Checked whenever the session grows
+/// ([`Session::flash`], `insert`, `login`), so that sealing never finds it too large.
+pub(super) fn sealed_len(c: &ClaimsCore, buf: &[u8], new: &[(String, String)]) -> usize {
+    if new.is_empty() {
+        return c.encoded_len();
+    }
+    let mut c = c.clone();
+    append_flashes(&mut c, buf, new);
+    c.encoded_len()
+}
+
+/// Appends the flash messages `new` to those `c` holds for the next request.
+fn append_flashes(c: &mut ClaimsCore, buf: &[u8], new: &[(String, String)]) {
+    let mut all: Vec<(String, String)> = c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
+    all.extend_from_slice(new);
+    // A list of string pairs always serializes.
+    if let Ok(json) = serde_json::to_vec(&all) {
+        c.insert_json(buf, FLASH_KEY, &json);
+    }
 }
