@@ -66,7 +66,9 @@ pub enum RegistryErrorPolicy {
         retry_after: Duration,
     },
     /// Serve the request with a fresh, empty session, as if the user were signed out; the
-    /// cookie is left as it is unless the handler writes a new session.
+    /// cookie is left as it is unless the handler signs a user in. What the handler writes
+    /// into the fresh session (a CSRF token for a form, data, a flash) is not sent: it would
+    /// replace the user's cookie.
     SignedOut,
 }
 

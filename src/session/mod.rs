@@ -162,6 +162,11 @@ struct State {
     accessed: bool,
     /// The request's session cookie opened but the registry refused it, and no other was taken.
     revoked: bool,
+    /// The request's session cookie opened but the registry could not answer for it, so the
+    /// request is served signed out (`RegistryErrorPolicy::SignedOut`): the response neither
+    /// replaces that cookie with the stand-in anonymous session nor removes it. Only a
+    /// sign-in, a session of its own, sets a cookie.
+    keep_cookie: bool,
     /// The request's chunk cookies (`NAME.k`), as bits `1 << k`: those the response's session
     /// does not use are removed (`save.rs`).
     chunks: u8,

@@ -2,7 +2,8 @@
 //!
 //! A cookie is set only when the session changed, got a new id, was opened with an old key, or
 //! its idle deadline is due for refresh; an emptied or signed-out session's cookie is removed;
-//! a login or renewal whose registration failed sends none.
+//! a login or renewal whose registration failed sends none, and neither does a request served
+//! signed out because the registry could not answer for its cookie (unless it signs a user in).
 //!
 //! A sealed value too long for one cookie goes out as several (`cookie_header/chunks.rs`), and
 //! chunk cookies the request carried that the new value does not use are removed with it
@@ -79,6 +80,12 @@ impl Session {
         let buf = self.buf();
         if state.registration != Registration::NotNeeded {
             return Err(SaveError::Unregistered);
+        }
+        if state.keep_cookie && !state.claims.as_ref().is_some_and(ClaimsCore::has_user) {
+            // The user's cookie waits for the registry to come back: whatever the handler
+            // wrote into the stand-in session (a CSRF token for a form, say) lives only for
+            // this request.
+            return Ok(None);
         }
         if !state.new_flashes.is_empty() {
             let new = std::mem::take(&mut state.new_flashes);
