@@ -28,23 +28,14 @@ use crate::registry::{NewSession, Registry, RegistryError, SessionInfo};
 use crate::SessionId;
 
 mod csrf;
+mod flash;
 mod loading;
 mod save;
 
+pub use flash::Flash;
+
 pub(crate) use loading::{Candidate, Seen};
 pub(crate) use save::{SaveError, Saved};
-
-/// The data key under which flash messages wait for the next request.
-const FLASH_KEY: &str = "_flash";
-
-/// A message set on one request and shown once on a later one ("Saved.", "Wrong password.").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flash {
-    /// A category chosen by the application, such as `"info"` or `"error"`.
-    pub level: String,
-    /// The message.
-    pub message: String,
-}
 
 /// Why a [`Session`] operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -298,7 +289,7 @@ impl Session {
     pub fn remaining_bytes(&self) -> usize {
         let max = self.max_claims_len();
         self.with_claims(|state| {
-            max.saturating_sub(save::sealed_len(
+            max.saturating_sub(flash::sealed_len(
                 claims(state),
                 self.buf(),
                 &state.new_flashes,
@@ -486,7 +477,7 @@ impl Session {
                 }
                 None => c.renew_id(now),
             }
-            let size = save::sealed_len(&c, self.buf(), &state.new_flashes);
+            let size = flash::sealed_len(&c, self.buf(), &state.new_flashes);
             if size > max {
                 return Err(SessionError::TooLarge { size, max });
             }
@@ -648,57 +639,6 @@ impl Session {
         let (user, registry) = self.user_and_registry()?;
         self.sign_out_here();
         Ok(registry.revoke_user(&user, None).await?)
-    }
-
-    /// Queues a flash message for a later request of this session.
-    ///
-    /// Fails with [`SessionError::TooLarge`], queuing nothing, if the session would then be too
-    /// large for its cookies (the message is stored in the session until it is shown), as
-    /// [`Self::insert`] does; the response is then sealed without it.
-    ///
-    /// ```
-    /// # fn saved(session: &sealed_sessions::Session) {
-    /// // A message is a nicety: if the session is full, the next page goes without it.
-    /// let _ = session.flash("info", "Saved.");
-    /// # }
-    /// ```
-    pub fn flash(
-        &self,
-        level: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Result<(), SessionError> {
-        let new = (level.into(), message.into());
-        let max = self.max_claims_len();
-        self.with_claims(|state| {
-            state.new_flashes.push(new);
-            let size = save::sealed_len(claims(state), self.buf(), &state.new_flashes);
-            if size > max {
-                state.new_flashes.pop();
-                return Err(SessionError::TooLarge { size, max });
-            }
-            Ok(())
-        })
-    }
-
-    /// The flash messages set by earlier requests, removed from the session so that each is
-    /// shown once. Messages set during this request wait for the next one.
-    pub fn take_flashes(&self) -> Vec<Flash> {
-        let mut state = self.lock();
-        let Some(c) = state.claims.as_mut() else {
-            return Vec::new();
-        };
-        let found = c.get::<Vec<(String, String)>>(self.buf(), FLASH_KEY);
-        if !c.remove(self.buf(), FLASH_KEY) {
-            return Vec::new();
-        }
-        state.dirty = true;
-        found
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(level, message)| Flash { level, message })
-            .collect()
     }
 }
 

@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-use super::{Registration, Session, SessionError, State, FLASH_KEY};
+use super::flash::{append_flashes, sealed_len};
+use super::{Registration, Session, SessionError, State};
 use crate::claims::ClaimsCore;
 use crate::cookie_buf::Envelope;
 use crate::opened_cache::MAX_RAW_LEN;
@@ -209,26 +210,4 @@ pub(super) fn insert_within(
         return Err(SessionError::TooLarge { size, max });
     }
     Ok(())
-}
-
-/// The encoded length of `c` as the response will seal it: with the flash messages queued
-/// during the request (`new`) appended to those it holds. Checked whenever the session grows
-/// ([`Session::flash`], `insert`, `login`), so that sealing never finds it too large.
-pub(super) fn sealed_len(c: &ClaimsCore, buf: &[u8], new: &[(String, String)]) -> usize {
-    if new.is_empty() {
-        return c.encoded_len();
-    }
-    let mut c = c.clone();
-    append_flashes(&mut c, buf, new);
-    c.encoded_len()
-}
-
-/// Appends the flash messages `new` to those `c` holds for the next request.
-fn append_flashes(c: &mut ClaimsCore, buf: &[u8], new: &[(String, String)]) {
-    let mut all: Vec<(String, String)> = c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
-    all.extend_from_slice(new);
-    // A list of string pairs always serializes.
-    if let Ok(json) = serde_json::to_vec(&all) {
-        c.insert_json(buf, FLASH_KEY, &json);
-    }
 }
