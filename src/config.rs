@@ -68,7 +68,9 @@ pub enum RegistryErrorPolicy {
         retry_after: Duration,
     },
     /// Serve the request with a fresh, empty session, as if the user were signed out; the
-    /// cookie is left as it is unless the handler writes a new session.
+    /// cookie is left as it is unless the handler signs a user in. What the handler writes
+    /// into the fresh session (a CSRF token for a form, data, a flash) is not sent: it would
+    /// replace the user's cookie.
     SignedOut,
 }
 
@@ -208,7 +210,8 @@ pub(crate) struct Limits {
     pub(crate) lifetime: Duration,
     /// The idle timeout.
     pub(crate) idle: Duration,
-    /// How much the idle deadline must gain before a request re-seals the cookie.
+    /// How long after the idle deadline was last set a request may move it (re-sealing the
+    /// cookie); see `ClaimsCore::refresh_due`.
     pub(crate) refresh_after: Duration,
 }
 

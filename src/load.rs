@@ -116,6 +116,7 @@ pub(crate) fn open_cookies(
 ) -> (Settled, Seen) {
     let name = shared.cookie.name.as_str();
     let mut refused = false;
+    let mut unanswered = false;
     let mut pending: Vec<Candidate> = Vec::new();
     // Of `pending`, how many the registry had no answer for in memory.
     let mut reads = 0;
@@ -188,6 +189,7 @@ pub(crate) fn open_cookies(
                 // The registry could not answer for this one: its cookie must stay, and a
                 // removal for an earlier refused one would remove it too.
                 refused = false;
+                unanswered = true;
                 settle(&mut settled, Settled::Valid(None));
             }
             Verdict::Fail(Err(retry_after)) => {
@@ -328,6 +330,7 @@ pub(crate) fn open_cookies(
     let seen = Seen {
         present,
         refused,
+        unanswered,
         complete: !cut_off,
         chunks: chunk_bits,
     };
@@ -449,6 +452,7 @@ pub(crate) async fn validate(
             Verdict::Fail(Ok(())) => {
                 // As in `open_cookies`: keep the cookies of a registry that could not answer.
                 seen.refused = false;
+                seen.unanswered = true;
                 return Ok(None);
             }
             Verdict::Fail(Err(retry_after)) => return Err(retry_after),

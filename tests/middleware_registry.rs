@@ -5,19 +5,23 @@
 mod support;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use http::header::RETRY_AFTER;
-use http::StatusCode;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
 use sealed_sessions::registry::{
     BoxFuture, NewSession, Registry, RegistryError, SessionInfo, SqliteRegistry,
 };
 use sealed_sessions::{
-    Key, KeyRing, RegistryErrorPolicy, SessionConfig, SessionConfigBuilder, SessionId, SessionLayer,
+    Key, KeyRing, RegistryErrorPolicy, Session, SessionConfig, SessionConfigBuilder, SessionId,
+    SessionLayer,
 };
-use support::{get, get_with, serve};
+use support::{get, get_with, serve, serve_fn};
 
 const NAME: &str = "__Host-session";
 
@@ -238,6 +242,55 @@ async fn signed_out_policy_serves_an_anonymous_session_when_the_registry_is_down
     let r = get(addr, "/user", Some(&jar)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "anonymous"));
     assert!(r.set_cookies(NAME).is_empty());
+}
+
+/// [`support::routes`], and `/csrf`: the session's CSRF token, as a page with a form asks.
+async fn routes_with_csrf(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() != "/csrf" {
+        return support::routes(req).await;
+    }
+    let session = req.extensions().get::<Session>().cloned().unwrap();
+    let body = match session.csrf_token() {
+        Ok(_) => "token".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    Ok(Response::new(Full::new(Bytes::from(body))))
+}
+
+/// Under `SignedOut`, a request during an outage is served signed out, but what its handler
+/// writes into that stand-in session must not replace the user's cookie: a page with a form
+/// (`csrf_token()` stores a token), an insert, a flash, or a logout of the stand-in would
+/// otherwise sign the user out for good (issue 21). Signing a user in still sets a cookie.
+#[tokio::test]
+async fn signed_out_policy_never_replaces_the_users_cookie_during_an_outage() {
+    let reg = Arc::new(Flaky::default());
+    let b = builder(reg.clone()).on_registry_error(RegistryErrorPolicy::SignedOut);
+    let addr = serve_fn(SessionLayer::new(b.build().unwrap()), routes_with_csrf).await;
+    let jar = get(addr, "/login/erin", None).await.cookie_pair(NAME);
+    reg.fail_validate.store(true, Ordering::SeqCst);
+    for (path, body) in [
+        ("/csrf", "token"),
+        ("/set/a/1", "ok"),
+        ("/flash/hi", "ok"),
+        ("/logout", "bye"),
+    ] {
+        let r = get(addr, path, Some(&jar)).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (StatusCode::OK, body),
+            "{path}"
+        );
+        assert!(
+            r.set_cookies(NAME).is_empty(),
+            "{path}: the signed-in cookie is kept"
+        );
+    }
+    // A sign-in is a new session of its own: its cookie goes out.
+    let r = get(addr, "/login/frank", Some(&jar)).await;
+    let frank = r.cookie_pair(NAME);
+    reg.fail_validate.store(false, Ordering::SeqCst);
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "erin");
+    assert_eq!(get(addr, "/user", Some(&frank)).await.body, "frank");
 }
 
 #[tokio::test]

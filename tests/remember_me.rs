@@ -65,6 +65,42 @@ async fn a_remembered_session_survives_days_away_and_ends_after_its_own_limits()
     assert_eq!(visit(addr, "/user", &mut jar).await, "anonymous", "day 30");
 }
 
+/// Within the refresh throttle (42 hours) of its absolute end, an active remembered session
+/// is still refreshed, once, up to that end: it does not end at an idle deadline it could have
+/// moved (issue 21). The old rule refreshed only when the deadline could move by the whole
+/// throttle, so a user active every 10 hours was signed out at 710 hours, 10 short of 720.
+#[tokio::test]
+async fn an_active_remembered_session_lasts_to_its_absolute_end() {
+    let clock = TestClock::default();
+    let addr = server(&clock, builder()).await;
+    let mut jar = get(addr, "/remember-login/alice", None)
+        .await
+        .cookie_pair(NAME);
+    // Every 45 hours to 540 (each refreshes: the idle deadline is now 708 hours, 12 before the
+    // end at 720).
+    for _ in 0..12 {
+        clock.advance(45 * HOUR);
+        let r = get(addr, "/user", Some(&jar)).await;
+        assert_eq!(r.body, "alice");
+        jar = r.cookie_pair(NAME);
+    }
+    // Then every 10 hours: one refresh (the first request 42 hours after the last), to the
+    // absolute end, and no cookie on the others.
+    let mut refreshed_at = Vec::new();
+    for hours in (550..720).step_by(10) {
+        clock.advance(10 * HOUR);
+        let r = get(addr, "/user", Some(&jar)).await;
+        assert_eq!(r.body, "alice", "at {hours} hours");
+        if let Some(c) = r.cookie(NAME) {
+            refreshed_at.push(hours);
+            jar = format!("{}={}", c.name(), c.value());
+        }
+    }
+    assert_eq!(refreshed_at, [590]);
+    clock.advance(10 * HOUR);
+    assert_eq!(visit(addr, "/user", &mut jar).await, "anonymous", "day 30");
+}
+
 #[tokio::test]
 async fn a_browser_session_ends_after_two_idle_hours_and_has_no_max_age() {
     let clock = TestClock::default();

@@ -271,7 +271,8 @@ async fn login(
     if session.login(form.username.as_str()).await.is_err() {
         return unavailable();
     }
-    session.flash("info", format!("Welcome, {}.", form.username));
+    // A message is a nicety: a full session refuses it, and the action stands.
+    let _ = session.flash("info", format!("Welcome, {}.", form.username));
     Redirect::to("/").into_response()
 }
 
@@ -350,7 +351,7 @@ async fn revoke(
     // Scoped to the signed-in user: someone else's session id is "not found" and untouched.
     match app.registry.revoke(&user, id).await {
         Ok(true) => {
-            session.flash("info", "That device is signed out.");
+            let _ = session.flash("info", "That device is signed out.");
             Redirect::to("/sessions").into_response()
         }
         Ok(false) => not_found(),
@@ -369,7 +370,7 @@ async fn revoke_others(
     };
     match app.registry.revoke_user(&user, Some(session.id())).await {
         Ok(n) => {
-            session.flash("info", format!("Signed out {n} other {}.", devices(n)));
+            let _ = session.flash("info", format!("Signed out {n} other {}.", devices(n)));
             Redirect::to("/sessions").into_response()
         }
         Err(_) => unavailable(),
@@ -392,7 +393,7 @@ async fn revoke_all(
     if session.logout().await.is_err() {
         return unavailable();
     }
-    session.flash(
+    let _ = session.flash(
         "info",
         format!("Signed out everywhere ({n} {}).", devices(n)),
     );

@@ -29,7 +29,8 @@ pub fn note() -> Flash {
 /// [`MESSAGE`] for the next page, for a response that redirects.
 pub fn tell_next_page(session: &Session) {
     let Flash { level, message } = note();
-    session.flash(level, message);
+    // A full session refuses the message; the redirect still happens.
+    let _ = session.flash(level, message);
 }
 
 /// In the request's extensions when its cookie was refused as revoked.

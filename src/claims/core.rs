@@ -153,10 +153,17 @@ impl ClaimsCore {
         self.idle_deadline = self.idle_deadline.min(self.expires_at);
     }
 
-    /// Whether [`touch`](Self::touch) at `now` would move the idle deadline on by `refresh_after`
-    /// or more: `min(now + idle, expires) >= deadline + refresh_after`. Asked on every request,
-    /// so split in two comparisons that need no conversion of `now` to seconds:
-    /// `now >= deadline - (idle - refresh_after)` and `expires - deadline >= refresh_after`.
+    /// Whether to refresh the idle deadline at `now`: `refresh_after` has passed since it was
+    /// last set (`idle` before it: [`touch`](Self::touch) sets it `idle` on, in whole seconds)
+    /// and [`touch`](Self::touch) would move it at all, capped at the absolute end.
+    ///
+    /// Not "only if it would move by `refresh_after`": within `refresh_after` of the absolute
+    /// end that never holds, and an active session would end at its idle deadline, short of
+    /// its end (42 hours short for a remembered one, by default). The throttle alone keeps a
+    /// busy session from re-sealing on every request, and once the deadline reaches the
+    /// absolute end nothing is due. Asked on every request, so `now` is compared as a time,
+    /// not converted to seconds: the deadline moves iff `now` is a whole second past the
+    /// last refresh's second.
     #[cfg(any(test, feature = "hyper"))]
     pub(crate) fn refresh_due(
         &self,
@@ -164,18 +171,16 @@ impl ClaimsCore {
         idle: Duration,
         refresh_after: Duration,
     ) -> bool {
-        let room = self
-            .expires_at
-            .checked_sub(self.idle_deadline)
-            .is_some_and(|gap| Duration::from_secs(gap) >= refresh_after);
-        let deadline = time(self.idle_deadline);
-        let from = match idle.checked_sub(refresh_after) {
-            Some(lead) => deadline.checked_sub(lead),
-            // `refresh_after` past `idle`, which the configuration refuses.
-            None => deadline.checked_add(refresh_after - idle),
+        if self.idle_deadline >= self.expires_at {
+            return false;
+        }
+        let Some(last) = self.idle_deadline.checked_sub(idle.as_secs()) else {
+            // Set before 1970 by this idle timeout: any `now` moves it.
+            return true;
         };
-        // A bound before every representable time has passed.
-        room && from.is_none_or(|from| now >= from)
+        let wait = refresh_after.max(Duration::from_secs(1));
+        // A bound past every representable time is never reached.
+        time(last).checked_add(wait).is_some_and(|from| now >= from)
     }
 
     pub(crate) fn touch(&mut self, now: SystemTime, idle: Duration) {

@@ -136,39 +136,166 @@ proptest! {
     }
 }
 
+/// The refresh rule before issue 21: refresh only if the deadline would move by at least
+/// `refresh_after`. Kept to show what the property below catches.
+fn old_refresh_due(c: &ClaimsCore, now: SystemTime, idle: Duration, after: Duration) -> bool {
+    (now + idle)
+        .min(c.expires_at())
+        .duration_since(c.idle_deadline())
+        .is_ok_and(|gain| gain >= after)
+}
+
+/// What went wrong in a simulated run of requests.
+#[derive(Debug, PartialEq)]
+enum Run {
+    /// The session ended at its idle deadline before its absolute end, the user active.
+    LostEarly { at_ms: u64 },
+    /// Two re-seals closer together than the throttle allows.
+    ResealedTooSoon { first_ms: u64, then_ms: u64 },
+}
+
+/// Signs in at `start_ms` and makes a request after each of `gaps_ms`, re-sealing (as
+/// `save.rs` does) whenever `due` says so, until the absolute end. Checks that every request
+/// before the absolute end finds the session alive, and that each re-seal comes at least
+/// `max(after, 1 s)` after the whole second of the one before (times are sealed in seconds).
+fn simulate(
+    due: impl Fn(&ClaimsCore, SystemTime, Duration, Duration) -> bool,
+    start_ms: u64,
+    lifetime: Duration,
+    idle: Duration,
+    after: Duration,
+    gaps_ms: &[u64],
+) -> Result<(), Run> {
+    let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+    let mut c = ClaimsCore::new(at(start_ms), lifetime, idle);
+    let (mut now_ms, mut sealed_ms) = (start_ms, start_ms);
+    for gap in gaps_ms {
+        now_ms += gap;
+        let now = at(now_ms);
+        if now >= c.expires_at() {
+            break;
+        }
+        if c.is_expired(now) {
+            return Err(Run::LostEarly { at_ms: now_ms });
+        }
+        if due(&c, now, idle, after) {
+            let floor = sealed_ms / 1000 * 1000;
+            if u128::from(now_ms - floor) < after.max(Duration::from_secs(1)).as_millis() {
+                return Err(Run::ResealedTooSoon {
+                    first_ms: sealed_ms,
+                    then_ms: now_ms,
+                });
+            }
+            c.touch(now, idle);
+            sealed_ms = now_ms;
+        }
+    }
+    Ok(())
+}
+
+/// The issue's case: a remembered session (30 days, 7 idle, refreshed after 42 h) whose last
+/// refresh left its idle deadline 12 h before the absolute end. The user comes back every 10
+/// hours; the old rule never refreshes again (the deadline could move by 12 h, less than 42),
+/// so the session ends 12 h early. The new rule refreshes once, to the absolute end.
+#[test]
+fn an_active_remembered_session_lasts_to_its_absolute_end() {
+    let hour = 3_600_000;
+    let day = 24 * 3600;
+    let (lifetime, idle) = (Duration::from_secs(30 * day), Duration::from_secs(7 * day));
+    let after = idle / 4;
+    assert_eq!(after, Duration::from_secs(42 * 3600));
+    // Every 45 hours to day 22.5 (each request a refresh, to day 29.5), then every 10 hours.
+    let mut gaps = vec![45 * hour; 12];
+    gaps.extend([10 * hour; 20]);
+    assert_eq!(
+        simulate(old_refresh_due, 0, lifetime, idle, after, &gaps),
+        Err(Run::LostEarly {
+            at_ms: 540 * hour + 17 * 10 * hour
+        })
+    );
+    assert_eq!(
+        simulate(ClaimsCore::refresh_due, 0, lifetime, idle, after, &gaps),
+        Ok(())
+    );
+}
+
+prop_compose! {
+    /// Limits as the configuration allows them (whole seconds of idle timeout, a throttle
+    /// below it), and request gaps no longer than `idle - refresh_after - 1 s`: what an active
+    /// user's requests look like. (No throttled rule can promise more: a request just before
+    /// the throttle passes does not refresh, so the next must come within `idle -
+    /// refresh_after` of it.)
+    fn arb_activity()(
+        start_ms in 0u64..4_000_000_000_000,
+        idle_s in 2u64..2_000,
+        lifetime_x in 1u64..6,
+        lifetime_extra in 0u64..1_000,
+        after_permille in 0u64..=1000,
+        gaps_permille in proptest::collection::vec(0u64..=1000, 1..160),
+    ) -> (u64, Duration, Duration, Duration, Vec<u64>) {
+        let idle_ms = idle_s * 1000;
+        let after_ms = (idle_ms - 1001) * after_permille / 1000;
+        let max_gap = idle_ms - after_ms - 1000;
+        let gaps = gaps_permille.iter().map(|p| 1 + (max_gap - 1) * p / 1000).collect();
+        (
+            start_ms,
+            Duration::from_secs(idle_s * lifetime_x + lifetime_extra),
+            Duration::from_secs(idle_s),
+            Duration::from_millis(after_ms),
+            gaps,
+        )
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
-    /// `refresh_due` is the gain a touch would bring, measured, compared with `refresh_after`.
+    /// An active user keeps the session to its absolute end, and re-seals come at most once
+    /// per throttle interval.
     #[test]
-    fn refresh_due_is_the_measured_gain_compared(
+    fn an_active_session_is_never_lost_before_its_absolute_end(
+        (start_ms, lifetime, idle, after, gaps) in arb_activity()
+    ) {
+        prop_assert_eq!(
+            simulate(ClaimsCore::refresh_due, start_ms, lifetime, idle, after, &gaps),
+            Ok(())
+        );
+    }
+
+    /// `refresh_due` is: the deadline `touch` would set is later than the current one, and
+    /// `refresh_after` has passed since the deadline was last set (`idle` before it).
+    #[test]
+    fn refresh_due_is_the_throttle_passed_and_a_deadline_that_moves(
         now_ms in 0u64..4_000_000_000_000,
         expires in 0u64..4_000_000_000,
         deadline in 0u64..4_000_000_000,
         idle_ms in 0u64..1_000_000_000,
         after_ms in 0u64..1_000_000_000,
-        shape in 0u8..3,
+        shape in 0u8..4,
     ) {
         let mut c = ClaimsCore::new(UNIX_EPOCH, Duration::ZERO, Duration::ZERO);
         c.expires_at = expires;
         c.idle_deadline = deadline;
         let mut now_ms = now_ms;
-        match shape {
+        if shape == 1 {
             // A deadline close to `now` and to `expires`.
-            1 => c.idle_deadline = (now_ms / 1000).min(expires),
-            // `now` exactly where the gain reaches `refresh_after`, or a millisecond before.
-            2 => {
-                let at = (deadline * 1000 + after_ms).checked_sub(idle_ms);
-                now_ms = at.map_or(0, |at| at - u64::from(now_ms % 2 == 1 && at > 0));
-            }
+            c.idle_deadline = (now_ms / 1000).min(expires);
+        }
+        let last_ms = c.idle_deadline.checked_sub(idle_ms / 1000).map(|last| last * 1000);
+        let odd = now_ms % 2 == 1;
+        match shape {
+            // `now` exactly where the throttle passes, or a millisecond before.
+            2 => now_ms = last_ms.map_or(0, |l| (l + after_ms).saturating_sub(u64::from(odd))),
+            // `now` a second after the last refresh, or a millisecond before.
+            3 => now_ms = last_ms.map_or(0, |l| (l + 1000).saturating_sub(u64::from(odd))),
             _ => {}
         }
         let now = UNIX_EPOCH + Duration::from_millis(now_ms);
         let (idle, after) = (Duration::from_millis(idle_ms), Duration::from_millis(after_ms));
-        let measured = (now + idle)
-            .min(c.expires_at())
-            .duration_since(c.idle_deadline())
-            .is_ok_and(|gain| gain >= after);
-        prop_assert_eq!(c.refresh_due(now, idle, after), measured);
+        let mut touched = c.clone();
+        touched.touch(now, idle);
+        let moves = touched.idle_deadline > c.idle_deadline;
+        let throttle_passed = last_ms.is_none_or(|last| now_ms >= last + after_ms);
+        prop_assert_eq!(c.refresh_due(now, idle, after), moves && throttle_passed);
     }
 }

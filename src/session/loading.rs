@@ -15,6 +15,10 @@ pub(crate) struct Seen {
     pub(crate) present: bool,
     /// The registry refused one of them (revoked, unknown or expired there).
     pub(crate) refused: bool,
+    /// One of them opened but the registry could not answer for it, and the policy
+    /// (`RegistryErrorPolicy::SignedOut`) serves the request signed out: that cookie must
+    /// survive the response.
+    pub(crate) unanswered: bool,
     /// Every cookie of our name was considered: no cap cut the list short.
     pub(crate) complete: bool,
     /// The chunk cookies (`NAME.k`, see `cookie_header/chunks.rs`) seen, as bits `1 << k`.
@@ -65,6 +69,7 @@ impl Session {
                     new_flashes: Vec::new(),
                     accessed: false,
                     revoked,
+                    keep_cookie: seen.unanswered,
                     chunks: seen.chunks,
                 }),
             }),

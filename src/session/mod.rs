@@ -28,23 +28,14 @@ use crate::registry::{NewSession, Registry, RegistryError, SessionInfo};
 use crate::SessionId;
 
 mod csrf;
+mod flash;
 mod loading;
 mod save;
 
+pub use flash::Flash;
+
 pub(crate) use loading::{Candidate, Seen};
 pub(crate) use save::{SaveError, Saved};
-
-/// The data key under which flash messages wait for the next request.
-const FLASH_KEY: &str = "_flash";
-
-/// A message set on one request and shown once on a later one ("Saved.", "Wrong password.").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flash {
-    /// A category chosen by the application, such as `"info"` or `"error"`.
-    pub level: String,
-    /// The message.
-    pub message: String,
-}
 
 /// Why a [`Session`] operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +67,8 @@ pub enum SessionError {
     /// login, or from another session) or forged. With `axum`, a 403.
     #[error("the form's CSRF token is missing, stale or forged")]
     CsrfMismatch,
-    /// [`Session::insert`] would make the session too large for the cookies it can be sent
-    /// in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
+    /// [`Session::insert`] (or [`Session::flash`], or a [`Session::login`] that adds the user
+    /// id) would make the session too large for the cookies it can be sent in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
     /// Nothing was changed; [`Session::remaining_bytes`] tells what still fits.
     #[error(
         "the session would hold {size} bytes, over the {max} its cookies can carry; nothing was \
@@ -162,6 +153,11 @@ struct State {
     accessed: bool,
     /// The request's session cookie opened but the registry refused it, and no other was taken.
     revoked: bool,
+    /// The request's session cookie opened but the registry could not answer for it, so the
+    /// request is served signed out (`RegistryErrorPolicy::SignedOut`): the response neither
+    /// replaces that cookie with the stand-in anonymous session nor removes it. Only a
+    /// sign-in, a session of its own, sets a cookie.
+    keep_cookie: bool,
     /// The request's chunk cookies (`NAME.k`), as bits `1 << k`: those the response's session
     /// does not use are removed (`save.rs`).
     chunks: u8,
@@ -251,7 +247,10 @@ impl Session {
         let json = serde_json::to_vec(value)?;
         let max = self.max_claims_len();
         self.with_claims(|state| {
-            save::insert_within(claims_mut(state), self.buf(), key, &json, max)?;
+            let flashes = &state.new_flashes;
+            let c = state.claims.as_mut();
+            let c = c.unwrap_or_else(|| unreachable!("with_claims creates the claims"));
+            save::insert_within(c, self.buf(), key, &json, max, flashes)?;
             state.dirty = true;
             Ok(())
         })
@@ -260,7 +259,7 @@ impl Session {
     /// How many more bytes of data the session can hold before [`Self::insert`] fails with
     /// [`SessionError::TooLarge`]. An entry takes its key's length plus its value's JSON length
     /// plus two (more for keys or values of 128 bytes or longer); a later login adds the user
-    /// id, and flash messages count when the response is sealed.
+    /// id. Flash messages queued during this request ([`Self::flash`]) count already.
     ///
     /// ```
     /// use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionError, SessionLayer};
@@ -289,7 +288,13 @@ impl Session {
     /// ```
     pub fn remaining_bytes(&self) -> usize {
         let max = self.max_claims_len();
-        self.read(|c| max.saturating_sub(c.encoded_len()))
+        self.with_claims(|state| {
+            max.saturating_sub(flash::sealed_len(
+                claims(state),
+                self.buf(),
+                &state.new_flashes,
+            ))
+        })
     }
 
     /// Removes `key`; returns whether it was there.
@@ -472,7 +477,7 @@ impl Session {
                 }
                 None => c.renew_id(now),
             }
-            let size = c.encoded_len();
+            let size = flash::sealed_len(&c, self.buf(), &state.new_flashes);
             if size > max {
                 return Err(SessionError::TooLarge { size, max });
             }
@@ -634,32 +639,6 @@ impl Session {
         let (user, registry) = self.user_and_registry()?;
         self.sign_out_here();
         Ok(registry.revoke_user(&user, None).await?)
-    }
-
-    /// Queues a flash message for a later request of this session.
-    pub fn flash(&self, level: impl Into<String>, message: impl Into<String>) {
-        self.lock().new_flashes.push((level.into(), message.into()));
-    }
-
-    /// The flash messages set by earlier requests, removed from the session so that each is
-    /// shown once. Messages set during this request wait for the next one.
-    pub fn take_flashes(&self) -> Vec<Flash> {
-        let mut state = self.lock();
-        let Some(c) = state.claims.as_mut() else {
-            return Vec::new();
-        };
-        let found = c.get::<Vec<(String, String)>>(self.buf(), FLASH_KEY);
-        if !c.remove(self.buf(), FLASH_KEY) {
-            return Vec::new();
-        }
-        state.dirty = true;
-        found
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(level, message)| Flash { level, message })
-            .collect()
     }
 }
 

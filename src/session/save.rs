@@ -2,21 +2,24 @@
 //!
 //! A cookie is set only when the session changed, got a new id, was opened with an old key, or
 //! its idle deadline is due for refresh; an emptied or signed-out session's cookie is removed;
-//! a login or renewal whose registration failed sends none.
+//! a login or renewal whose registration failed sends none, and neither does a request served
+//! signed out because the registry could not answer for its cookie (unless it signs a user in).
 //!
 //! A sealed value too long for one cookie goes out as several (`cookie_header/chunks.rs`), and
 //! chunk cookies the request carried that the new value does not use are removed with it
 //! (expired `Set-Cookie`s), as they are when the whole session is removed. What fits is decided
 //! before anything is stored: [`insert_within`] refuses the insert that would make the session
-//! too large for its cookies ([`SessionError::TooLarge`]), so a handler hears of it where it
-//! can act, instead of the response becoming a 500.
+//! too large for its cookies ([`SessionError::TooLarge`]), and [`Session::flash`] the message,
+//! counting the flash messages queued for the response ([`sealed_len`]), so a handler hears of
+//! it where it can act, instead of the response becoming a 500.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-use super::{Registration, Session, SessionError, State, FLASH_KEY};
+use super::flash::{append_flashes, sealed_len};
+use super::{Registration, Session, SessionError, State};
 use crate::claims::ClaimsCore;
 use crate::cookie_buf::Envelope;
 use crate::opened_cache::MAX_RAW_LEN;
@@ -79,19 +82,19 @@ impl Session {
         if state.registration != Registration::NotNeeded {
             return Err(SaveError::Unregistered);
         }
+        if state.keep_cookie && !state.claims.as_ref().is_some_and(ClaimsCore::has_user) {
+            // The user's cookie waits for the registry to come back: whatever the handler
+            // wrote into the stand-in session (a CSRF token for a form, say) lives only for
+            // this request.
+            return Ok(None);
+        }
         if !state.new_flashes.is_empty() {
             let new = std::mem::take(&mut state.new_flashes);
             let c = state
                 .claims
                 .get_or_insert_with(|| ClaimsCore::new(now, s.plain.lifetime, s.plain.idle));
-            let mut all: Vec<(String, String)> =
-                c.get(buf, FLASH_KEY).ok().flatten().unwrap_or_default();
-            all.extend(new);
-            // A list of string pairs always serializes.
-            if let Ok(json) = serde_json::to_vec(&all) {
-                c.insert_json(buf, FLASH_KEY, &json);
-                state.dirty = true;
-            }
+            append_flashes(c, buf, &new);
+            state.dirty = true;
         }
         let chunks = state.chunks;
         let removal = || {
@@ -180,26 +183,28 @@ impl Session {
     }
 }
 
-/// Stores `json` under `key` in `c` (reading from `buf`) if the claims still encode in at most
-/// `max` bytes afterwards; otherwise changes nothing and says how large they would be.
+/// Stores `json` under `key` in `c` (reading from `buf`) if the claims, with the flash
+/// messages `flashes` queued, still encode in at most `max` bytes afterwards; otherwise changes
+/// nothing and says how large they would be.
 pub(super) fn insert_within(
     c: &mut ClaimsCore,
     buf: &[u8],
     key: &str,
     json: &[u8],
     max: usize,
+    flashes: &[(String, String)],
 ) -> Result<(), SessionError> {
     // At most this much longer: as if the key were new (a replaced value takes its old bytes
     // with it) and the count's varint grew by a byte. Within that, no copy is needed.
     let entry =
         varint_len(key.len() as u64) + key.len() + varint_len(json.len() as u64) + json.len();
-    if c.encoded_len().saturating_add(entry + 1) <= max {
+    if flashes.is_empty() && c.encoded_len().saturating_add(entry + 1) <= max {
         c.insert_json(buf, key, json);
         return Ok(());
     }
     let before = c.clone();
     c.insert_json(buf, key, json);
-    let size = c.encoded_len();
+    let size = sealed_len(c, buf, flashes);
     if size > max {
         *c = before;
         return Err(SessionError::TooLarge { size, max });

@@ -95,10 +95,10 @@ pub async fn routes(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
                 Err(e) => format!("login failed: {e}"),
             }
         }
-        ["flash", m] => {
-            session.flash("info", *m);
-            "ok".into()
-        }
+        ["flash", m] => match session.flash("info", *m) {
+            Ok(()) => "ok".into(),
+            Err(e) => format!("error: {e}"),
+        },
         ["flashes"] => session
             .take_flashes()
             .into_iter()
