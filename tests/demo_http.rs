@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use demo_support::{csrf_in, revoke_all, session_ids, Client, Demo, COOKIE_NAME};
+use demo_support::{
+    csrf_in, header, post_login, revoke_all, session_ids, Client, Demo, COOKIE_NAME,
+};
 use http::StatusCode;
 use sealed_sessions::{Claims, Key, KeyRing, Mode, Sealer};
 use sha2::{Digest, Sha256};
@@ -462,26 +464,10 @@ async fn a_restart_keeps_the_key_and_the_sessions() {
     assert_eq!(a.me().await.unwrap()["user"], "alice");
 }
 
-fn header<'r>(reply: &'r Reply, name: &str) -> &'r str {
-    reply
-        .headers
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header ({})", reply.status))
-        .to_str()
-        .unwrap()
-}
-
-/// The whole number of seconds a refusal asks the client to wait.
-fn retry_after(reply: &Reply) -> u64 {
-    let value = header(reply, "retry-after");
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("Retry-After {value:?}"))
-}
-
 fn assert_security_headers(reply: &Reply, what: &str) {
     assert_eq!(header(reply, "x-frame-options"), "DENY", "{what}");
     assert_eq!(header(reply, "x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header(reply, "referrer-policy"), "same-origin", "{what}");
     let csp = header(reply, "content-security-policy");
     for directive in [
         "default-src 'self'",
@@ -494,19 +480,6 @@ fn assert_security_headers(reply: &Reply, what: &str) {
             "{what}: {directive} missing in {csp}"
         );
     }
-}
-
-async fn post_login(client: &mut Client, user: &str, password: &str, csrf: &str) -> Reply {
-    client
-        .post(
-            "/login",
-            &[
-                ("username", user),
-                ("password", password),
-                ("csrf_token", csrf),
-            ],
-        )
-        .await
 }
 
 #[tokio::test]
@@ -543,90 +516,23 @@ async fn every_response_carries_the_security_headers() {
     assert_security_headers(&r, "unknown path");
 }
 
-/// The demo's default: five failures lock an account.
-const ACCOUNT_FAILURES: usize = 5;
-
 #[tokio::test]
-async fn failed_logins_lock_the_account_but_not_other_accounts() {
+async fn api_me_is_never_stored_by_a_cache() {
     let demo = Demo::start();
     let mut a = Client::new(demo.addr, "agent-a");
-    let csrf = a.csrf("/").await;
-    for attempt in 1..=ACCOUNT_FAILURES {
-        let r = post_login(&mut a, "alice", "wrong", &csrf).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
-    }
-    // Locked: even the right password is refused, without being checked.
-    let r = post_login(&mut a, "alice", "correct-horse", &csrf).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    assert!(retry_after(&r) > 0);
-    assert!(a.me().await.is_none());
-
-    // The same address, another account: below the address's own limit.
-    let mut bob = Client::new(demo.addr, "bob");
-    bob.login("bob", "battery-staple").await;
-}
-
-#[tokio::test]
-async fn failed_logins_from_one_address_lock_that_address() {
-    let demo = Demo::start_with(&["--address-failures", "2"]);
-    let mut a = Client::new(demo.addr, "agent-a");
-    let csrf = a.csrf("/").await;
-    // One failure each for two accounts: no account is locked, the address is.
-    for user in ["alice", "mallory"] {
-        let r = post_login(&mut a, user, "wrong", &csrf).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
-    }
-    let mut bob = Client::new(demo.addr, "bob");
-    let csrf = bob.csrf("/").await;
-    let r = post_login(&mut bob, "bob", "battery-staple", &csrf).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    assert!(retry_after(&r) > 0);
-}
-
-#[tokio::test]
-async fn parallel_failed_logins_stop_being_checked_once_the_account_is_locked() {
-    let demo = Demo::start();
-    let mut a = Client::new(demo.addr, "agent-a");
-    let csrf = a.csrf("/").await;
-    let cookie = a.cookie.clone().unwrap();
-    let attempts: Vec<_> = (0..24)
-        .map(|_| {
-            let (addr, cookie, csrf) = (demo.addr, cookie.clone(), csrf.clone());
-            tokio::spawn(async move {
-                let form = [
-                    ("username", "alice"),
-                    ("password", "wrong"),
-                    ("csrf_token", csrf.as_str()),
-                ];
-                support::send(
-                    addr,
-                    "POST",
-                    "/login",
-                    &[cookie.as_bytes()],
-                    &[],
-                    Some(&form),
-                )
-                .await
-            })
-        })
-        .collect();
-    let mut checked = 0;
-    for attempt in attempts {
-        let r = attempt.await.unwrap();
-        match r.status {
-            StatusCode::UNAUTHORIZED => checked += 1,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                assert!(retry_after(&r) > 0);
-            }
-            other => panic!("{other}: {}", r.body),
-        }
-    }
-    // Each 401 cost an Argon2 hash. Past the five that lock the account, only the hashes already
-    // running (the demo runs at most two at once) can add to them.
+    let r = a.get("/api/me").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&r, "cache-control"), "no-store", "signed out");
+    a.login("alice", "correct-horse").await;
+    // Not the first request after the sign-in: a request that sets no cookie.
+    a.get("/").await;
+    let r = a.get("/api/me").await;
+    assert_eq!(r.status, StatusCode::OK);
     assert!(
-        checked <= ACCOUNT_FAILURES + 2,
-        "{checked} passwords checked"
+        r.cookie(COOKIE_NAME).is_none(),
+        "no Set-Cookie to explain it"
     );
+    assert_eq!(header(&r, "cache-control"), "no-store", "signed in");
 }
 
 #[cfg(unix)]

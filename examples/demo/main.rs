@@ -11,6 +11,7 @@
 
 mod browsers;
 mod devices;
+mod gate;
 mod pages;
 mod passwords;
 mod revoked;
@@ -34,16 +35,17 @@ use sealed_sessions::{
 };
 use serde::Deserialize;
 
+use gate::Priority;
 use pages::{busy, forbidden, not_found, server_error, too_many_failures, unavailable};
 use passwords::Hashing;
 use revoked::SignedOutElsewhere;
 use setup::{Args, KeySource};
-use throttle::{Limits, Throttle};
+use throttle::{Limits, Standing, Throttle};
 
 const COOKIE_NAME: &str = "demo_session";
 const MODE: Mode = Mode::Private;
 
-/// How long failed sign-ins count together, and how long a lock lasts.
+/// How long failed sign-ins count together, and how long a pause lasts.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 struct App {
@@ -59,13 +61,9 @@ impl App {
         self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A 429 while the account or the client address is locked.
-    fn locked(&self, account: &str, client: IpAddr) -> Option<Response> {
-        let wait = self
-            .throttle()
-            .check(account, client, Instant::now())
-            .err()?;
-        Some(too_many_failures(wait))
+    /// Whether `client` may try a password for `account` now, or how long it must wait.
+    fn may_try(&self, account: &str, client: IpAddr) -> Result<Standing, Duration> {
+        self.throttle().check(account, client, Instant::now())
     }
 }
 
@@ -131,8 +129,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             registry: registry.clone(),
             hashing: Hashing::new(),
             throttle: Mutex::new(Throttle::new(Limits {
-                account: args.account_failures,
+                pair: args.account_failures,
                 address: args.address_failures,
+                account: args.account_total_failures,
                 window: LOGIN_WINDOW,
             })),
         }));
@@ -180,11 +179,18 @@ async fn peer_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request)
     req
 }
 
-/// Keeps the pages out of other sites' frames (clickjacking) and stops browsers from guessing
-/// content types or running anything the pages did not ship.
+/// Keeps the pages out of other sites' frames (clickjacking), stops browsers from guessing
+/// content types or running anything the pages did not ship, and keeps the pages' addresses
+/// from other sites that a page links to.
 async fn security_headers(State(csp): State<HeaderValue>, mut res: Response) -> Response {
     let headers = res.headers_mut();
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin` rather than `no-referrer`: the session layer reads a same-origin `Referer`
+    // when a request has no `Origin` (its plain-http warning).
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -230,20 +236,28 @@ async fn login(
         return forbidden();
     }
     let client = peer.ip();
-    if let Some(refusal) = app.locked(&form.username, client) {
-        return refusal;
-    }
-    let Some(slot) = app.hashing.slot().await else {
+    let standing = match app.may_try(&form.username, client) {
+        Ok(standing) => standing,
+        Err(wait) => return too_many_failures(wait),
+    };
+    // Addresses the account signed in from before go first: a flood of guesses from elsewhere
+    // queues behind its owner rather than in front.
+    let priority = match standing {
+        Standing::Known => Priority::First,
+        Standing::Unknown => Priority::Other,
+    };
+    let Some(slot) = app.hashing.slot(priority).await else {
         return busy();
     };
-    // Again: the failures of the sign-ins this one queued behind may have locked the account.
-    if let Some(refusal) = app.locked(&form.username, client) {
-        return refusal;
+    // Again: the failures of the sign-ins this one queued behind may have paused it.
+    if let Err(wait) = app.may_try(&form.username, client) {
+        return too_many_failures(wait);
     }
     let (matches, slot) = passwords::check(slot, form.username.clone(), form.password).await;
     // Counted before the hashing slot is free, so that the next queued guess sees this failure.
     if matches {
-        app.throttle().record_success(&form.username);
+        app.throttle()
+            .record_success(&form.username, client, Instant::now());
     } else {
         app.throttle()
             .record_failure(&form.username, client, Instant::now());
@@ -400,7 +414,16 @@ async fn revoke_all(
     Redirect::to("/").into_response()
 }
 
+/// Who is signed in, as JSON. `no-store`: the answer names the user and the session, and no
+/// cache (a shared proxy's, or the browser's own after sign-out) should keep it.
 async fn me(Extension(session): Extension<Session>) -> Response {
+    let mut res = who(&session);
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn who(session: &Session) -> Response {
     match session.user() {
         Some(user) => {
             let expires_at = session

@@ -15,15 +15,23 @@ use sealed_sessions::Key;
 pub const USAGE: &str = "\
 usage: cargo run --example demo -- [--addr HOST:PORT] [--db PATH|URL] [--key-file PATH]
                                    [--account-failures N] [--address-failures N]
+                                   [--account-total-failures N]
 
   --addr              where to listen              (default 127.0.0.1:3000)
   --db                the session registry: an SQLite file (default ./demo-sessions.db, made
                       0600), or postgres://user@host:port/db (run with --features postgres)
   --key-file          the session key, base64      (default ./demo-session.key; made 0600)
-  --account-failures  failed sign-ins that lock an account for 15 minutes        (default 5)
-  --address-failures  failed sign-ins that lock a client address for 15 minutes  (default 20)
+  --account-failures  failed sign-ins to one account from one address, in 15 minutes, that
+                      pause that address's sign-ins to it                             (default 5)
+  --address-failures  failed sign-ins from one address, to any accounts, that pause it (default 20)
+  --account-total-failures
+                      failed sign-ins to one account from all addresses together that pause its
+                      sign-ins from addresses it never signed in from                (default 20)
 
-A locked account or address is answered 429 with Retry-After, even for the right password.
+A paused sign-in is answered 429 with Retry-After, even for the right password. An address the
+account signed in from before is never paused by failures made elsewhere, and by its own only
+for 15 minutes divided by --account-failures (3 minutes by default): no one can lock the owner
+out where they usually sign in. Sign-ins from such addresses also go first for a password check.
 The environment variable SESSION_KEY (base64) wins over the key file.";
 
 pub struct Args {
@@ -32,6 +40,7 @@ pub struct Args {
     pub key_file: PathBuf,
     pub account_failures: u32,
     pub address_failures: u32,
+    pub account_total_failures: u32,
 }
 
 impl Args {
@@ -42,9 +51,12 @@ impl Args {
             db: "demo-sessions.db".to_owned(),
             key_file: PathBuf::from("demo-session.key"),
             account_failures: 5,
-            // Above the account limit, so that one person's typos do not lock out everyone
+            // Above the account limit, so that one person's typos do not pause everyone
             // behind the same address.
             address_failures: 20,
+            // Pauses only addresses the account never signed in from; above the limit for one
+            // address, so that the owner's own typos on a new device do not trip it.
+            account_total_failures: 20,
         };
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -61,6 +73,9 @@ impl Args {
                 "--key-file" => parsed.key_file = value.into(),
                 "--account-failures" => parsed.account_failures = count(&flag, &value)?,
                 "--address-failures" => parsed.address_failures = count(&flag, &value)?,
+                "--account-total-failures" => {
+                    parsed.account_total_failures = count(&flag, &value)?;
+                }
                 _ => return Err(format!("unknown flag {flag:?}")),
             }
         }

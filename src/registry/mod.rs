@@ -266,7 +266,10 @@ pub struct SessionInfo {
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same message as `Display`, so that an error that `main` returns with `?`
+/// reads as a sentence.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// The directory that should hold the database file does not exist.
@@ -343,6 +346,12 @@ pub enum RegistryError {
     /// Any other backend failure.
     #[error("registry backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl std::fmt::Debug for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A store of user-bound sessions: register, validate, list, revoke, touch and clean up.
@@ -506,5 +515,19 @@ mod tests {
         let cut = s(&wide).user_agent.unwrap();
         assert_eq!(cut.len(), MAX_USER_AGENT_LEN - 1);
         assert!(wide.starts_with(&cut));
+    }
+
+    #[test]
+    fn debug_is_the_message_that_main_prints() {
+        // `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?` by its
+        // `Debug`: it must read as the sentence, not as the variant.
+        let err = RegistryError::MissingDirectory("/nonexistent/dir".into());
+        assert_eq!(
+            format!("{err:?}"),
+            "the directory of the registry database /nonexistent/dir does not exist"
+        );
+        assert_eq!(format!("{err:?}"), err.to_string());
+        let boxed: Box<dyn std::error::Error> = Box::new(RegistryError::Busy);
+        assert_eq!(format!("{boxed:?}"), "the registry database is busy");
     }
 }

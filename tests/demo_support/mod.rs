@@ -3,13 +3,15 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use http::StatusCode;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
 
-use crate::support::{send, Reply};
+use crate::support::{build_request, Reply};
 
 pub const COOKIE_NAME: &str = "demo_session";
 
@@ -129,6 +131,8 @@ pub struct Client {
     pub addr: SocketAddr,
     pub cookie: Option<String>,
     pub user_agent: String,
+    /// The address it connects from (the system's choice if `None`).
+    pub from: Option<IpAddr>,
 }
 
 impl Client {
@@ -137,6 +141,16 @@ impl Client {
             addr,
             cookie: None,
             user_agent: user_agent.into(),
+            from: None,
+        }
+    }
+
+    /// A browser that connects from `from`, such as [`loopback`]`(n)`: the demo takes the
+    /// connection's peer address as the client's.
+    pub fn from(addr: SocketAddr, user_agent: &str, from: IpAddr) -> Client {
+        Client {
+            from: Some(from),
+            ..Client::new(addr, user_agent)
         }
     }
 
@@ -158,7 +172,7 @@ impl Client {
         let cookie = self.cookie.clone();
         let cookies: Vec<&[u8]> = cookie.iter().map(|c| c.as_bytes()).collect();
         let ua = [("user-agent", self.user_agent.as_str())];
-        let reply = send(self.addr, method, path, &cookies, &ua, form).await;
+        let reply = send_from(self.from, self.addr, method, path, &cookies, &ua, form).await;
         if let Some(c) = reply.cookie(COOKIE_NAME) {
             let removed = c.value().is_empty()
                 || c.max_age()
@@ -201,6 +215,80 @@ impl Client {
             other => panic!("/api/me answered {other}: {}", r.body),
         }
     }
+}
+
+/// `127.0.0.n`. Linux routes all of 127.0.0.0/8 to the loopback interface, so a client can
+/// connect from any of them and the server sees a different peer for each.
+pub fn loopback(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+/// Sends one request on a new connection from `from` (the system's choice if `None`); see
+/// [`build_request`].
+pub async fn send_from(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookies: &[&[u8]],
+    extra: &[(&str, &str)],
+    form: Option<&[(&str, &str)]>,
+) -> Reply {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .unwrap();
+    if let Some(ip) = from {
+        socket.bind(SocketAddr::new(ip, 0)).unwrap();
+    }
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = build_request(method, path, cookies, extra, form);
+    let res = sender.send_request(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// The value of the header `name`, which must be there.
+pub fn header<'r>(reply: &'r Reply, name: &str) -> &'r str {
+    reply
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header ({})", reply.status))
+        .to_str()
+        .unwrap()
+}
+
+/// The whole number of seconds a refusal asks the client to wait.
+pub fn retry_after(reply: &Reply) -> u64 {
+    let value = header(reply, "retry-after");
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After {value:?}"))
+}
+
+/// Posts the sign-in form, whatever the answer.
+pub async fn post_login(client: &mut Client, user: &str, password: &str, csrf: &str) -> Reply {
+    client
+        .post(
+            "/login",
+            &[
+                ("username", user),
+                ("password", password),
+                ("csrf_token", csrf),
+            ],
+        )
+        .await
 }
 
 pub fn csrf_in(html: &str) -> Option<String> {
