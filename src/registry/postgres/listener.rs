@@ -14,17 +14,18 @@
 //! (evicting early is safe). `max:N` and an empty id (a TRUNCATE's) only ask for a read of the
 //! log; the watermark advances only through reads of the log, and only the log empties the
 //! cache (a real TRUNCATE leaves its empty-id row there). The connection's driver handles each
-//! notification as it arrives and keeps of any number of them one flag (and a bounded map of
-//! what it evicted, so that the next read does not evict it again); the loop reads the log one
+//! notification as it arrives and keeps of any number of them one flag; the loop reads the log one
 //! read at a time, and hints that come during a read leave one more read to do, however many.
-//! An outsider's burst costs a host a few reads of the log and no memory.
+//! An outsider's burst costs a host a few reads of the log and no memory; a steady stream keeps
+//! it reading the log back to back for as long as it lasts. What a read of the log finds is
+//! evicted even if a notification evicted it before: a forged notification can name an id
+//! before its revocation commits, and a request can cache the session again in between.
 //!
 //! A database whose incarnation changed (replaced) or whose log ends before the watermark
 //! (restored from a backup) empties the cache.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{oneshot, Notify};
@@ -115,17 +116,7 @@ struct Hints {
     /// The connection ended.
     closed: AtomicBool,
     wake: Notify,
-    /// Log entries (sequence number and id) whose id a notification of this connection evicted
-    /// already; a read of the log that finds the same entry need not evict it again (each
-    /// eviction makes cache misses under way not remember their answer). At most [`HEARD`]:
-    /// past that it is emptied, which costs only such evictions. A forged entry matches no
-    /// real one unless it names the id of a session before its revocation, which only the
-    /// session's owner knows, and the real notification evicts that id again anyway.
-    heard: Mutex<HashMap<i64, SessionId>>,
 }
-
-/// The most entries [`Hints::heard`] keeps.
-const HEARD: usize = 4_096;
 
 /// One connection's life: connect, LISTEN, catch up, then notifications and heartbeats until
 /// something fails, which it returns. `caught_up` tells whether it got as far as a catch-up.
@@ -151,7 +142,7 @@ async fn listen(
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 match message {
                     Ok(AsyncMessage::Notification(n)) => {
-                        if heard(&shared, &hints, n.payload()) {
+                        if heard(&shared, n.payload()) {
                             hints.read_log.store(true, Ordering::SeqCst);
                             hints.wake.notify_one();
                         }
@@ -176,7 +167,7 @@ async fn listen(
             })
             .await?;
         hints.read_log.store(false, Ordering::SeqCst);
-        catch_up(shared, &client, feed, &hints).await?;
+        catch_up(shared, &client, feed).await?;
         *caught_up = true;
         if let Some(first) = first.take() {
             let _ = first.send(Ok(()));
@@ -193,13 +184,13 @@ async fn listen(
                         return Err(lost(shared));
                     }
                     if hints.read_log.swap(false, Ordering::SeqCst) {
-                        catch_up(shared, &client, feed, &hints).await?;
+                        catch_up(shared, &client, feed).await?;
                     }
                 }
                 _ = beat.tick() => {
                     // This read covers every hint so far.
                     hints.read_log.store(false, Ordering::SeqCst);
-                    catch_up(shared, &client, feed, &hints).await?;
+                    catch_up(shared, &client, feed).await?;
                 }
             }
         }
@@ -224,34 +215,29 @@ fn lost(shared: &Shared) -> RegistryError {
 /// whether it asks for a read of the log: `max:N` (too many ids for one notification), or an
 /// empty id (a TRUNCATE's). Nothing else is taken on its word: the cache is emptied and the
 /// watermark moved only by what the log says.
-fn heard(shared: &Shared, hints: &Hints, payload: &str) -> bool {
+///
+/// What a notification evicted is evicted again when the log read that follows finds it: a
+/// forged notification can name a session's id before its revocation (its owner knows it),
+/// so that a request caches the session again in between; only the log says when the
+/// revocation really committed, and evicting from the log costs one more epoch bump.
+fn heard(shared: &Shared, payload: &str) -> bool {
     if payload.starts_with("max:") {
         return true;
     }
     let mut read_log = false;
     let mut entries = Vec::new();
     for entry in payload.split(',') {
-        let Some((seq, id)) = entry.split_once(':') else {
+        let Some((_, id)) = entry.split_once(':') else {
             continue;
         };
         match decode_hex(id) {
-            Some(Target::One(id)) => entries.push((seq.parse::<i64>().ok(), id)),
+            Some(Target::One(id)) => entries.push(id),
             Some(Target::All) => read_log = true,
             // Not ours to understand: the heartbeat's read of the log will deal with it.
             None => {}
         }
     }
-    shared.cache.evict(entries.iter().map(|&(_, id)| id));
-    let mut heard = hints.heard.lock().unwrap_or_else(|p| p.into_inner());
-    if heard.len() + entries.len() > HEARD {
-        heard.clear();
-    }
-    heard.extend(
-        entries
-            .into_iter()
-            .filter_map(|(seq, id)| Some((seq?, id)))
-            .take(HEARD),
-    );
+    shared.cache.evict(entries);
     read_log
 }
 
@@ -286,12 +272,7 @@ fn decode_hex(text: &str) -> Option<Target> {
 /// and hand its sequence numbers out again), a log that ends before the watermark (a restore),
 /// or a row at the watermark that is gone before its expiry or holds another id (sequence
 /// numbers reused). Any of these empties the cache.
-async fn catch_up(
-    shared: &Shared,
-    client: &Client,
-    feed: &mut Feed,
-    hints: &Hints,
-) -> Result<(), RegistryError> {
+async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(), RegistryError> {
     let began = Instant::now();
     shared.log_reads.fetch_add(1, Ordering::Relaxed);
     let s = &shared.schema;
@@ -358,25 +339,15 @@ async fn catch_up(
         })
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
-        {
-            let mut heard = hints.heard.lock().unwrap_or_else(|p| p.into_inner());
-            for row in &rows {
-                let id: Vec<u8> = row.get(1);
-                from = row.get(0);
-                match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
-                    Ok(bytes) => {
-                        let id = SessionId::from_bytes(bytes);
-                        if heard.remove(&from) != Some(id) {
-                            ids.push(id);
-                        }
-                    }
-                    Err(_) if id.is_empty() => shared.cache.clear(),
-                    Err(_) => {}
-                }
-                feed.mark = Some((id, Some(row.get(2))));
+        for row in &rows {
+            let id: Vec<u8> = row.get(1);
+            from = row.get(0);
+            match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
+                Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
+                Err(_) if id.is_empty() => shared.cache.clear(),
+                Err(_) => {}
             }
-            // What is at or below the watermark will not be read again.
-            heard.retain(|&seq, _| seq > from);
+            feed.mark = Some((id, Some(row.get(2))));
         }
         shared.cache.evict(ids);
         feed.watermark = Some(from);
