@@ -75,10 +75,11 @@ mod seal;
 mod wire;
 mod xaes;
 
-pub use claims::{Claims, DecodeError};
+pub use claims::Claims;
 pub use id::{ParseSessionIdError, SessionId};
 pub use key::{Key, KeyError, KeyId, KeyRing};
 pub use seal::{Mode, OpenError, Opened, SealError, Sealer, MAX_COOKIE_LEN, VERSION};
+pub use wire::DecodeError;
 
 #[cfg(feature = "hyper")]
 mod client_ip;
