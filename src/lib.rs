@@ -90,6 +90,8 @@ mod cookie_buf;
 #[cfg(feature = "hyper")]
 mod cookie_header;
 #[cfg(feature = "hyper")]
+mod envelope_bytes;
+#[cfg(feature = "hyper")]
 mod load;
 #[cfg(feature = "hyper")]
 mod opened_cache;

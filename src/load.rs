@@ -66,8 +66,9 @@ use http::HeaderMap;
 
 use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
-use crate::cookie_buf::{CookieBuf, Envelope};
+use crate::cookie_buf::CookieBuf;
 use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head, Plan};
+use crate::envelope_bytes::Envelope;
 use crate::registry::RegistryError;
 use crate::session::{Candidate, Seen};
 use crate::{OpenError, SessionId};

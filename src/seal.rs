@@ -39,7 +39,7 @@ use sha2::Sha256;
 
 use crate::claims::{Claims, ClaimsCore};
 #[cfg(feature = "hyper")]
-use crate::cookie_buf::Envelope;
+use crate::envelope_bytes::Envelope;
 use crate::key::{DerivedKeys, KeyId, KeyRing};
 use crate::wire::DecodeError;
 use crate::xaes::{NONCE_LEN, TAG_LEN};
