@@ -13,12 +13,12 @@
 //!
 //! The bytes never change once decoded, which is what lets the claims keep offsets into them
 //! (see `claims/core.rs`). Both kinds are zeroized when the last holder drops them: they are
-//! the session's data in clear.
+//! the session's data in clear. The bytes are an `Envelope` (`envelope_bytes.rs`): the envelope
+//! (`seal.rs`) opens into that type too, and knows nothing of this one.
 
 use std::sync::Arc;
 
-use base64_simd::URL_SAFE_NO_PAD;
-use zeroize::Zeroize;
+use crate::envelope_bytes::Envelope;
 
 /// A decoded cookie envelope, or none.
 #[derive(Default)]
@@ -30,35 +30,6 @@ pub(crate) enum CookieBuf {
     Own(Envelope),
     /// Shared with the cache of opened values and every request carrying the same value.
     Shared(Arc<Envelope>),
-}
-
-/// Decoded bytes, zeroized when dropped.
-pub(crate) struct Envelope(Vec<u8>);
-
-impl Drop for Envelope {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl Envelope {
-    /// Takes over `bytes` (zeroized when dropped from now on).
-    pub(crate) fn new(bytes: Vec<u8>) -> Self {
-        Envelope(bytes)
-    }
-
-    /// Decodes the unpadded base64url `value`; `None` if it is not canonical base64url.
-    pub(crate) fn decode(value: &str) -> Option<Self> {
-        URL_SAFE_NO_PAD.decode_to_vec(value).ok().map(Envelope)
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
 }
 
 impl CookieBuf {
@@ -74,6 +45,8 @@ impl CookieBuf {
 
 #[cfg(test)]
 mod tests {
+    use base64_simd::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]

@@ -19,8 +19,7 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
-use crate::claims::DecodeError;
-use crate::wire::{put_varint, varint_array, varint_len, Reader};
+use crate::wire::{put_varint, varint_array, varint_len, DecodeError, Reader};
 
 /// `count` entries, each `len(key) || key || len(value) || value` (LEB128 lengths), in strictly
 /// increasing key order, with UTF-8 keys.

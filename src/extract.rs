@@ -30,7 +30,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use crate::registry::RegistryError;
-use crate::{Session, SessionError};
+use crate::session::{Session, SessionError};
 
 /// The rejection when a handler asks for a [`Session`] but no [`SessionLayer`](crate::SessionLayer)
 /// wraps the route: a server misconfiguration, answered with HTTP 500.

@@ -75,10 +75,11 @@ mod seal;
 mod wire;
 mod xaes;
 
-pub use claims::{Claims, DecodeError};
+pub use claims::Claims;
 pub use id::{ParseSessionIdError, SessionId};
 pub use key::{Key, KeyError, KeyId, KeyRing};
 pub use seal::{Mode, OpenError, Opened, SealError, Sealer, MAX_COOKIE_LEN, VERSION};
+pub use wire::DecodeError;
 
 #[cfg(feature = "hyper")]
 mod client_ip;
@@ -88,6 +89,8 @@ mod config;
 mod cookie_buf;
 #[cfg(feature = "hyper")]
 mod cookie_header;
+#[cfg(feature = "hyper")]
+mod envelope_bytes;
 #[cfg(feature = "hyper")]
 mod load;
 #[cfg(feature = "hyper")]

@@ -66,11 +66,13 @@ use http::HeaderMap;
 
 use crate::claims::ClaimsCore;
 use crate::config::{RegistryErrorPolicy, Shared};
-use crate::cookie_buf::{CookieBuf, Envelope};
+use crate::cookie_buf::CookieBuf;
 use crate::cookie_header::{find_session_cookies, parse_head, Chunks, Flow, Found, Head, Plan};
+use crate::envelope_bytes::Envelope;
+use crate::id::SessionId;
 use crate::registry::RegistryError;
+use crate::seal::OpenError;
 use crate::session::{Candidate, Seen};
-use crate::{OpenError, SessionId};
 
 /// The most cookies of our name looked at in one request; see the module documentation.
 pub(crate) const MAX_LOOKED_AT: usize = 32;

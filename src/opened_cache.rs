@@ -57,7 +57,7 @@ use zeroize::Zeroize;
 use crate::claims::ClaimsCore;
 use std::sync::Arc;
 
-use crate::cookie_buf::Envelope;
+use crate::envelope_bytes::Envelope;
 
 /// The number of shards; shards keep two cores from waiting on one lock.
 const SHARDS: usize = 16;

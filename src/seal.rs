@@ -37,10 +37,11 @@ use base64_simd::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::claims::{Claims, ClaimsCore, DecodeError};
+use crate::claims::{Claims, ClaimsCore};
 #[cfg(feature = "hyper")]
-use crate::cookie_buf::Envelope;
+use crate::envelope_bytes::Envelope;
 use crate::key::{DerivedKeys, KeyId, KeyRing};
+use crate::wire::DecodeError;
 use crate::xaes::{NONCE_LEN, TAG_LEN};
 
 /// The envelope format version written by this crate.

@@ -23,9 +23,7 @@ use tower_service::Service;
 
 use crate::config::{SessionConfig, Shared};
 use crate::load::{open_cookies, validate, Settled};
-use crate::session::{ClientInfo, SaveError, Saved};
-
-use crate::Session;
+use crate::session::{ClientInfo, SaveError, Saved, Session};
 
 mod plain_http;
 mod response_headers;

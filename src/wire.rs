@@ -2,8 +2,34 @@
 //!
 //! Decoding is strict so that every value has exactly one encoding: a varint may not carry
 //! trailing zero groups or overflow 64 bits, and reads past the end are errors, never panics.
+//!
+//! [`DecodeError`] lives here, at the bottom of the encoding's layers, because every layer
+//! that decodes returns it: this reader, the data entries (`data.rs`), the claims' fixed fields
+//! (`claims/core.rs`) and the envelope (`seal.rs`). Public as `sealed_sessions::DecodeError`.
 
-use crate::claims::DecodeError;
+/// Why bytes are not a valid claims encoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input ended in the middle of a field.
+    #[error("claims end in the middle of a field")]
+    Truncated,
+    /// A varint is longer than ten bytes or does not fit in 64 bits.
+    #[error("claims contain an invalid varint")]
+    BadVarint,
+    /// The flags byte has bits that this version does not define.
+    #[error("claims flags {0:#04x} have unknown bits")]
+    UnknownFlags(u8),
+    /// A user id or data key is not UTF-8.
+    #[error("claims contain a string that is not UTF-8")]
+    NotUtf8,
+    /// Data keys are not in strictly ascending order (duplicate or unsorted).
+    #[error("claims data keys are duplicated or out of order")]
+    UnsortedKeys,
+    /// Bytes remain after the last entry.
+    #[error("{0} bytes follow the end of the claims")]
+    TrailingBytes(usize),
+}
 
 pub(crate) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)

@@ -15,10 +15,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use super::{DecodeError, FLAG_PERSISTENT, FLAG_USER};
 use crate::data::Data;
-use crate::wire::{put_bytes, put_varint, varint_len, Reader};
-use crate::SessionId;
+use crate::id::SessionId;
+use crate::wire::{put_bytes, put_varint, varint_len, DecodeError, Reader};
+
+// The flags byte (see the encoding in `claims/mod.rs`); only the core encodes and decodes it.
+const FLAG_USER: u8 = 0b01;
+const FLAG_PERSISTENT: u8 = 0b10;
 
 /// The fixed fields of a session, and where its user and data are.
 #[derive(Clone)]

@@ -49,14 +49,12 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::SessionId;
+use crate::id::SessionId;
+use crate::wire::DecodeError;
 
 mod core;
 
 pub(crate) use self::core::ClaimsCore;
-
-const FLAG_USER: u8 = 0b01;
-const FLAG_PERSISTENT: u8 = 0b10;
 
 /// The sealed contents of a session cookie.
 ///
@@ -80,30 +78,6 @@ pub struct Claims {
     /// The encoding this was decoded from (the user id and unchanged data entries are read from
     /// it in place); empty for claims made with [`Claims::new`].
     buf: Vec<u8>,
-}
-
-/// Why bytes are not a valid claims encoding.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The input ended in the middle of a field.
-    #[error("claims end in the middle of a field")]
-    Truncated,
-    /// A varint is longer than ten bytes or does not fit in 64 bits.
-    #[error("claims contain an invalid varint")]
-    BadVarint,
-    /// The flags byte has bits that this version does not define.
-    #[error("claims flags {0:#04x} have unknown bits")]
-    UnknownFlags(u8),
-    /// A user id or data key is not UTF-8.
-    #[error("claims contain a string that is not UTF-8")]
-    NotUtf8,
-    /// Data keys are not in strictly ascending order (duplicate or unsorted).
-    #[error("claims data keys are duplicated or out of order")]
-    UnsortedKeys,
-    /// Bytes remain after the last entry.
-    #[error("{0} bytes follow the end of the claims")]
-    TrailingBytes(usize),
 }
 
 impl Claims {

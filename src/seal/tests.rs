@@ -3,7 +3,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use proptest::prelude::*;
 
 use super::*;
-use crate::Key;
+use crate::key::Key;
 
 const NAME: &str = "session";
 

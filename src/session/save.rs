@@ -21,7 +21,7 @@ use http::HeaderValue;
 use super::flash::{append_flashes, sealed_len};
 use super::{Registration, Session, SessionError, State};
 use crate::claims::ClaimsCore;
-use crate::cookie_buf::Envelope;
+use crate::envelope_bytes::Envelope;
 use crate::opened_cache::MAX_RAW_LEN;
 use crate::wire::varint_len;
 use crate::SealError;
