@@ -19,126 +19,34 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
-use super::builder::PostgresRegistryBuilder;
+use super::builder::{server_name, PostgresRegistryBuilder};
+use super::job::{Job, Reply};
 use super::listener;
 use super::operator;
-use super::schema::{cleanup_lock_sql, map_err, migrate, timed_out, write_lock_sql, SELF_LOGGED};
+use super::schema::{cleanup_lock_sql, map_err, migrate, write_lock_sql, SELF_LOGGED};
+use super::shared::{shared_state, Shared};
 use crate::id::SessionId;
-use crate::registry::cache::ValidationCache;
-use crate::registry::freshness::Freshness;
-use crate::registry::operator::{RegistryCheck, RegistryStats};
 use crate::registry::ops::{after_commit, Outcome, WriteOp};
-use crate::registry::touches::{TouchQueue, TOUCH_FLUSH};
+use crate::registry::touches::TOUCH_FLUSH;
 use crate::registry::{cap_user_agent, RegistryError, SessionInfo};
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 512;
-
-type Reply<T> = oneshot::Sender<Result<T, RegistryError>>;
-
-/// A job for the registry's thread.
-pub(crate) enum Job {
-    Write(WriteOp, Reply<Outcome>),
-    Validate {
-        id: SessionId,
-        user_id: String,
-        now: SystemTime,
-        epoch: u64,
-        reply: Reply<bool>,
-    },
-    List {
-        user_id: String,
-        now: SystemTime,
-        reply: Reply<Vec<SessionInfo>>,
-    },
-    Stats {
-        now: SystemTime,
-        reply: Reply<RegistryStats>,
-    },
-    Check {
-        reply: Reply<RegistryCheck>,
-    },
-    Stop,
-}
-
-/// State shared by the handle, the thread's tasks and the listener.
-pub(crate) struct Shared {
-    pub(crate) cache: ValidationCache,
-    pub(crate) freshness: Freshness,
-    pub(crate) touches: TouchQueue,
-    pub(crate) stopped: AtomicBool,
-    pub(crate) round_trips: AtomicU64,
-    /// How many times the listener read the revocation log (see `log_reads`).
-    pub(crate) log_reads: AtomicU64,
-    /// `host:port/database`, for messages.
-    pub(crate) server: String,
-    pub(crate) schema: String,
-    pub(crate) pg: tokio_postgres::Config,
-    pub(crate) operation_timeout: Duration,
-    pub(crate) heartbeat: Duration,
-    pub(crate) cleanup_interval: Duration,
-    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
-}
-
-impl Shared {
-    pub(crate) fn err(&self) -> impl Fn(tokio_postgres::Error) -> RegistryError + '_ {
-        move |e| map_err(&self.server, e)
-    }
-
-    /// `future`, failing with [`RegistryError::Unreachable`] if the server does not answer
-    /// within the operation timeout (and a second, for the server's own timeout to come first).
-    pub(crate) async fn bounded<T>(
-        &self,
-        future: impl std::future::Future<Output = Result<T, RegistryError>>,
-    ) -> Result<T, RegistryError> {
-        let limit = self.operation_timeout + Duration::from_secs(1);
-        tokio::time::timeout(limit, future)
-            .await
-            .unwrap_or_else(|_| Err(timed_out(&self.server, limit)))
-    }
-
-    /// Opens a connection with the registry's settings and drives it in the background.
-    pub(crate) async fn connect(&self) -> Result<Client, RegistryError> {
-        let (client, connection) = self
-            .bounded(async { self.pg.connect(NoTls).await.map_err(self.err()) })
-            .await?;
-        tokio::spawn(async move {
-            // Ends when the connection does; the client then reports it closed.
-            let _ = connection.await;
-        });
-        // Set on the session rather than as the `options` startup parameter, which connection
-        // poolers (pgbouncer) refuse, and which would replace any options the URL gives.
-        let ms = self.operation_timeout.as_millis();
-        self.bounded(async {
-            client
-                .batch_execute(&format!(
-                    "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
-                     SET idle_in_transaction_session_timeout = {ms}"
-                ))
-                .await
-                .map_err(self.err())
-        })
-        .await?;
-        Ok(client)
-    }
-}
 
 /// What a started registry's handle holds: the shared state, the job queue and the thread.
 pub(crate) type Started = (Arc<Shared>, mpsc::UnboundedSender<Job>, JoinHandle<()>);
 
 /// Starts the registry's thread and waits until it is connected, migrated and caught up.
 pub(crate) fn spawn(config: PostgresRegistryBuilder) -> Result<Started, RegistryError> {
-    let server = super::server_name(&config.url);
+    let server = server_name(&config.url);
     // Its errors never quote the URL, which may hold a password.
     let mut pg = crate::registry::location::conninfo::config(&config.url)?;
     pg.application_name("sealed-sessions")
@@ -147,7 +55,7 @@ pub(crate) fn spawn(config: PostgresRegistryBuilder) -> Result<Started, Registry
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .tcp_user_timeout(config.operation_timeout);
-    let shared = Arc::new(super::shared_state(&config, server, pg));
+    let shared = Arc::new(shared_state(&config, server, pg));
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let (ready, ready_rx) = std::sync::mpsc::channel();
     let migrate_schema = config.migrate;
