@@ -43,10 +43,15 @@ use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInf
 mod builder;
 mod job;
 mod listener;
+mod maintenance;
 mod operator;
+mod reader;
 mod schema;
 mod shared;
 mod worker;
+mod write_batch;
+mod write_ops;
+mod writer;
 
 pub use builder::PostgresRegistryBuilder;
 
