@@ -36,11 +36,17 @@ pub struct PostgresRegistryBuilder {
     pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
 }
 
+/// The server a URL names, for messages: `host:port/database`, never the user or password.
+pub(crate) fn server_name(url: &str) -> String {
+    // Rebuilt from the parsed configuration, so that no spelling of a password gets through.
+    crate::registry::location::conninfo::server_name(url)
+}
+
 impl std::fmt::Debug for PostgresRegistryBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: only the server is shown.
         f.debug_struct("PostgresRegistryBuilder")
-            .field("server", &super::server_name(&self.url))
+            .field("server", &server_name(&self.url))
             .field("schema", &self.schema)
             .field("migrate", &self.migrate)
             .field("cache_capacity", &self.cache_capacity)

@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use super::schema::channel;
-use super::worker::Shared;
+use super::shared::Shared;
 use crate::id::SessionId;
 use crate::registry::RegistryError;
 

@@ -28,29 +28,35 @@
 //! acknowledged just before a failover can be lost (synchronous replication prevents it); the
 //! NOTIFY queue (8 GB) makes commits fail when full.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
-use crate::registry::freshness::Freshness;
 use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
-use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
 
 mod builder;
+mod job;
 mod listener;
+mod maintenance;
 mod operator;
+mod reader;
 mod schema;
+mod shared;
 mod worker;
+mod write_batch;
+mod write_ops;
+mod writer;
 
 pub use builder::PostgresRegistryBuilder;
 
-use worker::{Job, Shared};
+use job::Job;
+use shared::Shared;
 
 /// A [`Registry`] stored in PostgreSQL, for services that run on several hosts.
 ///
@@ -84,12 +90,6 @@ impl std::fmt::Debug for PostgresRegistry {
             .field("schema", &self.shared.schema)
             .finish_non_exhaustive()
     }
-}
-
-/// The server a URL names, for messages: `host:port/database`, never the user or password.
-pub(crate) fn server_name(url: &str) -> String {
-    // Rebuilt from the parsed configuration, so that no spelling of a password gets through.
-    crate::registry::location::conninfo::server_name(url)
 }
 
 impl PostgresRegistry {
@@ -299,29 +299,5 @@ impl Registry for PostgresRegistry {
 
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
         ops::delete_expired(self, now)
-    }
-}
-
-/// What the registry's thread and the handle share.
-pub(crate) fn shared_state(
-    config: &PostgresRegistryBuilder,
-    server: String,
-    pg: tokio_postgres::Config,
-) -> Shared {
-    Shared {
-        cache: ValidationCache::new(config.cache_capacity),
-        // `open` returns only once the listener's first catch-up has confirmed it again.
-        freshness: Freshness::new(Instant::now(), config.staleness_bound),
-        touches: TouchQueue::new(config.touch_throttle),
-        stopped: AtomicBool::new(false),
-        round_trips: AtomicU64::new(0),
-        log_reads: AtomicU64::new(0),
-        server,
-        schema: config.schema.clone(),
-        pg,
-        operation_timeout: config.operation_timeout,
-        heartbeat: config.heartbeat,
-        cleanup_interval: config.cleanup_interval,
-        max_sessions_per_user: config.max_sessions_per_user,
     }
 }

@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Client;
 
+use super::job::Job;
 use super::schema::{table_exists, SCHEMA_VERSION};
-use super::worker::{Job, Shared};
+use super::shared::Shared;
 use super::PostgresRegistry;
 use crate::registry::operator::{RegistryCheck, RegistryStats};
 use crate::registry::RegistryError;

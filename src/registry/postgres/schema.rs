@@ -70,9 +70,9 @@
 //!   by the server's clock (`now()`) as a revocation, and **`sessions_truncated`** (AFTER
 //!   TRUNCATE) logs an empty id, which means "forget everything": rows removed by hand leave
 //!   every host's cache as revoked ones do. So does a cleanup by a host whose clock runs ahead
-//!   of the server's: what it deletes early is logged (see `delete_expired` in `worker.rs`).
+//!   of the server's: what it deletes early is logged (see `delete_expired` in `write_ops.rs`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::error::SqlState;
 
@@ -440,6 +440,14 @@ pub(crate) fn timed_out(server: &str, limit: Duration) -> RegistryError {
     RegistryError::Unreachable {
         server: server.to_owned(),
         source: format!("no answer within {limit:?}").into(),
+    }
+}
+
+/// What the server stores of a time: microseconds.
+pub(super) fn micros(t: SystemTime) -> SystemTime {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => SystemTime::UNIX_EPOCH + Duration::from_micros(d.as_micros() as u64),
+        Err(_) => t,
     }
 }
 

@@ -1,0 +1,103 @@
+//! [`Shared`]: the state the handle, the thread's tasks and the listener all hold (the cache,
+//! the freshness, the queued touches, the settings), and how a task opens a connection with
+//! those settings. Its own file because every other part of the backend uses it and it uses
+//! none of them (but the builder's settings and the schema's error mapping).
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+use super::builder::PostgresRegistryBuilder;
+use super::schema::{map_err, timed_out};
+use crate::registry::cache::ValidationCache;
+use crate::registry::freshness::Freshness;
+use crate::registry::touches::TouchQueue;
+use crate::registry::RegistryError;
+
+/// State shared by the handle, the thread's tasks and the listener.
+pub(crate) struct Shared {
+    pub(crate) cache: ValidationCache,
+    pub(crate) freshness: Freshness,
+    pub(crate) touches: TouchQueue,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) round_trips: AtomicU64,
+    /// How many times the listener read the revocation log (see `log_reads`).
+    pub(crate) log_reads: AtomicU64,
+    /// `host:port/database`, for messages.
+    pub(crate) server: String,
+    pub(crate) schema: String,
+    pub(crate) pg: tokio_postgres::Config,
+    pub(crate) operation_timeout: Duration,
+    pub(crate) heartbeat: Duration,
+    pub(crate) cleanup_interval: Duration,
+    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
+}
+
+impl Shared {
+    pub(crate) fn err(&self) -> impl Fn(tokio_postgres::Error) -> RegistryError + '_ {
+        move |e| map_err(&self.server, e)
+    }
+
+    /// `future`, failing with [`RegistryError::Unreachable`] if the server does not answer
+    /// within the operation timeout (and a second, for the server's own timeout to come first).
+    pub(crate) async fn bounded<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let limit = self.operation_timeout + Duration::from_secs(1);
+        tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(&self.server, limit)))
+    }
+
+    /// Opens a connection with the registry's settings and drives it in the background.
+    pub(crate) async fn connect(&self) -> Result<Client, RegistryError> {
+        let (client, connection) = self
+            .bounded(async { self.pg.connect(NoTls).await.map_err(self.err()) })
+            .await?;
+        tokio::spawn(async move {
+            // Ends when the connection does; the client then reports it closed.
+            let _ = connection.await;
+        });
+        // Set on the session rather than as the `options` startup parameter, which connection
+        // poolers (pgbouncer) refuse, and which would replace any options the URL gives.
+        let ms = self.operation_timeout.as_millis();
+        self.bounded(async {
+            client
+                .batch_execute(&format!(
+                    "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
+                     SET idle_in_transaction_session_timeout = {ms}"
+                ))
+                .await
+                .map_err(self.err())
+        })
+        .await?;
+        Ok(client)
+    }
+}
+
+/// What the registry's thread and the handle share.
+pub(crate) fn shared_state(
+    config: &PostgresRegistryBuilder,
+    server: String,
+    pg: tokio_postgres::Config,
+) -> Shared {
+    Shared {
+        cache: ValidationCache::new(config.cache_capacity),
+        // `open` returns only once the listener's first catch-up has confirmed it again.
+        freshness: Freshness::new(Instant::now(), config.staleness_bound),
+        touches: TouchQueue::new(config.touch_throttle),
+        stopped: AtomicBool::new(false),
+        round_trips: AtomicU64::new(0),
+        log_reads: AtomicU64::new(0),
+        server,
+        schema: config.schema.clone(),
+        pg,
+        operation_timeout: config.operation_timeout,
+        heartbeat: config.heartbeat,
+        cleanup_interval: config.cleanup_interval,
+        max_sessions_per_user: config.max_sessions_per_user,
+    }
+}

@@ -1,0 +1,124 @@
+//! The writer task: its loop, and the group commit of everything queued (up to [`MAX_BATCH`]
+//! operations in one transaction, or each alone when the batch fails for a reason of the
+//! database's), after which the cache is updated and only then are the callers told. The same
+//! loop ticks the periodic work of `maintenance.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::job::Reply;
+use super::schema::micros;
+use super::shared::Shared;
+use super::write_ops::apply;
+use super::writer::{write_transaction, Writer};
+use crate::registry::ops::{after_commit, Outcome, WriteOp};
+use crate::registry::touches::TOUCH_FLUSH;
+use crate::registry::RegistryError;
+
+/// The most operations committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+impl Writer {
+    pub(super) async fn run(
+        mut self,
+        shared: Arc<Shared>,
+        mut rx: mpsc::UnboundedReceiver<(WriteOp, Reply<Outcome>)>,
+    ) {
+        let mut flush = tokio::time::interval(TOUCH_FLUSH);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let cleanup_every = Some(shared.cleanup_interval).filter(|d| !d.is_zero());
+        let mut cleanup = tokio::time::interval(cleanup_every.unwrap_or(Duration::from_secs(3600)));
+        cleanup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        cleanup.tick().await; // the first tick is immediate: clean up one interval from now
+        loop {
+            tokio::select! {
+                first = rx.recv() => {
+                    let Some(first) = first else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(&shared, batch).await;
+                }
+                _ = flush.tick() => self.flush_touches(&shared).await,
+                _ = cleanup.tick(), if cleanup_every.is_some() => self.cleanup(&shared).await,
+            }
+        }
+        self.flush_touches(&shared).await;
+    }
+
+    /// Commits `batch` in one transaction, or each operation alone if that fails for a
+    /// reason of the database's; updates the cache, then replies.
+    async fn commit(&mut self, shared: &Shared, batch: Vec<(WriteOp, Reply<Outcome>)>) {
+        let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
+        let results = match shared.bounded(self.transaction(shared, &ops)).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            // Only an error of one operation's own (a duplicate id, a value the server refused)
+            // is worth trying each alone; a lock timeout or an unreachable server would only
+            // make every caller wait once per operation.
+            Err(e @ (RegistryError::DuplicateId(_) | RegistryError::Backend(_)))
+                if ops.len() > 1 =>
+            {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    let alone = shared.bounded(self.transaction(shared, &[op])).await;
+                    results.push(alone.and_then(|mut o| o.pop().ok_or_else(|| copy(&e))));
+                }
+                results
+            }
+            Err(e) => {
+                if matches!(e, RegistryError::Unreachable { .. }) {
+                    // A connection that timed out may be silently dead (a dropped NAT entry, a
+                    // stalled peer): the next batch opens a new one.
+                    self.client = None;
+                }
+                ops.iter().map(|_| Err(copy(&e))).collect()
+            }
+        };
+        for ((op, reply), result) in batch.into_iter().zip(results) {
+            if let Ok(outcome) = &result {
+                after_commit(&shared.cache, &op, outcome, micros);
+            }
+            // The caller may have given up waiting; the write stands either way.
+            let _ = reply.send(result);
+        }
+    }
+
+    async fn transaction(
+        &mut self,
+        shared: &Shared,
+        ops: &[&WriteOp],
+    ) -> Result<Vec<Outcome>, RegistryError> {
+        let err = shared.err();
+        let client = self.client(shared).await?;
+        let tx = write_transaction(client, shared).await?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            outcomes.push(apply(&tx, shared, op).await?);
+        }
+        tx.commit().await.map_err(&err)?;
+        Ok(outcomes)
+    }
+}
+
+/// A copy of an error, for every operation of a failed batch.
+fn copy(e: &RegistryError) -> RegistryError {
+    match e {
+        RegistryError::Unreachable { server, source } => RegistryError::Unreachable {
+            server: server.clone(),
+            source: source.to_string().into(),
+        },
+        RegistryError::Busy => RegistryError::Busy,
+        RegistryError::Full => RegistryError::Full,
+        RegistryError::Stopped => RegistryError::Stopped,
+        RegistryError::DuplicateId(id) => RegistryError::DuplicateId(*id),
+        // The inner error's own words, not its Display (which would repeat the prefix).
+        RegistryError::Backend(source) => RegistryError::Backend(source.to_string().into()),
+        other => RegistryError::Backend(other.to_string().into()),
+    }
+}

@@ -1,0 +1,221 @@
+//! The SQL of each write operation, run inside the writers' transaction: registering (with the
+//! cap on sessions per user), rotating, revoking (logged in the same statement) and deleting
+//! expired sessions. Its own file because the batching (`write_batch.rs`) and the cleanup
+//! (`maintenance.rs`) both call it, and it knows neither.
+
+use std::time::SystemTime;
+
+use super::schema::map_err;
+use super::shared::Shared;
+use crate::id::SessionId;
+use crate::registry::ops::{Outcome, WriteOp};
+use crate::registry::{cap_user_agent, RegistryError};
+
+pub(super) async fn delete_expired(
+    tx: &tokio_postgres::Transaction<'_>,
+    shared: &Shared,
+    now: SystemTime,
+) -> Result<u64, RegistryError> {
+    let s = &shared.schema;
+    let err = shared.err();
+    let deleted = tx
+        .execute(
+            &format!("DELETE FROM {s}.sessions WHERE expires_at <= $1"),
+            &[&now],
+        )
+        .await
+        .map_err(&err)?;
+    // A session that `now` calls expired but the server's clock calls live (this host's clock
+    // runs ahead) was logged by `sessions_deleted`, so every host evicts it as after any
+    // deletion. Entries of expired sessions can go: every cache refuses an expired session
+    // anyway. Expired by both clocks, though: an entry the server's clock calls live may be
+    // one a host cut off now still has to read (the deletion just logged among them). Nor the
+    // newest: a log that ends before a host's watermark means "restored" to it.
+    tx.execute(
+        &format!(
+            "DELETE FROM {s}.revocations WHERE expires_at <= least($1, now()) \
+             AND seq < (SELECT max(seq) FROM {s}.revocations)"
+        ),
+        &[&now],
+    )
+    .await
+    .map_err(&err)?;
+    Ok(deleted)
+}
+
+/// An `UPDATE {s}.sessions SET revoked_at ... RETURNING id, expires_at` wrapped so that the
+/// rows it revoked are logged in the same statement; returns their ids.
+async fn revoke_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    shared: &Shared,
+    update: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<SessionId>, RegistryError> {
+    let s = &shared.schema;
+    let rows = tx
+        .query(
+            &format!(
+                "WITH revoked AS ({update} RETURNING id, expires_at) \
+                 INSERT INTO {s}.revocations (id, expires_at) \
+                 SELECT id, expires_at FROM revoked RETURNING id"
+            ),
+            params,
+        )
+        .await
+        .map_err(shared.err())?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            Some(SessionId::from_bytes(
+                row.get::<_, Vec<u8>>(0).try_into().ok()?,
+            ))
+        })
+        .collect())
+}
+
+pub(super) async fn apply(
+    tx: &tokio_postgres::Transaction<'_>,
+    shared: &Shared,
+    op: &WriteOp,
+) -> Result<Outcome, RegistryError> {
+    let s = &shared.schema;
+    match op {
+        WriteOp::Register { session, .. } => {
+            insert(tx, shared, session, session.created_at).await?;
+            let capped = cap_sessions(tx, shared, session).await?;
+            Ok(Outcome::Registered { capped })
+        }
+        WriteOp::Rotate {
+            user_id,
+            old,
+            session,
+            ..
+        } => {
+            let old_bytes = old.as_bytes().as_slice();
+            let now = session.created_at;
+            let old_row = tx
+                .query_opt(
+                    &format!(
+                        "WITH revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
+                         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
+                         AND expires_at > $3 RETURNING id, expires_at, created_at), \
+                         logged AS (INSERT INTO {s}.revocations (id, expires_at) \
+                         SELECT id, expires_at FROM revoked) \
+                         SELECT created_at FROM revoked"
+                    ),
+                    &[&old_bytes, user_id, &now],
+                )
+                .await
+                .map_err(shared.err())?;
+            let Some(old_row) = old_row else {
+                return Ok(Outcome::Rotated(None));
+            };
+            // The same sign-in under a new id keeps its creation time: see the SQLite registry.
+            insert(tx, shared, session, old_row.get(0)).await?;
+            let capped = cap_sessions(tx, shared, session).await?;
+            Ok(Outcome::Rotated(Some(capped)))
+        }
+        WriteOp::Revoke { user_id, id } => {
+            let update = format!(
+                "UPDATE {s}.sessions SET revoked_at = now() WHERE id = $1 \
+                 AND revoked_at IS NULL AND ($2::text IS NULL OR user_id = $2)"
+            );
+            let id = id.as_bytes().as_slice();
+            revoke_rows(tx, shared, &update, &[&id, user_id])
+                .await
+                .map(Outcome::Revoked)
+        }
+        WriteOp::RevokeUser { user_id, except } => {
+            let update = format!(
+                "UPDATE {s}.sessions SET revoked_at = now() WHERE user_id = $1 \
+                 AND revoked_at IS NULL AND ($2::bytea IS NULL OR id <> $2)"
+            );
+            let except = except.map(|id| id.as_bytes().to_vec());
+            let revoked = revoke_rows(tx, shared, &update, &[user_id, &except]).await?;
+            // The user's sessions that another host revoked already are not in RETURNING, and
+            // their notification may not have arrived: evict them too, so that when this
+            // returns no session it covers is vouched for here (evicting early is safe).
+            let elsewhere = tx
+                .query(
+                    &format!(
+                        "SELECT id FROM {s}.sessions WHERE user_id = $1 \
+                         AND revoked_at IS NOT NULL AND expires_at > now() \
+                         AND ($2::bytea IS NULL OR id <> $2)"
+                    ),
+                    &[user_id, &except],
+                )
+                .await
+                .map_err(shared.err())?;
+            shared.cache.evict(elsewhere.iter().filter_map(|row| {
+                Some(SessionId::from_bytes(
+                    row.get::<_, Vec<u8>>(0).try_into().ok()?,
+                ))
+            }));
+            Ok(Outcome::Revoked(revoked))
+        }
+        WriteOp::DeleteExpired { now } => {
+            delete_expired(tx, shared, *now).await.map(Outcome::Deleted)
+        }
+    }
+}
+
+/// Inserts a new session's row, created at `created`, last seen at its `created_at`.
+async fn insert(
+    tx: &tokio_postgres::Transaction<'_>,
+    shared: &Shared,
+    session: &crate::registry::NewSession,
+    created: SystemTime,
+) -> Result<(), RegistryError> {
+    let s = &shared.schema;
+    let inserted = tx
+        .execute(
+            &format!(
+                "INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at, \
+                 user_agent, ip) VALUES ($1, $2, $7, $4, $3, $5, $6)"
+            ),
+            &[
+                &session.id.as_bytes().as_slice(),
+                &session.user_id,
+                &session.created_at,
+                &session.expires_at,
+                &session.user_agent.as_deref().map(cap_user_agent),
+                &session.ip,
+                &created,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Err(RegistryError::DuplicateId(session.id))
+        }
+        Err(e) => Err(map_err(&shared.server, e)),
+    }
+}
+
+/// With a cap on sessions per user, revokes the user's oldest active sessions beyond it (never
+/// the one just registered).
+async fn cap_sessions(
+    tx: &tokio_postgres::Transaction<'_>,
+    shared: &Shared,
+    session: &crate::registry::NewSession,
+) -> Result<Vec<SessionId>, RegistryError> {
+    let Some(cap) = shared.max_sessions_per_user else {
+        return Ok(Vec::new());
+    };
+    let s = &shared.schema;
+    let update = format!(
+        "UPDATE {s}.sessions SET revoked_at = now() WHERE id IN (SELECT id FROM {s}.sessions \
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3 \
+         ORDER BY id = $2 DESC, created_at DESC, id OFFSET $4)"
+    );
+    let cap = i64::try_from(cap.get()).unwrap_or(i64::MAX);
+    let id = session.id.as_bytes().as_slice();
+    revoke_rows(
+        tx,
+        shared,
+        &update,
+        &[&session.user_id, &id, &session.created_at, &cap],
+    )
+    .await
+}

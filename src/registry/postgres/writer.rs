@@ -1,0 +1,46 @@
+//! The writer connection, which one writer task owns and reopens before a batch when it broke,
+//! and the transaction every write opens: it takes the writers' lock first. Its own file, below
+//! the batching (`write_batch.rs`) and the periodic work (`maintenance.rs`), which both write
+//! through it.
+
+use tokio_postgres::Client;
+
+use super::schema::{write_lock_sql, SELF_LOGGED};
+use super::shared::Shared;
+use crate::registry::RegistryError;
+
+/// The writer connection; reopened before a batch when it broke.
+pub(super) struct Writer {
+    pub(super) client: Option<Client>,
+}
+
+impl Writer {
+    pub(super) async fn client(&mut self, shared: &Shared) -> Result<&mut Client, RegistryError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.client = Some(shared.connect().await?);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| RegistryError::Backend("no writer connection".into()))
+    }
+}
+
+/// A transaction holding the writers' lock (see `schema.rs`), as every write of the registry
+/// takes it first.
+pub(super) async fn write_transaction<'c>(
+    client: &'c mut Client,
+    shared: &Shared,
+) -> Result<tokio_postgres::Transaction<'c>, RegistryError> {
+    let err = shared.err();
+    let tx = client.transaction().await.map_err(&err)?;
+    // One round trip: the lock, and that this transaction logs its revocations itself, so that
+    // the `sessions_revoked` trigger does not log them twice.
+    tx.batch_execute(&format!(
+        "{}; SELECT set_config('{SELF_LOGGED}', 'on', true)",
+        write_lock_sql(&shared.schema)
+    ))
+    .await
+    .map_err(&err)?;
+    Ok(tx)
+}
