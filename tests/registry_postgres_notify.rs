@@ -170,3 +170,69 @@ async fn a_burst_of_notifications_costs_a_bounded_number_of_log_reads() {
         "{reads} reads of the log for one burst and one hint"
     );
 }
+
+/// A forged notification that names a session's id before its revocation (its owner knows the
+/// id) evicts it early, which is harmless; the session is then cached again by its next
+/// request. When the real revocation comes, the read of the log must evict it again, however
+/// the revocation was announced: before, the listener remembered the forged `seq:id` pairs and
+/// skipped what the log read found under them, so a revocation announced as `max:` (more than
+/// 150 rows, or none at all) left the session cached as valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_hint_does_not_keep_a_later_revocation_out_of_the_cache() {
+    let Some(url) = pg_support::url_for_roles("forged_hint").await else {
+        return;
+    };
+    let schema = Schema::new(&url, "forged_hint");
+    let s = &schema.name;
+    let a = schema.open();
+    let b = schema
+        .builder()
+        .staleness_bound(Duration::from_secs(600))
+        .open()
+        .unwrap();
+    let mallory = cached(&a, "mallory").await;
+    let sentinel = cached(&a, "sentinel").await;
+    assert!(b
+        .validate(sentinel, "sentinel", SystemTime::now())
+        .await
+        .unwrap());
+    let outsider = Role::new(&url, "outsider_f");
+    let o = pg_support::connect(&outsider.url).await;
+    let next: i64 = pg_support::connect(&url)
+        .await
+        .query_one(
+            &format!("SELECT coalesce(max(seq), 0) + 1 FROM {s}.revocations"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Mallory's id under every sequence number her revocation can get.
+    let forged: Vec<String> = (next..next + 150)
+        .map(|n| format!("{n}:{}", hex(mallory)))
+        .collect();
+    o.batch_execute(&format!(
+        "NOTIFY {s}_revocations, '{}'; NOTIFY {s}_revocations, '0:{}';",
+        forged.join(","),
+        hex(sentinel)
+    ))
+    .await
+    .unwrap();
+    // Notifications are handled in order: the sentinel's eviction follows the forged one's.
+    evicted(&b, sentinel, "sentinel").await;
+    assert!(b
+        .validate(mallory, "mallory", SystemTime::now())
+        .await
+        .unwrap());
+    assert_eq!(
+        b.validate_cached(mallory, "mallory", SystemTime::now()),
+        Some(true)
+    );
+    // The real revocation, logged and announced only as "read the log".
+    schema.revoke_unannounced(mallory);
+    o.batch_execute(&format!("NOTIFY {s}_revocations, 'max:0'"))
+        .await
+        .unwrap();
+    let took = evicted(&b, mallory, "mallory").await;
+    println!("the revoked session left the cache {took:?} after the hint");
+}
