@@ -29,10 +29,12 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::SystemTime;
 
-use crate::SessionId;
+use crate::id::SessionId;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod cache;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod everyday_methods;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod freshness;
 mod location;
@@ -47,6 +49,8 @@ mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod touches;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use everyday_methods::everyday_methods;
 pub use location::{open, Location};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use operator::{RegistryCheck, RegistryStats};
@@ -54,71 +58,6 @@ pub use operator::{RegistryCheck, RegistryStats};
 pub use postgres::{PostgresRegistry, PostgresRegistryBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteRegistry, SqliteRegistryBuilder};
-
-/// Gives a backend the everyday operations as inherent methods, so that
-/// `registry.revoke_user(..)` compiles on an `SqliteRegistry` or `PostgresRegistry` without
-/// importing the [`Registry`] trait. Each forwards to the trait method of the same name and
-/// returns the same type, so that code written against the trait (a wrapper that forwards to an
-/// `SqliteRegistry`, say) compiles as before.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-macro_rules! everyday_methods {
-    ($backend:ty) => {
-        impl $backend {
-            /// The active sessions of `user_id` at `now`, newest first; see
-            /// [`Registry::list_for_user`](crate::registry::Registry::list_for_user).
-            pub fn list_for_user<'a>(
-                &'a self,
-                user_id: &'a str,
-                now: std::time::SystemTime,
-            ) -> crate::registry::BoxFuture<
-                'a,
-                Result<Vec<crate::registry::SessionInfo>, crate::registry::RegistryError>,
-            > {
-                crate::registry::Registry::list_for_user(self, user_id, now)
-            }
-
-            /// Revokes the session `id` of `user_id`; see
-            /// [`Registry::revoke`](crate::registry::Registry::revoke).
-            pub fn revoke<'a>(
-                &'a self,
-                user_id: &'a str,
-                id: crate::SessionId,
-            ) -> crate::registry::BoxFuture<'a, Result<bool, crate::registry::RegistryError>> {
-                crate::registry::Registry::revoke(self, user_id, id)
-            }
-
-            /// Revokes the session `id` whoever it belongs to; see
-            /// [`Registry::revoke_id`](crate::registry::Registry::revoke_id).
-            pub fn revoke_id(
-                &self,
-                id: crate::SessionId,
-            ) -> crate::registry::BoxFuture<'_, Result<bool, crate::registry::RegistryError>> {
-                crate::registry::Registry::revoke_id(self, id)
-            }
-
-            /// Revokes every session of `user_id` but `except`; see
-            /// [`Registry::revoke_user`](crate::registry::Registry::revoke_user).
-            pub fn revoke_user<'a>(
-                &'a self,
-                user_id: &'a str,
-                except: Option<crate::SessionId>,
-            ) -> crate::registry::BoxFuture<'a, Result<u64, crate::registry::RegistryError>> {
-                crate::registry::Registry::revoke_user(self, user_id, except)
-            }
-
-            /// Deletes the sessions expired at `now`; see
-            /// [`Registry::delete_expired`](crate::registry::Registry::delete_expired).
-            pub fn delete_expired(
-                &self,
-                now: std::time::SystemTime,
-            ) -> crate::registry::BoxFuture<'_, Result<u64, crate::registry::RegistryError>> {
-                crate::registry::Registry::delete_expired(self, now)
-            }
-        }
-    };
-}
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use everyday_methods;
 
 /// A pinned, boxed, `Send` future: what the [`Registry`] methods return so that the trait stays
 /// object safe (`Arc<dyn Registry>`).

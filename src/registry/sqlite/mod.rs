@@ -19,7 +19,9 @@
 mod builder;
 mod file;
 mod operator;
+mod reopen;
 mod schema;
+mod shared;
 mod threads;
 
 pub use builder::SqliteRegistryBuilder;
@@ -34,15 +36,16 @@ use std::time::{Instant, SystemTime};
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
 use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
 use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
-use crate::SessionId;
 use file::Identity;
 use schema::{forget_damage, from_ms, map_err, to_ms};
-use threads::{id_of, poller_loop, reader_loop, writer_loop, ReadMsg, Shared, SyncState, WriteMsg};
+use shared::{id_of, Shared, SyncState};
+use threads::{poller_loop, reader_loop, writer_loop, ReadMsg, WriteMsg};
 
 /// A [`Registry`] stored in an SQLite file (WAL mode), with a validation cache.
 ///

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 
 use super::schema::{from_ms, map_err, to_ms, SCHEMA_VERSION};
-use super::threads::Shared;
+use super::shared::Shared;
 use super::SqliteRegistry;
 use crate::registry::operator::{RegistryCheck, RegistryStats};
 use crate::registry::RegistryError;

@@ -7,9 +7,6 @@
 //! reply, which does not need a tokio runtime.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,134 +14,21 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::file::{Access, Identity};
 use super::schema::{forget_damage, from_ms, map_err, to_ms};
-use crate::registry::cache::ValidationCache;
+use super::shared::{id_of, Shared};
+use crate::id::SessionId;
 use crate::registry::freshness::Freshness;
 use crate::registry::ops::{after_commit, Outcome, WriteOp};
-use crate::registry::touches::{TouchQueue, TOUCH_FLUSH};
+use crate::registry::touches::TOUCH_FLUSH;
 use crate::registry::{cap_user_agent, NewSession, RegistryError};
-use crate::SessionId;
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// State shared by the registry handle and its threads.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) path: PathBuf,
-    pub(crate) cache: ValidationCache,
-    pub(crate) touches: TouchQueue,
-    pub(crate) sync: Mutex<SyncState>,
-    pub(crate) strict: bool,
-    pub(crate) stopped: AtomicBool,
-    pub(crate) busy_timeout: Duration,
-    /// Whether connections may create and migrate the file, or only use a registry as it is.
-    pub(crate) access: Access,
-    /// What the path named when the connections were (re)opened; see `file.rs`.
-    pub(crate) identity: Mutex<Identity>,
-    /// Set when the files were found replaced, cleared when the writer has reopened them.
-    pub(crate) stale: AtomicBool,
-    /// Bumped at every reopen; a reader whose connection is older reopens it.
-    pub(crate) generation: AtomicU64,
-    /// When the revocation log was last confirmed read to its end; `None` when nothing polls
-    /// it (the cache is then trusted without a bound: see `poll_interval`).
-    pub(crate) freshness: Option<Freshness>,
-    /// The most active sessions a user may have; registering one more revokes the oldest.
-    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
-}
-
-/// The connection that watches `PRAGMA data_version` and the revocation log.
-#[derive(Debug)]
-pub(crate) struct SyncState {
-    pub(crate) conn: Connection,
-    pub(crate) data_version: i64,
-    pub(crate) last_seq: i64,
-}
-
-impl SyncState {
-    /// Starts watching from the current end of the log.
-    pub(crate) fn new(conn: Connection, path: &Path) -> Result<Self, RegistryError> {
-        let err = |e: rusqlite::Error| map_err(path, &e);
-        let data_version = conn
-            .query_row("PRAGMA data_version", [], |row| row.get(0))
-            .map_err(err)?;
-        let last_seq = conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM revocations", [], |row| {
-                row.get(0)
-            })
-            .map_err(err)?;
-        Ok(SyncState {
-            conn,
-            data_version,
-            last_seq,
-        })
-    }
-}
-
 impl Shared {
-    /// If any other connection committed since the last check, evicts the ids revoked since.
-    ///
-    /// On success the log has been read to its end as of `began`, which confirms the cache fresh
-    /// (see `freshness.rs`).
-    pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
-        let began = Instant::now();
-        let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
-        let result = Self::sync_with(&mut state, &self.cache, &self.path);
-        match &result {
-            Ok(()) => {
-                if let Some(freshness) = &self.freshness {
-                    freshness.confirm(began);
-                }
-            }
-            Err(e) => forget_damage(&state.conn, e),
-        }
-        result
-    }
-
-    fn sync_with(
-        state: &mut SyncState,
-        cache: &ValidationCache,
-        path: &Path,
-    ) -> Result<(), RegistryError> {
-        let err = |e: rusqlite::Error| map_err(path, &e);
-        let version: i64 = state
-            .conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
-            .map_err(err)?;
-        if version == state.data_version {
-            return Ok(());
-        }
-        let mut revoked = Vec::new();
-        let mut last_seq = state.last_seq;
-        {
-            let mut stmt = state
-                .conn
-                .prepare_cached("SELECT seq, id FROM revocations WHERE seq > ?1 ORDER BY seq")
-                .map_err(err)?;
-            let mut rows = stmt.query([state.last_seq]).map_err(err)?;
-            while let Some(row) = rows.next().map_err(err)? {
-                last_seq = row.get(0).map_err(err)?;
-                if let Some(id) = id_of(row.get_ref(1).map_err(err)?.as_blob().ok()) {
-                    revoked.push(id);
-                }
-            }
-        }
-        cache.evict(revoked);
-        state.last_seq = last_seq;
-        state.data_version = version;
-        Ok(())
-    }
-
     fn err(&self) -> impl Fn(rusqlite::Error) -> RegistryError + '_ {
         move |e| map_err(&self.path, &e)
     }
-}
-
-/// Reads a stored id; a blob of the wrong length (never written by us) is no id.
-pub(crate) fn id_of(blob: Option<&[u8]>) -> Option<SessionId> {
-    Some(SessionId::from_bytes(blob?.try_into().ok()?))
 }
 
 type Reply = oneshot::Sender<Result<Outcome, RegistryError>>;

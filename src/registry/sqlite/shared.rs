@@ -1,0 +1,137 @@
+//! The state that [`SqliteRegistry`](super::SqliteRegistry) shares with its threads
+//! ([`Shared`]), and the connection that follows the revocation log ([`SyncState`]).
+//!
+//! Its own file, below the threads (`threads.rs`) and the reopening of replaced files
+//! (`reopen.rs`): both work on this state, and neither needs the other, so that every import
+//! between the three points one way. Following the log lives here because the handle (strict
+//! mode, `sync_revocations`), the poller and a reopen all use it.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::file::{Access, Identity};
+use super::schema::{forget_damage, map_err};
+use crate::id::SessionId;
+use crate::registry::cache::ValidationCache;
+use crate::registry::freshness::Freshness;
+use crate::registry::touches::TouchQueue;
+use crate::registry::RegistryError;
+
+/// State shared by the registry handle and its threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
+    pub(crate) cache: ValidationCache,
+    pub(crate) touches: TouchQueue,
+    pub(crate) sync: Mutex<SyncState>,
+    pub(crate) strict: bool,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) busy_timeout: Duration,
+    /// Whether connections may create and migrate the file, or only use a registry as it is.
+    pub(crate) access: Access,
+    /// What the path named when the connections were (re)opened; see `reopen.rs`.
+    pub(crate) identity: Mutex<Identity>,
+    /// Set when the files were found replaced, cleared when the writer has reopened them.
+    pub(crate) stale: AtomicBool,
+    /// Bumped at every reopen; a reader whose connection is older reopens it.
+    pub(crate) generation: AtomicU64,
+    /// When the revocation log was last confirmed read to its end; `None` when nothing polls
+    /// it (the cache is then trusted without a bound: see `poll_interval`).
+    pub(crate) freshness: Option<Freshness>,
+    /// The most active sessions a user may have; registering one more revokes the oldest.
+    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
+}
+
+/// The connection that watches `PRAGMA data_version` and the revocation log.
+#[derive(Debug)]
+pub(crate) struct SyncState {
+    pub(crate) conn: Connection,
+    pub(crate) data_version: i64,
+    pub(crate) last_seq: i64,
+}
+
+impl SyncState {
+    /// Starts watching from the current end of the log.
+    pub(crate) fn new(conn: Connection, path: &Path) -> Result<Self, RegistryError> {
+        let err = |e: rusqlite::Error| map_err(path, &e);
+        let data_version = conn
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .map_err(err)?;
+        let last_seq = conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM revocations", [], |row| {
+                row.get(0)
+            })
+            .map_err(err)?;
+        Ok(SyncState {
+            conn,
+            data_version,
+            last_seq,
+        })
+    }
+}
+
+impl Shared {
+    /// If any other connection committed since the last check, evicts the ids revoked since.
+    ///
+    /// On success the log has been read to its end as of `began`, which confirms the cache fresh
+    /// (see `freshness.rs`).
+    pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
+        let began = Instant::now();
+        let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let result = Self::sync_with(&mut state, &self.cache, &self.path);
+        match &result {
+            Ok(()) => {
+                if let Some(freshness) = &self.freshness {
+                    freshness.confirm(began);
+                }
+            }
+            Err(e) => forget_damage(&state.conn, e),
+        }
+        result
+    }
+
+    fn sync_with(
+        state: &mut SyncState,
+        cache: &ValidationCache,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let err = |e: rusqlite::Error| map_err(path, &e);
+        let version: i64 = state
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(err)?;
+        if version == state.data_version {
+            return Ok(());
+        }
+        let mut revoked = Vec::new();
+        let mut last_seq = state.last_seq;
+        {
+            let mut stmt = state
+                .conn
+                .prepare_cached("SELECT seq, id FROM revocations WHERE seq > ?1 ORDER BY seq")
+                .map_err(err)?;
+            let mut rows = stmt.query([state.last_seq]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                last_seq = row.get(0).map_err(err)?;
+                if let Some(id) = id_of(row.get_ref(1).map_err(err)?.as_blob().ok()) {
+                    revoked.push(id);
+                }
+            }
+        }
+        cache.evict(revoked);
+        state.last_seq = last_seq;
+        state.data_version = version;
+        Ok(())
+    }
+}
+
+/// Reads a stored id; a blob of the wrong length (never written by us) is no id.
+pub(crate) fn id_of(blob: Option<&[u8]>) -> Option<SessionId> {
+    Some(SessionId::from_bytes(blob?.try_into().ok()?))
+}
