@@ -11,6 +11,12 @@
 //! `loading.rs` builds the state before any handler sees it, from the cookie that opened (its
 //! decoded envelope usually shared with the cache of opened values); `save.rs` turns the final
 //! state into the response's `Set-Cookie`.
+//!
+//! The handle's other concerns have a file each: `login.rs` signs in, renews and signs out
+//! (the id's rotation and its registration), `devices.rs` lists and revokes the user's sessions,
+//! `lifetime.rs` chooses remember-me and reads the session's deadlines, and `flash.rs` and
+//! `csrf.rs` keep flash messages and the CSRF token in the session's data. This file holds the
+//! handle, its state, and reading and writing the data.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -24,14 +30,18 @@ use serde::Serialize;
 use crate::claims::ClaimsCore;
 use crate::config::Shared;
 use crate::cookie_buf::CookieBuf;
-use crate::registry::{NewSession, Registry, RegistryError, SessionInfo};
-use crate::SessionId;
+use crate::id::SessionId;
+use crate::registry::RegistryError;
 
 mod csrf;
+mod devices;
 mod flash;
+mod lifetime;
 mod loading;
+mod login;
 mod save;
 
+pub use devices::Device;
 pub use flash::Flash;
 
 pub(crate) use loading::{Candidate, Seen};
@@ -81,16 +91,6 @@ pub enum SessionError {
         /// The most the session's cookies can carry.
         max: usize,
     },
-}
-
-/// One of the signed-in user's sessions ("devices"), as [`Session::devices`] lists them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Device {
-    /// What the registry recorded: id, times, user agent, address.
-    pub info: SessionInfo,
-    /// Whether this is the session of the current request ("this device").
-    pub current: bool,
 }
 
 /// The session of the current request: cheap to clone, shared by all clones.
@@ -343,222 +343,6 @@ impl Session {
         self.lock().claims.as_ref().is_none_or(ClaimsCore::is_empty)
     }
 
-    /// Chooses a persistent "remember me" session or, the default, a browser-session one.
-    ///
-    /// A persistent session's cookie has a `Max-Age`, so it survives a browser restart, and its
-    /// limits are [`persistent_lifetime`] (30 days by default) and
-    /// [`persistent_idle_timeout`] (7 days) instead of the usual 24 and 2 hours. The server
-    /// enforces them from the sealed times either way.
-    ///
-    /// **Call it before [`login`](Self::login)**: a signed-in session's absolute end is fixed
-    /// when the user signs in (the registry records it). Afterwards the cookie still becomes
-    /// (or stops being) persistent and takes the other idle timeout, but its end never moves
-    /// later (a warning is logged when that leaves it short of the persistent lifetime), and
-    /// `set_persistent(false)` brings it back to the plain lifetime from login.
-    ///
-    /// ```
-    /// # async fn sign_in(session: sealed_sessions::Session) -> Result<(), sealed_sessions::SessionError> {
-    /// let remember_me = true; // the login form's checkbox
-    /// session.set_persistent(remember_me);
-    /// session.login("alice").await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// [`persistent_lifetime`]: crate::SessionConfigBuilder::persistent_lifetime
-    /// [`persistent_idle_timeout`]: crate::SessionConfigBuilder::persistent_idle_timeout
-    pub fn set_persistent(&self, persistent: bool) {
-        let s = &self.inner.shared;
-        let now = self.inner.now;
-        self.with_claims(|state| {
-            let c = claims_mut(state);
-            if c.is_persistent() == persistent {
-                return;
-            }
-            c.set_persistent(persistent);
-            let limits = s.limits(persistent);
-            if c.has_user() {
-                let login = c.auth_time().unwrap_or(now);
-                if persistent && c.expires_at() < login + limits.lifetime {
-                    tracing::warn!(
-                        "Session::set_persistent(true) after login keeps the lifetime set at \
-                         login; call it before login to give the session the persistent lifetime"
-                    );
-                }
-                // Forgetting shortens the session to the plain lifetime from login (a cookie that
-                // ends before its registry row is safe); remembering never lengthens it.
-                let end = (!persistent).then(|| login + limits.lifetime);
-                c.retime(now, None, limits.idle);
-                if let Some(end) = end {
-                    c.end_by(end);
-                }
-            } else {
-                c.retime(now, Some(limits.lifetime), limits.idle);
-            }
-            state.dirty = true;
-        });
-    }
-
-    /// Whether the cookie is persistent; see [`Self::set_persistent`].
-    pub fn is_persistent(&self) -> bool {
-        self.lock()
-            .claims
-            .as_ref()
-            .is_some_and(ClaimsCore::is_persistent)
-    }
-
-    /// The absolute end of the session.
-    pub fn expires_at(&self) -> SystemTime {
-        self.read(ClaimsCore::expires_at)
-    }
-
-    /// The end of the session unless a request comes first.
-    pub fn idle_deadline(&self) -> SystemTime {
-        self.read(ClaimsCore::idle_deadline)
-    }
-
-    /// When the user logged in, if there is one.
-    pub fn auth_time(&self) -> Option<SystemTime> {
-        self.lock().claims.as_ref().and_then(ClaimsCore::auth_time)
-    }
-
-    /// Gives the session a new id, keeping its data and user; do it whenever privileges change.
-    /// The absolute expiry stays as it was, so renewing never extends a session.
-    ///
-    /// A signed-in session's id is rotated in the registry in one step: the new id is recorded
-    /// only if the old one is still active. If it is not (the session was revoked, say by "sign
-    /// out everywhere", or renewed by another request of the same browser, while this request
-    /// ran), this request's session ends signed out and [`SessionError::NotActive`] is returned;
-    /// the response sets no cookie, so the browser keeps whatever another response set. If the
-    /// registry
-    /// fails, the error is returned here and the response becomes HTTP 503 without a session
-    /// cookie (the browser keeps its old one).
-    ///
-    /// Await it to the end: a handler that drops the future half-way (a timeout, a `select!`)
-    /// may leave the rotation committed with no cookie sent for it, and the browser's cookie,
-    /// whose id was retired, then signs it out. Likewise, "sign out this device" racing that
-    /// device's renewal revokes the old id and finds nothing, while the device goes on under
-    /// its new id: revoke by user ([`Registry::revoke_user`](crate::registry::Registry)) when
-    /// it must be certain.
-    pub async fn renew(&self) -> Result<(), SessionError> {
-        self.reissue(None).await
-    }
-
-    /// Signs `user` in: gives the session a new id first (so that an id planted by an attacker
-    /// before login is worthless afterwards), binds the user, keeps the data, and registers the
-    /// session (with the client's address and user agent) before any cookie is sent. A session
-    /// that was signed in already has its old id retired in the same registry transaction.
-    ///
-    /// If the registration fails, the error is returned here and the response becomes HTTP 503
-    /// without a session cookie: a cookie the registry does not know would be refused anyway.
-    pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
-        self.reissue(Some(user.into())).await
-    }
-
-    async fn reissue(&self, user: Option<String>) -> Result<(), SessionError> {
-        let s = &self.inner.shared;
-        let now = self.inner.now;
-        let login = user.is_some();
-        let max = self.max_claims_len();
-        let (register, old) = self.with_claims(|state| {
-            // Changed on a copy first: a login whose user id would make the session too large
-            // for its cookies fails here, before anything is registered or retired, and leaves
-            // the session as it was (sealing it would fail at save, a 500 with the old id gone).
-            let mut c = claims(state).clone();
-            let old = c.user(self.buf()).map(|u| (u.to_owned(), c.id()));
-            match user {
-                // A login is a new session: new id, full lifetime.
-                Some(user) => {
-                    let limits = s.limits(c.is_persistent());
-                    c.renew(now, limits.lifetime, limits.idle);
-                    c.set_user(user, now);
-                    // A token learnt before login must not work after it (see `csrf.rs`).
-                    c.remove(self.buf(), csrf::CSRF_KEY);
-                }
-                None => c.renew_id(now),
-            }
-            let size = flash::sealed_len(&c, self.buf(), &state.new_flashes);
-            if size > max {
-                return Err(SessionError::TooLarge { size, max });
-            }
-            state.dirty = true;
-            state.purged = false;
-            let register = match (&s.registry, c.user(self.buf())) {
-                (Some(_), Some(user)) => Some(self.new_registration(&c, user)),
-                _ => None,
-            };
-            state.registration = match &register {
-                Some(new) => Registration::Pending(new.id),
-                None => Registration::NotNeeded,
-            };
-            state.claims = Some(c);
-            Ok((register, old))
-        })?;
-        let (Some(registry), Some(new)) = (&s.registry, register) else {
-            return Ok(());
-        };
-        let id = new.id;
-        let result = match old {
-            Some((old_user, old_id)) => {
-                // A login proved who the user is, so it may start a session even if the old
-                // one is gone: keep a copy to register then.
-                let retry = login.then(|| new.clone());
-                match (registry.rotate(&old_user, old_id, new).await, retry) {
-                    (Ok(false), Some(new)) => registry.register(new).await.map(|()| true),
-                    (result, _) => result,
-                }
-            }
-            None => registry.register(new).await.map(|()| true),
-        };
-        let mut state = self.lock();
-        // A later login in the same request may have replaced this id meanwhile.
-        if state.registration != Registration::Pending(id) {
-            return result.map(drop).map_err(SessionError::from);
-        }
-        match result {
-            Ok(true) => {
-                state.registration = Registration::NotNeeded;
-                Ok(())
-            }
-            Ok(false) => {
-                // No longer active (revoked while this request ran, or renewed by a concurrent
-                // request of the same browser): no new id may come of it. The cookie is left
-                // alone rather than removed: a concurrent renewal's response may have just set
-                // the browser's new one, and a revoked cookie is removed on its next request.
-                purge(&mut state);
-                state.purged = false;
-                Err(SessionError::NotActive)
-            }
-            Err(err) => {
-                state.registration = Registration::Failed;
-                Err(err.into())
-            }
-        }
-    }
-
-    fn new_registration(&self, c: &ClaimsCore, user: &str) -> NewSession {
-        let client = &self.inner.client;
-        let mut new = NewSession::new(c.id(), user, self.inner.now, c.expires_at());
-        if let Some(ua) = client.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
-            new = new.user_agent(ua);
-        }
-        if let Some(ip) = client.ip {
-            new = new.ip(ip);
-        }
-        new
-    }
-
-    /// Signs out: drops the session (data included), revokes it in the registry, and removes
-    /// the cookie. The cookie is removed even if the revocation fails; the error is returned so
-    /// that the handler can tell the user that other copies of the cookie may still work.
-    pub async fn logout(&self) -> Result<(), SessionError> {
-        let old = self.sign_out_here();
-        if let (Some(registry), Some((user, id))) = (&self.inner.shared.registry, old) {
-            registry.revoke(&user, id).await?;
-        }
-        Ok(())
-    }
-
     /// Drops this request's session and returns its user and id, if it was signed in.
     fn sign_out_here(&self) -> Option<(String, SessionId)> {
         let mut state = self.lock();
@@ -568,77 +352,6 @@ impl Session {
             .and_then(|c| c.user(self.buf()).map(|u| (u.to_owned(), c.id())));
         purge(&mut state);
         old
-    }
-
-    /// The signed-in user and the registry, for the actions on the user's devices.
-    fn user_and_registry(&self) -> Result<(String, &dyn Registry), SessionError> {
-        let user = self.user().ok_or(SessionError::NotSignedIn)?;
-        let registry = self
-            .inner
-            .shared
-            .registry
-            .as_deref()
-            .ok_or(SessionError::NoRegistry)?;
-        Ok((user, registry))
-    }
-
-    /// The signed-in user's active sessions, this device first, then newest first: what a
-    /// "your devices" page shows. Needs a registry.
-    ///
-    /// ```
-    /// # async fn page(session: sealed_sessions::Session) -> Result<String, sealed_sessions::SessionError> {
-    /// let mut page = String::new();
-    /// for device in session.devices().await? {
-    ///     let name = device.info.user_agent.as_deref().unwrap_or("unknown browser");
-    ///     let this = if device.current { " (this device)" } else { "" };
-    ///     page += &format!("{name}{this}\n");
-    /// }
-    /// # Ok(page)
-    /// # }
-    /// ```
-    pub async fn devices(&self) -> Result<Vec<Device>, SessionError> {
-        let (user, registry) = self.user_and_registry()?;
-        let current = self.id();
-        let mut devices: Vec<Device> = registry
-            .list_for_user(&user, self.inner.now)
-            .await?
-            .into_iter()
-            .map(|info| Device {
-                current: info.id == current,
-                info,
-            })
-            .collect();
-        // Stable: the rest stay newest first.
-        devices.sort_by_key(|d| !d.current);
-        Ok(devices)
-    }
-
-    /// Revokes one of the signed-in user's sessions ("sign out that device"); returns whether
-    /// an active one was revoked. Only the user's own sessions can be revoked: another user's id
-    /// changes nothing and returns `false`. Revoking the current session signs out here too, as
-    /// [`logout`](Self::logout) does.
-    pub async fn revoke_device(&self, id: SessionId) -> Result<bool, SessionError> {
-        let (user, registry) = self.user_and_registry()?;
-        if id == self.id() {
-            self.sign_out_here();
-        }
-        Ok(registry.revoke(&user, id).await?)
-    }
-
-    /// Revokes every session of the signed-in user but this one ("sign out other devices");
-    /// returns how many were revoked. Each is refused from its next request on.
-    pub async fn sign_out_other_devices(&self) -> Result<u64, SessionError> {
-        let (user, registry) = self.user_and_registry()?;
-        Ok(registry.revoke_user(&user, Some(self.id())).await?)
-    }
-
-    /// Revokes every session of the signed-in user, this one included ("sign out everywhere"),
-    /// and removes this cookie; returns how many were revoked. The cookie is removed even if
-    /// the registry fails, as with [`logout`](Self::logout).
-    pub async fn sign_out_everywhere(&self) -> Result<u64, SessionError> {
-        let (user, registry) = self.user_and_registry()?;
-        self.sign_out_here();
-        Ok(registry.revoke_user(&user, None).await?)
     }
 }
 

@@ -23,8 +23,8 @@ use super::{Registration, Session, SessionError, State};
 use crate::claims::ClaimsCore;
 use crate::envelope_bytes::Envelope;
 use crate::opened_cache::MAX_RAW_LEN;
+use crate::seal::SealError;
 use crate::wire::varint_len;
-use crate::SealError;
 
 /// What the response needs for the session.
 #[derive(Debug)]
