@@ -239,6 +239,29 @@ fn passwords_never_reach_the_tools_output() {
     }
 }
 
+/// Connection strings with a space or tab before them, or one slash short, are neither
+/// connection strings nor paths: refused (exit 2), with no password printed and no file created
+/// (found by review: they were taken as SQLite paths and printed whole).
+#[test]
+fn connection_string_look_alikes_are_refused_without_their_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in [
+        " postgres://app:Pw7Qz9@127.0.0.1:1/app",
+        "\tpostgresql://app:Pw7Qz9@127.0.0.1:1/app",
+        "postgres:/app:Pw7Qz9@127.0.0.1:1/app",
+        "postgres:app:Pw7Qz9@127.0.0.1:1/app",
+    ] {
+        for args in [vec!["migrate", "--db", db], vec!["stats", "--db", db]] {
+            let out = tool_in(dir.path(), &args);
+            let said = format!("{}{}", stdout(&out), stderr(&out));
+            assert_eq!(code(&out), 2, "{args:?}: {said}");
+            assert!(!said.contains("Pw7Qz9"), "{args:?}: {said}");
+            assert!(said.contains("postgres://"), "names what works: {said}");
+        }
+        assert!(listing(dir.path()).is_empty(), "{db:?} created a file");
+    }
+}
+
 /// The library's own errors (what an application logs) for the same strings.
 #[test]
 fn registry_errors_hold_no_password() {

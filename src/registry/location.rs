@@ -39,7 +39,7 @@ const SUPPORTED: &str = "a registry is an SQLite file's path (or `sqlite://PATH`
 /// assert!(Location::parse("mysql://app:s3cret@db.internal/app").is_err());
 /// # Ok::<(), sealed_sessions::registry::RegistryError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Location<'a> {
     /// An SQLite database file.
@@ -57,6 +57,11 @@ enum Kind<'a> {
     FileUri,
     /// A URL of another scheme (the scheme only: the rest may hold a password).
     OtherScheme(&'a str),
+    /// `scheme:` without `//` (`postgres:/h/db`, a typo, or `mysql:…`): a URL's start, not a
+    /// path anyone means.
+    SchemeLike,
+    /// Spaces or tabs around the text: a pasted string whose kind its first characters hide.
+    Padded,
 }
 
 fn kind(db: &str) -> Kind<'_> {
@@ -88,6 +93,20 @@ fn kind(db: &str) -> Kind<'_> {
     if is_keyword && text[keyword.len()..].trim_start().starts_with('=') {
         return Kind::Postgres;
     }
+    if db.trim() != db {
+        return Kind::Padded;
+    }
+    // A URI scheme (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`) of two characters
+    // at least (so that `C:` stays a drive), then `:`.
+    let scheme = db.split_once(':').map_or("", |(scheme, _)| scheme);
+    if scheme.len() >= 2
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    {
+        return Kind::SchemeLike;
+    }
     Kind::Path
 }
 
@@ -103,7 +122,9 @@ impl<'a> Location<'a> {
         match kind(db) {
             Kind::Postgres => Location::Postgres(db),
             Kind::SqliteUrl(path) => Location::Sqlite(Path::new(path)),
-            Kind::Path | Kind::FileUri | Kind::OtherScheme(_) => Location::Sqlite(Path::new(db)),
+            Kind::Path | Kind::FileUri | Kind::OtherScheme(_) | Kind::SchemeLike | Kind::Padded => {
+                Location::Sqlite(Path::new(db))
+            }
         }
     }
 
@@ -115,6 +136,8 @@ impl<'a> Location<'a> {
     /// - SQLite's `file:` URIs, whose query parameters would be taken as part of a file name;
     ///   give the path;
     /// - `sqlite://` with no path or with a `?` (parameters are not supported);
+    /// - text with spaces around it, and text that starts with a URL's scheme and `:` but not
+    ///   `://` (`postgres:/h/db`; a file whose name has a colon is written `./name`);
     /// - a PostgreSQL URL or `key=value` string that does not parse, or whose password holds an
     ///   unencoded `@` (write `%40`), checked only with the `postgres` feature.
     ///
@@ -145,7 +168,26 @@ impl<'a> Location<'a> {
             Kind::OtherScheme(scheme) => refuse(format!(
                 "`{scheme}://` is not a registry database: {SUPPORTED}"
             )),
+            Kind::SchemeLike => refuse(format!(
+                "a location that starts as a URL does (`name:`) but is none of these: \
+                 {SUPPORTED} (a file whose name has a colon is written `./name`)"
+            )),
+            Kind::Padded => refuse(format!(
+                "a location with spaces around it (remove them): {SUPPORTED}"
+            )),
         }
+    }
+}
+
+/// The same text as [`Display`](fmt::Display), in the variant's name: a location is logged
+/// with `?location` as often as with `%location`, and neither may show a password.
+impl fmt::Debug for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            Location::Sqlite(_) => "Sqlite",
+            Location::Postgres(_) => "Postgres",
+        };
+        write!(f, "{variant}({:?})", self.to_string())
     }
 }
 
@@ -233,6 +275,11 @@ mod tests {
             "sqlite://",
             "sqlite://Pw7Qz9.db?mode=rwc",
             "",
+            " postgres://u:Pw7Qz9@h/db",
+            "\tpostgresql://u:Pw7Qz9@h/db",
+            "postgres:/u:Pw7Qz9@h/db",
+            "mysql:u:Pw7Qz9@h",
+            "Pw7Qz9.db ",
             #[cfg(feature = "postgres")]
             "host=h password=Pw7 Qz9",
             #[cfg(feature = "postgres")]
@@ -248,6 +295,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(said.contains("`mysql://` is not a registry"), "{said}");
+    }
+
+    #[test]
+    fn debug_shows_no_password() {
+        let shown = format!("{:?}", Location::of("postgres://u:Pw7Qz9@h/db"));
+        assert!(
+            shown.starts_with("Postgres(") && !shown.contains("Pw7Qz9"),
+            "{shown}"
+        );
+        let path = format!("{:?}", Location::of("./s.db"));
+        assert_eq!(path, "Sqlite(\"./s.db\")");
     }
 
     #[cfg(not(feature = "postgres"))]
