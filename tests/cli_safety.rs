@@ -26,10 +26,16 @@ fn hyphen_id(n: u8) -> SessionId {
 }
 
 /// Files that are not registries, each alone in a directory of its own: an empty file, another
-/// application's database (rollback journal), and one in WAL mode.
+/// application's database (rollback journal), one in WAL mode, and one whose tables happen to
+/// be called `sessions` and `revocations` (no registry schema version).
 fn foreign_files(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for (name, wal) in [("empty", None), ("other", Some(false)), ("wal", Some(true))] {
+    for (name, wal) in [
+        ("empty", None),
+        ("other", Some(false)),
+        ("wal", Some(true)),
+        ("look-alike", Some(true)),
+    ] {
         let dir = root.join(name);
         std::fs::create_dir(&dir).unwrap();
         let path = dir.join("app.db");
@@ -42,10 +48,14 @@ fn foreign_files(root: &Path) -> Vec<PathBuf> {
                         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
                         .unwrap();
                 }
-                conn.execute_batch(
+                conn.execute_batch(if name == "look-alike" {
+                    "CREATE TABLE sessions (id INTEGER PRIMARY KEY, cart TEXT);
+                     CREATE TABLE revocations (id INTEGER PRIMARY KEY, token TEXT);
+                     INSERT INTO sessions (cart) VALUES ('keep me');"
+                } else {
                     "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
-                     INSERT INTO notes (body) VALUES ('keep me');",
-                )
+                     INSERT INTO notes (body) VALUES ('keep me');"
+                })
                 .unwrap();
             }
         }

@@ -246,6 +246,23 @@ pub enum RegistryError {
         /// The missing table.
         table: &'static str,
     },
+    /// The schema is older than this library can run on, and the registry was opened without
+    /// migrating it (PostgreSQL's [`migrate(false)`](crate::registry::PostgresRegistryBuilder::migrate),
+    /// or the operator tool's commands other than `migrate`).
+    #[error(
+        "the registry schema version {found} is older than this library needs ({required}): \
+         `sealed-sessions migrate`, or opening it with migration, upgrades it"
+    )]
+    SchemaTooOld {
+        /// The schema version found.
+        found: i64,
+        /// The version this library needs.
+        required: i64,
+    },
+    /// An SQLite database with the registry's table names but no registry schema version:
+    /// another application's database, which the registry leaves alone.
+    #[error("{0} is an SQLite database, but not a registry's (it has no registry schema version)")]
+    NotARegistry(PathBuf),
     /// The database was created by a newer version of this library.
     #[error(
         "the registry schema version {found} is newer than this library supports ({supported})"

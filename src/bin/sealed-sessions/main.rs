@@ -136,12 +136,14 @@ impl Failure {
             RegistryError::MissingDirectory(_)
             | RegistryError::NotADatabase(_)
             | RegistryError::MissingTable { .. }
+            | RegistryError::NotARegistry(_)
+            | RegistryError::SchemaTooOld { .. }
             | RegistryError::SchemaTooNew { .. }
             | RegistryError::InvalidConfig(_) => 2,
             _ => 3,
         };
         let message = match &e {
-            RegistryError::MissingTable { .. } => {
+            RegistryError::MissingTable { .. } | RegistryError::NotARegistry(_) => {
                 format!("{db}: not a registry (`sealed-sessions migrate` creates one): {e}")
             }
             _ => format!("registry {db}: {e}"),

@@ -321,12 +321,12 @@ pub(crate) async fn migrate(
             }
             tx.commit().await.map_err(err)?;
         } else {
-            tracing::warn!(
+            // Every older version lacks what writers need now (version 3's `write_lock`), so
+            // the registry cannot run on it: say so, rather than a missing table.
+            return Err(RegistryError::SchemaTooOld {
                 found,
-                current = SCHEMA_VERSION,
-                "the registry's schema is older than this library's: run the migrations \
-                 (PostgresRegistry::schema_sql, or `sealed-sessions migrate`)"
-            );
+                required: SCHEMA_VERSION,
+            });
         }
     }
     for table in ["sessions", "revocations", "write_lock"] {
