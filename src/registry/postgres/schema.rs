@@ -38,7 +38,10 @@
 //! row of `sessions` *before* a statement that takes the writers' lock (an earlier `UPDATE` of
 //! another column, a `SELECT … FOR UPDATE`) reverses the order and may make a registry write
 //! wait and fail as busy: revoke in one statement, or take the lock first with
-//! `LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE`. The cleanup takes its own lock
+//! `LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE`. A TRUNCATE is the exception among single
+//! statements: it locks `sessions` (ACCESS EXCLUSIVE) before its BEFORE trigger runs, so a
+//! hand-written one must take the writers' lock first in the same transaction, or it and a
+//! registry writer can deadlock (docs/registry.md). The cleanup takes its own lock
 //! (`LOCK TABLE {s}.revocations IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`, one host at a time)
 //! before the writers' lock; no writer waits for it (it conflicts with neither ROW EXCLUSIVE nor
 //! EXCLUSIVE on another table), so the two never wait for each other in a circle.
