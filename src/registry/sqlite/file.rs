@@ -91,11 +91,6 @@ fn check_registry(path: &Path) -> Result<(), RegistryError> {
             supported: SCHEMA_VERSION,
         });
     }
-    // Every registry has set its version since the first release: a file with none, whatever
-    // tables it has, is someone else's.
-    if found < 1 {
-        return Err(RegistryError::NotARegistry(path.to_path_buf()));
-    }
     for table in ["sessions", "revocations"] {
         let exists: bool = conn
             .query_row(
@@ -110,6 +105,11 @@ fn check_registry(path: &Path) -> Result<(), RegistryError> {
                 table,
             });
         }
+    }
+    // Every registry has set its version since the first release: a file with none, though it
+    // has tables of the same names, is someone else's.
+    if found < 1 {
+        return Err(RegistryError::NotARegistry(path.to_path_buf()));
     }
     if found < SCHEMA_VERSION {
         tracing::warn!(
