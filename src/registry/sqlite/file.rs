@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{connect, map_err, migrate, SCHEMA_VERSION};
+use super::schema::{connect, map_err, migrate, require_tables, SCHEMA_VERSION};
 use crate::registry::RegistryError;
 
 /// How the registry opens its file: from the builder's `migrate` and `read_only`.
@@ -91,21 +91,7 @@ fn check_registry(path: &Path) -> Result<(), RegistryError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for table in ["sessions", "revocations"] {
-        let exists: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
-                [table],
-                |row| row.get(0),
-            )
-            .map_err(err)?;
-        if !exists {
-            return Err(RegistryError::MissingTable {
-                path: path.to_path_buf(),
-                table,
-            });
-        }
-    }
+    require_tables(&conn, path)?;
     // Every registry has set its version since the first release: a file with none, though it
     // has tables of the same names, is someone else's.
     if found < 1 {

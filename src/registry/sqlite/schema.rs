@@ -219,14 +219,20 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Registry
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(err)?;
+    require_tables(&tx, path)?;
+    tx.commit().map_err(err)
+}
+
+/// Checks that the registry's tables exist in `conn`'s database (at `path`, for the error).
+pub(crate) fn require_tables(conn: &Connection, path: &Path) -> Result<(), RegistryError> {
     for table in ["sessions", "revocations"] {
-        let exists: bool = tx
+        let exists: bool = conn
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
                 [table],
                 |row| row.get(0),
             )
-            .map_err(err)?;
+            .map_err(|e| map_err(path, &e))?;
         if !exists {
             return Err(RegistryError::MissingTable {
                 path: path.to_path_buf(),
@@ -234,7 +240,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Registry
             });
         }
     }
-    tx.commit().map_err(err)
+    Ok(())
 }
 
 /// A time as stored: milliseconds since the Unix epoch (negative before it), saturating.
