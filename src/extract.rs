@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`SessionError::NotSignedIn`], [`SessionError::NotActive`] | 401 Unauthorized |
 //! | [`SessionError::CsrfMismatch`] | 403 Forbidden |
+//! | [`SessionError::ReauthenticationRequired`] (sudo mode) | 403, body `Reauthentication Required` and header `x-reauthentication-required: 1`, so a page or script can tell it from other 403s and ask for the password again |
 //! | [`SessionError::Registry`] and [`RegistryError`]: busy, unreachable, stopped, full, being replaced | 503 Service Unavailable |
 //! | anything else (a value that does not (de)serialize, no registry configured, a damaged database) | 500 Internal Server Error |
 //!
@@ -31,6 +32,10 @@ use http::StatusCode;
 
 use crate::registry::RegistryError;
 use crate::session::{Session, SessionError};
+
+/// The header on the 403 that [`SessionError::ReauthenticationRequired`] becomes: a response
+/// that means "ask for the password again", not "forbidden".
+pub const REAUTHENTICATION_HEADER: &str = "x-reauthentication-required";
 
 /// The rejection when a handler asks for a [`Session`] but no [`SessionLayer`](crate::SessionLayer)
 /// wraps the route: a server misconfiguration, answered with HTTP 500.
@@ -81,7 +86,9 @@ impl SessionError {
     fn status(&self) -> StatusCode {
         match self {
             SessionError::NotSignedIn | SessionError::NotActive => StatusCode::UNAUTHORIZED,
-            SessionError::CsrfMismatch => StatusCode::FORBIDDEN,
+            SessionError::CsrfMismatch | SessionError::ReauthenticationRequired { .. } => {
+                StatusCode::FORBIDDEN
+            }
             SessionError::Registry(err) => err.status(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,6 +135,15 @@ impl IntoResponse for SessionError {
                     err.column()
                 ),
             ),
+            SessionError::ReauthenticationRequired { .. } => {
+                tracing::debug!("{self}");
+                (
+                    StatusCode::FORBIDDEN,
+                    [(REAUTHENTICATION_HEADER, "1")],
+                    "Reauthentication Required",
+                )
+                    .into_response()
+            }
             _ => respond(self.status(), &self),
         }
     }
@@ -191,5 +207,23 @@ mod tests {
         assert!(!body.contains("db.internal"), "{body}");
         let (got, _) = status_and_body(RegistryError::ReadOnly(secret_path).into_response());
         assert_eq!(got, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn reauthentication_required_is_a_403_the_app_can_tell_from_others() {
+        let err = SessionError::ReauthenticationRequired {
+            authenticated_at: std::time::UNIX_EPOCH,
+            window: std::time::Duration::from_secs(20 * 60),
+        };
+        let response = err.into_response();
+        assert_eq!(
+            response.headers().get(REAUTHENTICATION_HEADER).unwrap(),
+            "1"
+        );
+        let (got, body) = status_and_body(response);
+        assert_eq!(got, StatusCode::FORBIDDEN);
+        assert_eq!(body, "Reauthentication Required");
+        let (_, csrf) = status_and_body(SessionError::CsrfMismatch.into_response());
+        assert_ne!(csrf, body, "a CSRF failure reads differently");
     }
 }

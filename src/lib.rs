@@ -105,7 +105,8 @@ pub use client_ip::PeerAddr;
 #[cfg(feature = "hyper")]
 pub use config::{
     ConfigError, RegistryErrorPolicy, SessionConfig, SessionConfigBuilder, DEFAULT_COOKIE_NAME,
-    DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME, MAX_LIFETIME, MAX_RETRY_AFTER,
+    DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME, DEFAULT_REAUTHENTICATION_WINDOW,
+    MAX_LIFETIME, MAX_RETRY_AFTER,
 };
 #[cfg(feature = "hyper")]
 pub use cookie_header::SameSite;
@@ -117,7 +118,7 @@ pub use session::{Device, Flash, Session, SessionError};
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "axum")]
-pub use extract::MissingSessionLayer;
+pub use extract::{MissingSessionLayer, REAUTHENTICATION_HEADER};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(all(doctest, feature = "axum", feature = "sqlite"))]

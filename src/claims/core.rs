@@ -130,6 +130,13 @@ impl ClaimsCore {
         self.auth_time = unix(now);
     }
 
+    /// Records a fresh authentication of the user already bound (sudo mode); no-op without one.
+    pub(crate) fn set_auth_time(&mut self, now: SystemTime) {
+        if self.user.is_some() {
+            self.auth_time = unix(now);
+        }
+    }
+
     pub(crate) fn clear_user(&mut self) {
         self.user = None;
         self.auth_time = 0;

@@ -12,7 +12,10 @@ use super::cookie::{
     check_attribute_len, has_prefix, DEFAULT_COOKIE_NAME, HOST_PREFIX, SECURE_PREFIX,
 };
 use super::error::ConfigError;
-use super::lifetimes::{Limits, DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME};
+use super::lifetimes::{
+    Limits, DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME,
+    DEFAULT_REAUTHENTICATION_WINDOW,
+};
 use super::policy::{RegistryErrorPolicy, MAX_RETRY_AFTER};
 use super::{ClockFn, SessionConfig, Shared};
 use crate::client_ip::ClientIpSource;
@@ -55,6 +58,7 @@ impl SessionConfig {
             opened_cache: DEFAULT_OPENED_CACHE,
             max_cookie_size: DEFAULT_MAX_COOKIE_SIZE,
             clock: None,
+            reauthentication_window: DEFAULT_REAUTHENTICATION_WINDOW,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct SessionConfigBuilder {
     opened_cache: usize,
     max_cookie_size: usize,
     clock: Option<Arc<ClockFn>>,
+    reauthentication_window: Duration,
 }
 
 impl SessionConfigBuilder {
@@ -160,6 +165,15 @@ impl SessionConfigBuilder {
     /// page does not re-seal on every request.
     pub fn refresh_after(mut self, refresh_after: Duration) -> Self {
         self.refresh_after = Some(refresh_after);
+        self
+    }
+
+    /// How recent a sign-in must be for
+    /// [`Session::require_recent_authentication`](crate::Session::require_recent_authentication)
+    /// ("sudo mode": re-enter the password before a sensitive change). Default 20 minutes
+    /// ([`DEFAULT_REAUTHENTICATION_WINDOW`]).
+    pub fn reauthentication_window(mut self, window: Duration) -> Self {
+        self.reauthentication_window = window;
         self
     }
 
@@ -369,6 +383,7 @@ impl SessionConfigBuilder {
                 registry: self.registry,
                 opened: OpenedCache::new(self.opened_cache),
                 clock: self.clock,
+                reauthentication_window: self.reauthentication_window,
                 plain_http_warned: [AtomicU64::new(0), AtomicU64::new(0)],
             }),
         })

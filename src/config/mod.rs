@@ -36,7 +36,10 @@ pub use builder::SessionConfigBuilder;
 pub use cookie::DEFAULT_COOKIE_NAME;
 pub use error::ConfigError;
 use lifetimes::Limits;
-pub use lifetimes::{DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME, MAX_LIFETIME};
+pub use lifetimes::{
+    DEFAULT_PERSISTENT_IDLE_TIMEOUT, DEFAULT_PERSISTENT_LIFETIME, DEFAULT_REAUTHENTICATION_WINDOW,
+    MAX_LIFETIME,
+};
 pub use policy::{RegistryErrorPolicy, MAX_RETRY_AFTER};
 
 type ClockFn = dyn Fn() -> SystemTime + Send + Sync;
@@ -79,6 +82,8 @@ pub(crate) struct Shared {
     /// Cookie values that already opened (`None`: caching is off).
     pub(crate) opened: Option<OpenedCache>,
     clock: Option<Arc<ClockFn>>,
+    /// How recent a sign-in must be for a sensitive action (sudo mode).
+    pub(crate) reauthentication_window: Duration,
     /// When the warning about a `Secure` cookie sent to a plain-http page was last logged, in
     /// seconds since the Unix epoch (0: never), for this site's own pages and for others'
     /// (`service/plain_http.rs`).
@@ -144,6 +149,12 @@ impl SessionConfig {
     pub fn persistent_idle_timeout(&self) -> Duration {
         self.shared.persistent.idle
     }
+
+    /// How recent a sign-in must be for a sensitive action; see
+    /// [`SessionConfigBuilder::reauthentication_window`].
+    pub fn reauthentication_window(&self) -> Duration {
+        self.shared.reauthentication_window
+    }
 }
 
 impl fmt::Debug for SessionConfig {
@@ -159,6 +170,7 @@ impl fmt::Debug for SessionConfig {
             .field("registry", &s.registry.is_some())
             .field("opened_cache", &s.opened.is_some())
             .field("injected_clock", &s.clock.is_some())
+            .field("reauthentication_window", &s.reauthentication_window)
             .finish()
     }
 }

@@ -8,6 +8,17 @@ use super::{claims, csrf, flash, purge, Registration, Session, SessionError};
 use crate::claims::ClaimsCore;
 use crate::registry::NewSession;
 
+/// What a new id is for.
+pub(super) enum Reissue {
+    /// Signing this user in: a new session with a full lifetime.
+    Login(String),
+    /// A new id for the same session, its deadlines kept.
+    Renew,
+    /// A new id and a fresh authentication time for the user already signed in; like a renewal,
+    /// never re-registered when the old id is gone (it may have been signed out everywhere).
+    Reauthenticate,
+}
+
 impl Session {
     /// Gives the session a new id, keeping its data and user; do it whenever privileges change.
     /// The absolute expiry stays as it was, so renewing never extends a session.
@@ -28,7 +39,7 @@ impl Session {
     /// its new id: revoke by user ([`Registry::revoke_user`](crate::registry::Registry)) when
     /// it must be certain.
     pub async fn renew(&self) -> Result<(), SessionError> {
-        self.reissue(None).await
+        self.reissue(Reissue::Renew).await
     }
 
     /// Signs `user` in: gives the session a new id first (so that an id planted by an attacker
@@ -39,13 +50,16 @@ impl Session {
     /// If the registration fails, the error is returned here and the response becomes HTTP 503
     /// without a session cookie: a cookie the registry does not know would be refused anyway.
     pub async fn login(&self, user: impl Into<String>) -> Result<(), SessionError> {
-        self.reissue(Some(user.into())).await
+        self.reissue(Reissue::Login(user.into())).await
     }
 
-    async fn reissue(&self, user: Option<String>) -> Result<(), SessionError> {
+    /// Rotates the id like [`renew`](Self::renew) (atomically in the registry, failing with
+    /// [`SessionError::NotActive`] if the old id was revoked meanwhile), and with `reauth` also
+    /// records a fresh authentication time (sudo mode, `sudo.rs`).
+    pub(super) async fn reissue(&self, how: Reissue) -> Result<(), SessionError> {
         let s = &self.inner.shared;
         let now = self.inner.now;
-        let login = user.is_some();
+        let login = matches!(how, Reissue::Login(_));
         let max = self.max_claims_len();
         let (register, old) = self.with_claims(|state| {
             // Changed on a copy first: a login whose user id would make the session too large
@@ -53,16 +67,23 @@ impl Session {
             // the session as it was (sealing it would fail at save, a 500 with the old id gone).
             let mut c = claims(state).clone();
             let old = c.user(self.buf()).map(|u| (u.to_owned(), c.id()));
-            match user {
+            match how {
                 // A login is a new session: new id, full lifetime.
-                Some(user) => {
+                Reissue::Login(user) => {
                     let limits = s.limits(c.is_persistent());
                     c.renew(now, limits.lifetime, limits.idle);
                     c.set_user(user, now);
                     // A token learnt before login must not work after it (see `csrf.rs`).
                     c.remove(self.buf(), csrf::CSRF_KEY);
                 }
-                None => c.renew_id(now),
+                Reissue::Renew => c.renew_id(now),
+                Reissue::Reauthenticate => {
+                    if !c.has_user() {
+                        return Err(SessionError::NotSignedIn);
+                    }
+                    c.renew_id(now);
+                    c.set_auth_time(now);
+                }
             }
             let size = flash::sealed_len(&c, self.buf(), &state.new_flashes);
             if size > max {

@@ -14,7 +14,8 @@
 //!
 //! The handle's other concerns have a file each: `login.rs` signs in, renews and signs out
 //! (the id's rotation and its registration), `devices.rs` lists and revokes the user's sessions,
-//! `lifetime.rs` chooses remember-me and reads the session's deadlines, and `flash.rs` and
+//! `lifetime.rs` chooses remember-me and reads the session's deadlines, `sudo.rs` asks for a
+//! recent authentication before sensitive changes, and `flash.rs` and
 //! `csrf.rs` keep flash messages and the CSRF token in the session's data. This file holds the
 //! handle, its state, and reading and writing the data.
 
@@ -40,6 +41,7 @@ mod lifetime;
 mod loading;
 mod login;
 mod save;
+mod sudo;
 
 pub use devices::Device;
 pub use flash::Flash;
@@ -77,6 +79,17 @@ pub enum SessionError {
     /// login, or from another session) or forged. With `axum`, a 403.
     #[error("the form's CSRF token is missing, stale or forged")]
     CsrfMismatch,
+    /// [`Session::require_recent_authentication`] (sudo mode): the user signed in longer ago
+    /// than the window allows. Ask for the password again, check it, call
+    /// [`Session::reauthenticate`] and retry. With `axum`, a 403 whose body is
+    /// `Reauthentication Required`.
+    #[error("the sign-in is older than the {window:?} this action allows; re-authenticate")]
+    ReauthenticationRequired {
+        /// When the user last authenticated.
+        authenticated_at: SystemTime,
+        /// The window that was asked for.
+        window: std::time::Duration,
+    },
     /// [`Session::insert`] (or [`Session::flash`], or a [`Session::login`] that adds the user
     /// id) would make the session too large for the cookies it can be sent in (see [`SessionConfigBuilder::max_cookie_size`](crate::SessionConfigBuilder::max_cookie_size)).
     /// Nothing was changed; [`Session::remaining_bytes`] tells what still fits.
