@@ -306,6 +306,13 @@ pub(crate) fn explain(e: &tokio_postgres::Error, mode: SslMode) -> Option<String
         source = err.source();
     }
     let m = mode.name();
+    if text.contains("requires a valid client certificate") {
+        return Some(format!(
+            "the server requires a client certificate for this role (`sslmode={m}`): give \
+             `sslcert=/path/client.pem&sslkey=/path/client.key`, signed by a CA the server's \
+             `ssl_ca_file` trusts"
+        ));
+    }
     if text.contains("server does not support TLS") {
         return Some(format!(
             "`sslmode={m}` needs TLS and the server does not offer it (turn `ssl = on` in its \
