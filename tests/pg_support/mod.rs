@@ -7,6 +7,7 @@
 
 #[path = "../skip/mod.rs"]
 pub mod skip;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

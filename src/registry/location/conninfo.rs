@@ -21,6 +21,10 @@ use tokio_postgres::Config;
 
 use crate::registry::RegistryError;
 
+mod tls_params;
+use tls_params::split_tls;
+pub(crate) use tls_params::{tls_params, SslMode, TlsParams};
+
 /// The options whose names the errors may repeat: tokio-postgres's, then libpq's that it lacks.
 const KNOWN_OPTIONS: [&str; 20] = [
     "user",
@@ -54,6 +58,7 @@ pub(crate) fn config(text: &str) -> Result<Config, RegistryError> {
         ))
     };
     let (text, _schema) = without_schema(text);
+    let (text, _tls) = split_tls(&text)?;
     if is_url(&text) {
         let before_query = text.split('?').next().unwrap_or_default();
         if before_query.matches('@').count() > 1 {
@@ -146,6 +151,7 @@ fn lowercase_scheme(url: &str) -> String {
 /// `text` parsed as [`config`] does, but without refusing: for showing what was given.
 fn lenient(text: &str) -> Option<(Config, Option<&str>)> {
     let (parsed, schema) = without_schema(text);
+    let parsed = split_tls(&parsed).map_or_else(|_| parsed.to_string(), |(rest, _)| rest);
     parsed.parse().ok().map(|config| (config, schema))
 }
 
@@ -306,7 +312,8 @@ mod tests {
         }
         let said = |text| config(text).unwrap_err().to_string();
         assert!(said("host=h port=x").contains("`port` is not valid"));
-        assert!(said("host=h sslrootcert=/ca.pem").contains("`sslrootcert` is not supported"));
+        assert!(said("host=h sslmode=allow").contains("`sslmode=allow`"));
+        assert!(said("host=h sslmode=verify").contains("`sslmode` is not valid"));
         for text in [
             "host=h password=Pw7 Qz9=1",
             "host=h password=Pw7 Qz9",

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{oneshot, Notify};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use super::schema::channel;
 use super::shared::Shared;
@@ -126,9 +126,7 @@ async fn listen(
     first: &mut Option<oneshot::Sender<Result<(), RegistryError>>>,
     caught_up: &mut bool,
 ) -> RegistryError {
-    let connected = shared
-        .bounded(async { shared.pg.connect(NoTls).await.map_err(shared.err()) })
-        .await;
+    let connected = shared.open_connection().await;
     let (client, mut connection) = match connected {
         Ok(connected) => connected,
         Err(e) => return e,

@@ -7,12 +7,16 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub(crate) mod tls;
 
 use super::builder::PostgresRegistryBuilder;
 use super::schema::{map_err, timed_out};
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
+use crate::registry::location::conninfo::{self, SslMode};
 use crate::registry::touches::TouchQueue;
 use crate::registry::RegistryError;
 
@@ -29,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) server: String,
     pub(crate) schema: String,
     pub(crate) pg: tokio_postgres::Config,
+    /// The TLS connector every connection uses (see [`tls`]), and the mode it was built for.
+    pub(crate) tls: MakeRustlsConnect,
+    pub(crate) ssl_mode: SslMode,
     pub(crate) operation_timeout: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) cleanup_interval: Duration,
@@ -38,6 +45,36 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn err(&self) -> impl Fn(tokio_postgres::Error) -> RegistryError + '_ {
         move |e| map_err(&self.server, e)
+    }
+
+    /// Opens a connection (not yet driven) with the registry's settings and TLS; a failed
+    /// TLS connection says which check failed and what to do.
+    pub(crate) async fn open_connection(
+        &self,
+    ) -> Result<
+        (
+            Client,
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+                    tokio_postgres::Socket,
+                >>::Stream,
+            >,
+        ),
+        RegistryError,
+    > {
+        self.bounded(async {
+            self.pg.connect(self.tls.clone()).await.map_err(|e| {
+                match tls::explain(&e, self.ssl_mode) {
+                    Some(why) => RegistryError::Unreachable {
+                        server: self.server.clone(),
+                        source: why.into(),
+                    },
+                    None => map_err(&self.server, e),
+                }
+            })
+        })
+        .await
     }
 
     /// `future`, failing with [`RegistryError::Unreachable`] if the server does not answer
@@ -54,9 +91,7 @@ impl Shared {
 
     /// Opens a connection with the registry's settings and drives it in the background.
     pub(crate) async fn connect(&self) -> Result<Client, RegistryError> {
-        let (client, connection) = self
-            .bounded(async { self.pg.connect(NoTls).await.map_err(self.err()) })
-            .await?;
+        let (client, connection) = self.open_connection().await?;
         tokio::spawn(async move {
             // Ends when the connection does; the client then reports it closed.
             let _ = connection.await;
@@ -82,9 +117,10 @@ impl Shared {
 pub(crate) fn shared_state(
     config: &PostgresRegistryBuilder,
     server: String,
-    pg: tokio_postgres::Config,
-) -> Shared {
-    Shared {
+    mut pg: tokio_postgres::Config,
+) -> Result<Shared, RegistryError> {
+    let (tls, ssl_mode) = tls::connector(&conninfo::tls_params(&config.url)?, &mut pg)?;
+    Ok(Shared {
         cache: ValidationCache::new(config.cache_capacity),
         // `open` returns only once the listener's first catch-up has confirmed it again.
         freshness: Freshness::new(Instant::now(), config.staleness_bound),
@@ -95,9 +131,11 @@ pub(crate) fn shared_state(
         server,
         schema: config.schema.clone(),
         pg,
+        tls,
+        ssl_mode,
         operation_timeout: config.operation_timeout,
         heartbeat: config.heartbeat,
         cleanup_interval: config.cleanup_interval,
         max_sessions_per_user: config.max_sessions_per_user,
-    }
+    })
 }

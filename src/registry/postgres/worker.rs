@@ -50,7 +50,7 @@ pub(crate) fn spawn(config: PostgresRegistryBuilder) -> Result<Started, Registry
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .tcp_user_timeout(config.operation_timeout);
-    let shared = Arc::new(shared_state(&config, server, pg));
+    let shared = Arc::new(shared_state(&config, server, pg)?);
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let (ready, ready_rx) = std::sync::mpsc::channel();
     let migrate_schema = config.migrate;
