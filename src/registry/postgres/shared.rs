@@ -4,13 +4,14 @@
 //! none of them (but the builder's settings and the schema's error mapping).
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub(crate) mod tls;
+
+use tls::NotingConnector;
 
 use super::builder::PostgresRegistryBuilder;
 use super::schema::{map_err, timed_out};
@@ -34,8 +35,10 @@ pub(crate) struct Shared {
     pub(crate) schema: String,
     pub(crate) pg: tokio_postgres::Config,
     /// The TLS connector every connection uses (see [`tls`]), and the mode it was built for.
-    pub(crate) tls: MakeRustlsConnect,
+    pub(crate) tls: NotingConnector,
     pub(crate) ssl_mode: SslMode,
+    /// Whether a plain-text connection under `sslmode=prefer` was logged yet (once per registry).
+    pub(crate) plain_text_logged: AtomicBool,
     pub(crate) operation_timeout: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) cleanup_interval: Duration,
@@ -56,25 +59,51 @@ impl Shared {
             Client,
             tokio_postgres::Connection<
                 tokio_postgres::Socket,
-                <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+                <NotingConnector as tokio_postgres::tls::MakeTlsConnect<
                     tokio_postgres::Socket,
                 >>::Stream,
             >,
         ),
         RegistryError,
-    > {
-        self.bounded(async {
-            self.pg.connect(self.tls.clone()).await.map_err(|e| {
-                match tls::explain(&e, self.ssl_mode) {
-                    Some(why) => RegistryError::Unreachable {
-                        server: self.server.clone(),
-                        source: why.into(),
-                    },
-                    None => map_err(&self.server, e),
-                }
+    >{
+        let tls = self.tls.for_one_connection();
+        let connected = self
+            .bounded(async {
+                self.pg.connect(tls.clone()).await.map_err(|e| {
+                    match tls::explain(&e, self.ssl_mode) {
+                        Some(why) => RegistryError::Unreachable {
+                            server: self.server.clone(),
+                            source: why.into(),
+                        },
+                        None => map_err(&self.server, e),
+                    }
+                })
             })
-        })
-        .await
+            .await?;
+        if self.ssl_mode == SslMode::Prefer && !tls.handshake_began() {
+            self.log_plain_text();
+        }
+        Ok(connected)
+    }
+
+    /// Says, once per registry, that `sslmode=prefer` ended in plain text (the server refused
+    /// TLS): a warning if a host of the connection string is not on this machine, a note if
+    /// every host is loopback (nothing left the machine), nothing if every host is a Unix
+    /// socket, which carries no TLS.
+    fn log_plain_text(&self) {
+        if self.plain_text_logged.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let server = &self.server;
+        match tls::plain_text_severity(&self.pg) {
+            Some(tracing::Level::WARN) => tracing::warn!(
+                "the PostgreSQL registry at {server} connected in plain text: `sslmode=prefer`                  and the server refused TLS (turn on `ssl` in postgresql.conf, or say                  `sslmode=require` or `verify-full` to refuse plain text)"
+            ),
+            Some(_) => tracing::info!(
+                "the PostgreSQL registry at {server} connected in plain text on loopback (the                  server has no TLS; the default for loopback is `sslmode=prefer`)"
+            ),
+            None => {}
+        }
     }
 
     /// `future`, failing with [`RegistryError::Unreachable`] if the server does not answer
@@ -133,6 +162,7 @@ pub(crate) fn shared_state(
         pg,
         tls,
         ssl_mode,
+        plain_text_logged: AtomicBool::new(false),
         operation_timeout: config.operation_timeout,
         heartbeat: config.heartbeat,
         cleanup_interval: config.cleanup_interval,

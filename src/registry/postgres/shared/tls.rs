@@ -32,11 +32,15 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::registry::location::conninfo::{SslMode, TlsParams};
 use crate::registry::RegistryError;
 
+mod handshakes;
+
+pub(crate) use handshakes::NotingConnector;
+
 /// The connector for `pg`, with `pg`'s `sslmode` set to what tokio-postgres understands.
 pub(crate) fn connector(
     params: &TlsParams,
     pg: &mut tokio_postgres::Config,
-) -> Result<(MakeRustlsConnect, SslMode), RegistryError> {
+) -> Result<(NotingConnector, SslMode), RegistryError> {
     let mode = effective_mode(params, pg);
     pg.ssl_mode(match mode {
         SslMode::Disable => PgSslMode::Disable,
@@ -58,10 +62,10 @@ pub(crate) fn connector(
         Arc::new(Verifier {
             webpki,
             check_name: mode == SslMode::VerifyFull,
-            provider: Arc::clone(&provider),
+            signatures: Signatures(Arc::clone(&provider)),
         })
     } else {
-        Arc::new(Unverified(Arc::clone(&provider)))
+        Arc::new(Unverified(Signatures(Arc::clone(&provider))))
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -85,7 +89,7 @@ pub(crate) fn connector(
             ))
         }
     };
-    Ok((MakeRustlsConnect::new(config), mode))
+    Ok((NotingConnector::new(MakeRustlsConnect::new(config)), mode))
 }
 
 fn invalid(why: String) -> RegistryError {
@@ -100,7 +104,27 @@ fn effective_mode(params: &TlsParams, pg: &tokio_postgres::Config) -> SslMode {
     if params.root == Some(None) {
         return SslMode::VerifyFull;
     }
-    let local = |host: &Host| match host {
+    if every_host(pg, on_this_machine) {
+        SslMode::Prefer
+    } else {
+        SslMode::VerifyFull
+    }
+}
+
+/// Whether `pred` holds for every host of `pg` (for addresses given without a name, whether
+/// each is loopback).
+fn every_host(pg: &tokio_postgres::Config, pred: impl Fn(&Host) -> bool) -> bool {
+    let hosts = pg.get_hosts();
+    if hosts.is_empty() {
+        pg.get_hostaddrs().iter().all(|ip| ip.is_loopback())
+    } else {
+        hosts.iter().all(pred)
+    }
+}
+
+/// A loopback name or address, or a Unix socket.
+fn on_this_machine(host: &Host) -> bool {
+    match host {
         Host::Tcp(name) => {
             name == "localhost"
                 || name
@@ -109,18 +133,21 @@ fn effective_mode(params: &TlsParams, pg: &tokio_postgres::Config) -> SslMode {
         }
         #[cfg(unix)]
         Host::Unix(_) => true,
-    };
-    let hosts = pg.get_hosts();
-    let addrs = pg.get_hostaddrs();
-    let all_local = if hosts.is_empty() {
-        addrs.iter().all(|ip| ip.is_loopback())
+    }
+}
+
+/// How loudly to say that `sslmode=prefer` ended in plain text with `pg`'s hosts: a warning
+/// if any may be elsewhere, a note if all are on this machine, nothing if all are Unix sockets
+/// (which carry no TLS).
+pub(crate) fn plain_text_severity(pg: &tokio_postgres::Config) -> Option<tracing::Level> {
+    #[cfg(unix)]
+    if !pg.get_hosts().is_empty() && every_host(pg, |h| matches!(h, Host::Unix(_))) {
+        return None;
+    }
+    if every_host(pg, on_this_machine) {
+        Some(tracing::Level::INFO)
     } else {
-        hosts.iter().all(local)
-    };
-    if all_local {
-        SslMode::Prefer
-    } else {
-        SslMode::VerifyFull
+        Some(tracing::Level::WARN)
     }
 }
 
@@ -179,7 +206,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, RegistryError> {
 struct Verifier {
     webpki: Arc<WebPkiServerVerifier>,
     check_name: bool,
-    provider: Arc<CryptoProvider>,
+    signatures: Signatures,
 }
 
 impl ServerCertVerifier for Verifier {
@@ -209,12 +236,7 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -223,25 +245,18 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
 /// `prefer` and `require` without `sslrootcert`: encrypted, the server not checked (libpq's
 /// meaning; the handshake's signatures are still checked, so the key is the certificate's).
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
+struct Unverified(Signatures);
 
 impl ServerCertVerifier for Unverified {
     fn verify_server_cert(
@@ -261,12 +276,7 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.0.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -275,15 +285,41 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.0.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.schemes()
+    }
+}
+
+/// The handshake's signatures, checked with the provider's algorithms: what both verifiers do
+/// whether or not they check the certificate.
+#[derive(Debug)]
+struct Signatures(Arc<CryptoProvider>);
+
+impl Signatures {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
@@ -385,5 +421,25 @@ mod tests {
             mode("postgres://u@db.example.com/db?sslmode=disable"),
             SslMode::Disable
         );
+    }
+
+    #[test]
+    fn plain_text_is_a_warning_off_this_machine_a_note_on_it_and_nothing_on_a_socket() {
+        let severity = |text: &str| plain_text_severity(&config(text).unwrap());
+        use tracing::Level;
+        assert_eq!(
+            severity("postgres://u@db.example.com/db"),
+            Some(Level::WARN)
+        );
+        assert_eq!(severity("host=127.0.0.1,db.example.com"), Some(Level::WARN));
+        assert_eq!(severity("hostaddr=10.0.0.5 user=u"), Some(Level::WARN));
+        assert_eq!(severity("postgres://u@localhost/db"), Some(Level::INFO));
+        assert_eq!(severity("host=127.0.0.1,::1 user=u"), Some(Level::INFO));
+        assert_eq!(
+            severity("host=/run/postgresql,127.0.0.1 user=u"),
+            Some(Level::INFO)
+        );
+        #[cfg(unix)]
+        assert_eq!(severity("host=/run/postgresql user=u"), None);
     }
 }
