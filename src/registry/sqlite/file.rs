@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{connect, map_err, migrate, require_tables, SCHEMA_VERSION};
+use super::schema::{connect, make_durable, map_err, migrate, require_tables, SCHEMA_VERSION};
 use crate::registry::RegistryError;
 
 /// How the registry opens its file: from the builder's `migrate` and `read_only`.
@@ -145,19 +145,7 @@ fn connect_existing(
     if read_only {
         return Ok(conn);
     }
-    if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
-        return Err(RegistryError::ReadOnly(path.to_path_buf()));
-    }
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(RegistryError::Backend(
-            format!("cannot switch {} to WAL mode (got {mode})", path.display()).into(),
-        ));
-    }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(err)?;
+    make_durable(&conn, path)?;
     Ok(conn)
 }
 

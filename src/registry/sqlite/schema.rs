@@ -178,12 +178,20 @@ pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection,
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let err = |e: rusqlite::Error| map_err(path, &e);
     let conn = Connection::open_with_flags(path, flags).map_err(err)?;
-    // SQLite silently falls back to read-only when the file cannot be opened for writing; the
-    // registry must write, so that is an error now rather than at the first revocation.
+    conn.busy_timeout(busy_timeout).map_err(err)?;
+    make_durable(&conn, path)?;
+    Ok(conn)
+}
+
+/// Readies a connection the registry writes through: refused if SQLite fell back to read-only
+/// (it does so silently when the file cannot be opened for writing: an error now rather than at
+/// the first revocation), then WAL, and `synchronous = FULL` so that a revocation's commit
+/// reaches the disk before `revoke` returns.
+pub(crate) fn make_durable(conn: &Connection, path: &Path) -> Result<(), RegistryError> {
+    let err = |e: rusqlite::Error| map_err(path, &e);
     if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
         return Err(RegistryError::ReadOnly(path.to_path_buf()));
     }
-    conn.busy_timeout(busy_timeout).map_err(err)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(err)?;
@@ -192,10 +200,7 @@ pub(crate) fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection,
             format!("cannot switch {} to WAL mode (got {mode})", path.display()).into(),
         ));
     }
-    // FULL: a revocation's commit reaches the disk before revoke returns.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(err)?;
-    Ok(conn)
+    conn.pragma_update(None, "synchronous", "FULL").map_err(err)
 }
 
 /// Creates or migrates the schema to [`SCHEMA_VERSION`], in one immediate transaction so that two
