@@ -14,61 +14,55 @@
 //! hashes), so without a check every pre-fork server would hand its children the same nonces and
 //! session ids as itself: two plaintexts sealed with one key and one nonce, whose ciphertexts XOR
 //! to the XOR of the plaintexts (and which give away GCM's authentication key for that nonce). The
-//! pool is therefore stamped with the id of the process that filled it and is refilled, before
-//! anything is taken, whenever [`std::process::id`] differs. `tests/fork.rs` forks and checks that
-//! parent and child draw different ids and nonces (it failed on every run before the stamp).
+//! pool is therefore stamped with the process that filled it and is refilled, before anything
+//! is taken, in any other process. `tests/fork.rs` forks and checks that parent and child draw
+//! different ids and nonces (it failed on every run before the stamp, and fails again if the
+//! check is made to answer "no fork").
 //!
-//! The options, measured on the reference VM (2 vCPUs shared with other builds, Linux 6.18,
-//! glibc 2.36) on the private seal of the ~200-byte session of `benches/seal.rs`: "best" is the
-//! fastest of 15 rounds of 20,000 seals over 8 interleaved runs of the three builds, "criterion"
-//! is `cargo bench --bench seal`'s `envelope/ours/Private/seal` over 3 interleaved runs (median).
+//! ## How a child is told from its parent
+//!
+//! Where the platform has `fork` (Unix), by a fork handler: `pthread_atfork`, through the
+//! `forkguard` crate (about 100 lines, read before it was taken), makes every `fork` bump a
+//! counter in the child, and the pool's stamp is the counter's value at its fill. Checking it is
+//! one load, no system call. Before, the stamp was the process id, and checking it cost a
+//! `getpid` system call per draw, one per seal (issue 26: `strace -c` of `examples/hotpath.rs
+//! write 10000`, 10,000 seals: 10,003 `getpid` calls before, none after; `getrandom` 243 both).
+//! Where no handler can be registered (`pthread_atfork` failing, which needs memory to run out),
+//! the process id is the stamp again, as on Windows, which has no `fork`.
+//!
+//! The measurements that chose the pool (the reference VM, 2 vCPUs shared with other builds,
+//! Linux 6.18, glibc 2.36, the private seal of the ~200-byte session of `benches/seal.rs`; "best"
+//! is the fastest of 15 rounds of 20,000 seals over 8 interleaved runs of the three builds,
+//! "criterion" is `cargo bench --bench seal`'s `envelope/ours/Private/seal` over 3 interleaved
+//! runs, median):
 //!
 //! | random source | system calls a seal | seal, best | seal, criterion | `SessionId::generate` |
 //! | --- | --- | --- | --- | --- |
-//! | pool, not fork-safe (before) | 1/42 `getrandom` (1 KiB) | 640 ns | 770 ns | 45 ns |
+//! | pool, not fork-safe | 1/42 `getrandom` (1 KiB) | 640 ns | 770 ns | 45 ns |
 //! | no pool, `getrandom` per draw | `getrandom` | 920 ns (+280) | 1,060 ns (+290) | 315 ns |
-//! | pool + pid stamp (this) | `getpid` + 1/42 | 750 ns (+110) | 920 ns (+150) | 165 ns |
+//! | pool + pid stamp (until issue 26) | `getpid` + 1/42 | 750 ns (+110) | 920 ns (+150) | 165 ns |
 //!
 //! One `getpid` costs ~120 ns, one 24-byte `getrandom` ~300 ns and a 1 KiB one ~2.3 µs (so even
-//! the pool's bytes cost ~50 ns a nonce). Callgrind sees none of it — 5,059, 5,010 and 5,074
-//! user-space instructions per seal — as the cost is in the kernel. The stamp costs about half of
-//! what dropping the pool would, and keeps a private seal faster than the `cookie` crate's
-//! `PrivateJar::add` (~1,070 ns in the same criterion runs), which the pool-less design would
-//! just about match. `getpid` is a real system call (glibc has not cached the id since 2.25, musl
-//! never did), hence its cost.
+//! the pool's bytes cost ~50 ns a nonce). Callgrind sees none of it, as the cost is in the
+//! kernel. The fork handler takes the `getpid` away, which puts a seal back at the first row's
+//! cost while staying fork-safe. With glibc 2.41 and Linux 6.11 or later, `getrandom` runs in
+//! the vDSO from state that the kernel invalidates on fork and on VM clone; there, a pool-less
+//! design would be both fork-safe and cheap, and is worth measuring again.
 //!
-//! What `#![forbid(unsafe_code)]` rules out: `pthread_atfork` and `MADV_WIPEONFORK` pages, which
-//! would detect a fork for free. With glibc 2.41 and Linux 6.11 or later, `getrandom` runs in the
-//! vDSO from state that the kernel invalidates on fork and on VM clone; there, a pool-less design
-//! would be both fork-safe and cheap, and is worth measuring again.
+//! ## What the handler does not see
 //!
-//! ## The residual risk: a recycled process id
-//!
-//! The stamp compares process ids, and an id is unique only among the live processes of one pid
-//! namespace. A process `X` can take bytes that another process `F` also takes only if `X` holds a
-//! copy of a pool that `F` filled (inherited through one fork or several, with no draw on the
-//! way: a draw in a process with another id refills) and `X`'s id is `F`'s. A child forked
-//! straight from `F` never qualifies in `F`'s namespace, since `F` is alive when the child gets
-//! its id. What remains:
-//!
-//! - `F` exits and its id goes to a later descendant that still holds the copy, through an
-//!   intermediate process that forked again without drawing (a daemon's double fork is the usual
-//!   one). Linux hands ids out in rotation, so one comes back only after the counter has gone
-//!   round the whole range (`pid_max`: 32,768 on the reference VM, 4,194,304 on most 64-bit
-//!   distributions), and harm needs `F` to have drawn those very bytes between the fork and its
-//!   exit: the first parent of a double fork exits at once, without drawing.
-//! - A descendant in a nested pid namespace (`clone(CLONE_NEWPID)` or `unshare` without `exec`,
-//!   which needs `CAP_SYS_ADMIN`, in a new user namespace if need be), where ids start again from 1
-//!   and can equal `F`'s while `F` runs: for example a server that is PID 1 of its container and
-//!   forks into a new namespace.
-//!
-//! No per-draw check open to safe Rust closes these cheaply: whatever else a forked process could
-//! compare (thread ids, addresses, clocks) is a copy of its parent's memory or the same for both,
-//! and a second system call would cost about what dropping the pool does — `getppid` would not even
-//! tell all the cases apart (a reaped parent reads as the reaper in both processes, a namespace
-//! root's as 0). Checkpoint/restore (CRIU) and cloned VM snapshots copy the pool together with the
-//! process id; they are not forks, and no userspace pool can see them. A deployment that must
-//! exclude all of these should `exec` after `fork`: a new program starts with an empty pool.
+//! A fork handler runs on every `fork()` of the C library (glibc, musl, the BSDs and macOS), in
+//! whatever pid namespace, so it closes the two gaps of the old
+//! process-id stamp: an id recycled by a later descendant that still holds the copy, and a child
+//! in a nested pid namespace whose id equals its ancestor's. What it cannot see is a process made
+//! without the C library's `fork`: glibc's `_Fork` (2.34 and later), which skips the handlers by
+//! design, or a raw `clone`/`clone3` system call, either without `exec` (no mainstream runtime
+//! does this; Rust's `std::process::Command` execs), and, as before,
+//! checkpoint/restore (CRIU) and cloned VM snapshots, which copy the whole process and are not
+//! forks at all. A deployment that must exclude all of these should `exec` after `fork`: a new
+//! program starts with an empty pool. `MADV_WIPEONFORK` would also catch a raw `clone` of the
+//! whole address space, but needs `unsafe` (or a dependency that maps memory for us) for a page
+//! of the pool, and `#![forbid(unsafe_code)]` holds here.
 
 use std::cell::RefCell;
 
@@ -78,16 +72,47 @@ struct Pool {
     bytes: [u8; POOL_LEN],
     /// Bytes before `next` have been handed out (and wiped).
     next: usize,
-    /// The id of the process that filled `bytes`: in a child forked after the fill it differs
-    /// from the child's own, and the copy must not be used. 0, never a process id, until the first
-    /// fill.
-    filled_by: u32,
+    /// The process that filled `bytes`; `None` until the first fill.
+    filled_in: Option<Origin>,
 }
 
 thread_local! {
     static POOL: RefCell<Pool> = const {
-        RefCell::new(Pool { bytes: [0; POOL_LEN], next: POOL_LEN, filled_by: 0 })
+        RefCell::new(Pool { bytes: [0; POOL_LEN], next: POOL_LEN, filled_in: None })
     };
+}
+
+/// The process a pool was filled in, in a form that tells a forked child from it (see the
+/// module docs, "Fork safety").
+enum Origin {
+    /// Since the fill, no `fork` ran its handlers in this process's line (`pthread_atfork`,
+    /// through `forkguard`: a counter the child's handler bumps; no system call to check).
+    #[cfg(unix)]
+    Atfork(forkguard::atfork::Guard),
+    /// The id of the filling process, where no fork handler could be registered (or the
+    /// platform has no `fork`): a system call to check on Unix, a read of the thread's
+    /// environment block on Windows.
+    Pid(u32),
+}
+
+impl Origin {
+    /// This process, now.
+    fn current() -> Origin {
+        #[cfg(unix)]
+        if let Ok(guard) = forkguard::atfork::Guard::try_new() {
+            return Origin::Atfork(guard);
+        }
+        Origin::Pid(std::process::id())
+    }
+
+    /// Whether this is a process forked since `self` was taken.
+    fn forked_since(&mut self) -> bool {
+        match self {
+            #[cfg(unix)]
+            Origin::Atfork(guard) => guard.detected_fork(),
+            Origin::Pid(pid) => *pid != std::process::id(),
+        }
+    }
 }
 
 /// Fills `buf` with bytes from the OS CSPRNG, through the per-thread pool when it is small.
@@ -95,22 +120,24 @@ pub(crate) fn fill(buf: &mut [u8]) {
     if buf.len() > POOL_LEN / 8 {
         return fill_direct(buf);
     }
-    fill_from_pool(std::process::id(), buf);
+    POOL.with_borrow_mut(|pool| {
+        let forked = pool.filled_in.as_mut().is_none_or(Origin::forked_since);
+        take(pool, forked, buf);
+    });
 }
 
-/// [`fill`] for the process `pid` (the tests pretend to be a forked child with another one).
-fn fill_from_pool(pid: u32, buf: &mut [u8]) {
-    POOL.with_borrow_mut(|pool| {
-        if pool.filled_by != pid || POOL_LEN - pool.next < buf.len() {
-            fill_direct(&mut pool.bytes);
-            pool.next = 0;
-            pool.filled_by = pid;
-        }
-        let taken = &mut pool.bytes[pool.next..pool.next + buf.len()];
-        buf.copy_from_slice(taken);
-        taken.fill(0);
-        pool.next += buf.len();
-    });
+/// Moves the pool's next `buf.len()` bytes into `buf`, refilling it first if it ran short or
+/// if `forked` (its bytes are then a copy of another process's: see the module docs).
+fn take(pool: &mut Pool, forked: bool, buf: &mut [u8]) {
+    if forked || POOL_LEN - pool.next < buf.len() {
+        fill_direct(&mut pool.bytes);
+        pool.next = 0;
+        pool.filled_in = Some(Origin::current());
+    }
+    let taken = &mut pool.bytes[pool.next..pool.next + buf.len()];
+    buf.copy_from_slice(taken);
+    taken.fill(0);
+    pool.next += buf.len();
 }
 
 /// Fills `buf` straight from the OS CSPRNG (for keys).
@@ -148,20 +175,33 @@ mod tests {
 
     #[test]
     fn a_pool_filled_by_another_process_is_refilled_before_use() {
-        let (parent, child) = (u32::MAX - 1, u32::MAX);
-        let mut nonce = [0u8; 24];
-        fill_from_pool(parent, &mut nonce);
+        let draw = |forked: bool| {
+            let mut nonce = [0u8; 24];
+            POOL.with_borrow_mut(|pool| take(pool, forked, &mut nonce));
+            nonce.to_vec()
+        };
+        draw(false);
         // What the parent draws next is what a child forked now would find in its copy.
         let parents_next = unused(24);
-        fill_from_pool(child, &mut nonce);
         assert_ne!(
-            nonce.to_vec(),
+            draw(true),
             parents_next,
             "the child drew the parent's next bytes"
         );
         // The refilled pool is the child's own: it goes on serving from it without refilling.
         let childs_next = unused(24);
-        fill_from_pool(child, &mut nonce);
-        assert_eq!(nonce.to_vec(), childs_next);
+        assert_eq!(draw(false), childs_next);
+    }
+
+    /// The check that costs no system call is the one in use where there is `fork`: a fork
+    /// handler could be registered, and it reports no fork in this process.
+    #[test]
+    fn on_unix_a_fork_handler_tells_a_child_without_a_system_call() {
+        let mut origin = Origin::current();
+        #[cfg(unix)]
+        assert!(matches!(origin, Origin::Atfork(_)));
+        assert!(!origin.forked_since());
+        assert!(!Origin::Pid(std::process::id()).forked_since());
+        assert!(Origin::Pid(u32::MAX).forked_since());
     }
 }
