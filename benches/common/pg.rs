@@ -31,6 +31,15 @@ impl FreshSchema {
         }
     }
 
+    /// Another registry on the same schema: a second host.
+    #[allow(dead_code)] // not every bench that includes this file has several hosts
+    pub fn another_host(&self) -> PostgresRegistry {
+        PostgresRegistry::builder(&self.url)
+            .schema(&self.schema)
+            .open()
+            .expect("open another host's PostgreSQL registry")
+    }
+
     /// Stops the registry and drops its schema.
     pub fn close(self) {
         self.registry.stop();

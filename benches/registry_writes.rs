@@ -1,0 +1,256 @@
+//! The registry's write throughput, with 1, 2 and 4 hosts on one database: sign-ins
+//! (`register`), sign-outs (`register` then `revoke` of that id: a pair), and "sign out
+//! everywhere" (`revoke_user` of a user with 5 sessions), each with 64 concurrent callers per
+//! host, on SQLite (one file, `synchronous = FULL`) and PostgreSQL. It prints the table of
+//! issue 26; `docs/performance.md` keeps the figures.
+//!
+//! ```text
+//! SEALED_SESSIONS_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!     cargo bench --bench registry_writes
+//! ```
+//!
+//! Without the URL only SQLite runs. A host is a registry instance with its own writer (and, for
+//! PostgreSQL, its own connections and listener), as a process of its own would have; here they
+//! share one process, so they also share its two cores with the database. PostgreSQL's
+//! `fsync` and `synchronous_commit` are printed: a durable figure needs both on.
+//! `REGISTRY_WRITES_SECONDS` sets each cell's length (default 3).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+use sealed_sessions::SessionId;
+
+#[path = "common/pg.rs"]
+mod pg;
+
+const CALLERS_PER_HOST: usize = 64;
+const SESSIONS_PER_USER: usize = 5;
+const HOST_COUNTS: [usize; 3] = [1, 2, 4];
+
+#[derive(Clone, Copy, Debug)]
+enum Workload {
+    SignIn,
+    SignInSignOut,
+    SignOutEverywhere,
+}
+
+impl Workload {
+    const ALL: [Workload; 3] = [
+        Workload::SignIn,
+        Workload::SignInSignOut,
+        Workload::SignOutEverywhere,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::SignIn => "register (sign-ins/s)",
+            Workload::SignInSignOut => "register + revoke (pairs/s)",
+            Workload::SignOutEverywhere => "revoke_user, 5 sessions each (/s)",
+        }
+    }
+}
+
+fn session(user: &str) -> NewSession {
+    let now = SystemTime::now();
+    NewSession::new(
+        SessionId::generate(),
+        user,
+        now,
+        now + Duration::from_secs(3600),
+    )
+}
+
+/// One caller's loop: `workload` on `host` until `stop`, counting completed operations.
+async fn caller(
+    host: Arc<dyn Registry>,
+    workload: Workload,
+    name: String,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+) {
+    let mut round = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let user = format!("{name}-{round}");
+        round += 1;
+        match workload {
+            Workload::SignIn => host.register(session(&user)).await.expect("register"),
+            Workload::SignInSignOut => {
+                let new = session(&user);
+                let id = new.id;
+                host.register(new).await.expect("register");
+                assert!(host.revoke(&user, id).await.expect("revoke"));
+            }
+            Workload::SignOutEverywhere => {
+                // The sessions are signed in untimed, then the revocation is timed alone.
+                let pending: Vec<_> = (0..SESSIONS_PER_USER)
+                    .map(|_| host.register(session(&user)))
+                    .collect();
+                for registered in pending {
+                    registered.await.expect("register");
+                }
+                let started = Instant::now();
+                let revoked = host.revoke_user(&user, None).await.expect("revoke_user");
+                assert_eq!(revoked, SESSIONS_PER_USER as u64);
+                TIMED_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Time spent inside `revoke_user` calls, summed over callers (sign-ins before it are not
+/// counted).
+static TIMED_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Operations a second for `workload` on `hosts`, run for `seconds`.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    hosts: &[Arc<dyn Registry>],
+    workload: Workload,
+    seconds: f64,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    TIMED_NANOS.store(0, Ordering::Relaxed);
+    let run = Instant::now();
+    let mut tasks = Vec::new();
+    for (h, host) in hosts.iter().enumerate() {
+        for c in 0..CALLERS_PER_HOST {
+            let name = format!("{workload:?}-{}-h{h}-c{c}", run.elapsed().as_nanos());
+            tasks.push(rt.spawn(caller(
+                Arc::clone(host),
+                workload,
+                name,
+                Arc::clone(&stop),
+                Arc::clone(&done),
+            )));
+        }
+    }
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(async {
+        for task in tasks {
+            task.await.expect("a caller panicked");
+        }
+    });
+    let elapsed = run.elapsed().as_secs_f64();
+    let count = done.load(Ordering::Relaxed) as f64;
+    match workload {
+        // Callers spend part of their time signing users in; the rate is of revocations a
+        // second of time spent revoking, per concurrent caller, times the callers.
+        Workload::SignOutEverywhere => {
+            let busy = TIMED_NANOS.load(Ordering::Relaxed) as f64 / 1e9;
+            let callers = hosts.len() * CALLERS_PER_HOST;
+            count / (busy / callers as f64)
+        }
+        _ => count / elapsed,
+    }
+}
+
+fn row(
+    backend: &str,
+    open: &dyn Fn(usize) -> (Vec<Arc<dyn Registry>>, Box<dyn FnOnce()>),
+    seconds: f64,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("\n{backend}: {CALLERS_PER_HOST} callers a host, {seconds} s a cell");
+    println!(
+        "| operation | {} |",
+        HOST_COUNTS
+            .map(|n| format!("{n} host{}", if n == 1 { "" } else { "s" }))
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(HOST_COUNTS.len()));
+    for workload in Workload::ALL {
+        let mut cells = Vec::new();
+        for hosts in HOST_COUNTS {
+            let (registries, close) = open(hosts);
+            cells.push(format!(
+                "{:.0}",
+                measure(&rt, &registries, workload, seconds)
+            ));
+            drop(registries);
+            close();
+        }
+        println!("| {} | {} |", workload.name(), cells.join(" | "));
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: one short
+    // round then, so that the bench is checked to run.
+    let seconds: f64 = std::env::var("REGISTRY_WRITES_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            3.0
+        } else {
+            0.2
+        });
+
+    row(
+        "SQLite",
+        &|hosts| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("writes.db");
+            let registries = (0..hosts)
+                .map(|_| Arc::new(SqliteRegistry::open(&path).unwrap()) as Arc<dyn Registry>)
+                .collect();
+            (registries, Box::new(move || drop(dir)))
+        },
+        seconds,
+    );
+
+    match std::env::var("SEALED_SESSIONS_POSTGRES_URL") {
+        Ok(url) => {
+            print_durability(&url);
+            row(
+                "PostgreSQL",
+                &|hosts| {
+                    let first = pg::FreshSchema::open(&url, "writes_");
+                    let mut registries: Vec<Arc<dyn Registry>> = vec![first.registry.clone()];
+                    let others: Vec<_> =
+                        (1..hosts).map(|_| Arc::new(first.another_host())).collect();
+                    registries.extend(others.iter().map(|r| Arc::clone(r) as Arc<dyn Registry>));
+                    (
+                        registries,
+                        Box::new(move || {
+                            for other in others {
+                                other.stop();
+                            }
+                            first.close();
+                        }),
+                    )
+                },
+                seconds,
+            );
+        }
+        Err(_) => eprintln!("PostgreSQL skipped: set SEALED_SESSIONS_POSTGRES_URL to measure it"),
+    }
+}
+
+/// Prints the server's durability settings, which the figures depend on.
+fn print_durability(url: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        for setting in ["fsync", "synchronous_commit"] {
+            let row = client
+                .query_one(&format!("SHOW {setting}"), &[])
+                .await
+                .expect("SHOW");
+            println!("PostgreSQL {setting} = {}", row.get::<_, String>(0));
+        }
+    });
+}
