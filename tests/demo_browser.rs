@@ -485,9 +485,11 @@ async fn sudo_walk(demo: Arc<Demo>, a: Client) {
     // Right after: "Sign out everywhere" is done at once.
     other.login("alice", "correct-horse").await;
     a.refresh().await.unwrap();
-    eventually("the devices page to list the other device", WAIT, || async {
-        Ok((listed_sessions(&a).await?.len() == 2).then_some(()))
-    })
+    eventually(
+        "the devices page to list the other device",
+        WAIT,
+        || async { Ok((listed_sessions(&a).await?.len() == 2).then_some(())) },
+    )
     .await;
     click(&a, "revoke-all").await;
     a.wait()

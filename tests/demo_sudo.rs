@@ -27,7 +27,11 @@ fn assert_prompt(reply: &Reply, status: StatusCode, action: &str) {
     assert_eq!(header(reply, PROMPT_HEADER), "1");
     assert!(reply.body.contains(PROMPT_FORM), "{}", reply.body);
     let field = format!(r#"name="action" value="{action}""#);
-    assert!(reply.body.contains(&field), "{field} missing: {}", reply.body);
+    assert!(
+        reply.body.contains(&field),
+        "{field} missing: {}",
+        reply.body
+    );
 }
 
 async fn confirm(client: &mut Client, prompt: &Reply, fields: &[(&str, &str)]) -> Reply {
@@ -386,8 +390,15 @@ async fn wrong_current_passwords_are_throttled_as_sign_ins_are() {
     b.login("alice", "correct-horse").await;
     let csrf = a.csrf("/password").await;
     for _ in 0..2 {
-        let r = change_password(&mut a, Some(&csrf), "guess", NEW_PASSWORD, NEW_PASSWORD, true)
-            .await;
+        let r = change_password(
+            &mut a,
+            Some(&csrf),
+            "guess",
+            NEW_PASSWORD,
+            NEW_PASSWORD,
+            true,
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     }
     let r = change_password(

@@ -31,7 +31,10 @@ pub type AppState = State<Arc<App>>;
 pub enum Checked {
     /// The right password. `slot` is the hashing slot it was checked in (`None` only if the
     /// check's task panicked), for a new hash; `phc` the hash it matched.
-    Right { slot: Option<Slot>, phc: String },
+    Right {
+        slot: Option<Slot>,
+        phc: String,
+    },
     Wrong,
 }
 
@@ -67,8 +70,7 @@ impl App {
         };
         let slot = self.hashing.slot(priority).await.ok_or_else(busy)?;
         // Again: the failures of the checks this one queued behind may have paused it.
-        self.may_try(account, client)
-            .map_err(too_many_failures)?;
+        self.may_try(account, client).map_err(too_many_failures)?;
         let phc = self.accounts.hash_of(account);
         let (matches, slot) = passwords::check(slot, phc.clone(), password).await;
         // Counted before the hashing slot is free, so that the next queued guess sees this

@@ -116,7 +116,10 @@ pub async fn change(
             .into_response();
     }
     let done = match signed_out {
-        Some(n) => format!("Your password is changed. Signed out {n} other {}.", devices(n)),
+        Some(n) => format!(
+            "Your password is changed. Signed out {n} other {}.",
+            devices(n)
+        ),
         None => "Your password is changed. Your other devices stay signed in.".to_owned(),
     };
     // A message is a nicety: a full session refuses it, and the change stands.

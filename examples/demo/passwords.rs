@@ -232,7 +232,10 @@ mod tests {
         let first = new_hash(b"new password", &mut memory).unwrap();
         let second = new_hash(b"new password", &mut memory).unwrap();
         assert_ne!(first, second, "a new salt each time");
-        assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
         for phc in [&first, &second] {
             assert!(password_ok(Some(phc), "new password", &mut memory));
             assert!(!password_ok(Some(phc), "new passwore", &mut memory));

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::app::{signed_in_form, App, AppState, Checked};
 use crate::pages::{not_found, unavailable};
 use crate::revoked;
-use crate::sudo::{self, Pending};
+use crate::sudo::{self, SignOut};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -48,7 +48,7 @@ pub async fn revoke(
             Err(_) => unavailable(),
         };
     }
-    guarded(&app, &session, &user, Pending::SignOutDevice(id)).await
+    guarded(&app, &session, &user, SignOut::Device(id)).await
 }
 
 pub async fn revoke_others(
@@ -57,7 +57,7 @@ pub async fn revoke_others(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     match signed_in_form(&session, &form.csrf_token) {
-        Ok(user) => guarded(&app, &session, &user, Pending::SignOutOthers).await,
+        Ok(user) => guarded(&app, &session, &user, SignOut::Others).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -68,7 +68,7 @@ pub async fn revoke_all(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     match signed_in_form(&session, &form.csrf_token) {
-        Ok(user) => guarded(&app, &session, &user, Pending::SignOutEverywhere).await,
+        Ok(user) => guarded(&app, &session, &user, SignOut::Everywhere).await,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -95,7 +95,7 @@ pub async fn confirm(
         Ok(user) => user,
         Err(refusal) => return refusal.into_response(),
     };
-    let Some(pending) = Pending::from_form(&form.action, &form.id) else {
+    let Some(pending) = SignOut::from_form(&form.action, &form.id) else {
         return not_found();
     };
     match app.check_password(&user, form.password, peer.ip()).await {
@@ -121,7 +121,7 @@ pub async fn confirm(
 }
 
 /// Does `pending` if the user authenticated within the window, else asks for the password.
-async fn guarded(app: &App, session: &Session, user: &str, pending: Pending) -> Response {
+async fn guarded(app: &App, session: &Session, user: &str, pending: SignOut) -> Response {
     match sudo::ask_if_needed(session, user, pending) {
         Some(prompt) => prompt,
         None => act(app, session, user, pending).await,
@@ -129,10 +129,10 @@ async fn guarded(app: &App, session: &Session, user: &str, pending: Pending) -> 
 }
 
 /// Does `pending`, now that the user authenticated recently enough.
-async fn act(app: &App, session: &Session, user: &str, pending: Pending) -> Response {
+async fn act(app: &App, session: &Session, user: &str, pending: SignOut) -> Response {
     match pending {
         // Scoped to the signed-in user: someone else's session id is "not found" and untouched.
-        Pending::SignOutDevice(id) => match app.registry.revoke(user, id).await {
+        SignOut::Device(id) => match app.registry.revoke(user, id).await {
             Ok(true) => {
                 // A message is a nicety: a full session refuses it, and the action stands.
                 let _ = session.flash("info", "That device is signed out.");
@@ -141,14 +141,14 @@ async fn act(app: &App, session: &Session, user: &str, pending: Pending) -> Resp
             Ok(false) => not_found(),
             Err(_) => unavailable(),
         },
-        Pending::SignOutOthers => match app.registry.revoke_user(user, Some(session.id())).await {
+        SignOut::Others => match app.registry.revoke_user(user, Some(session.id())).await {
             Ok(n) => {
                 let _ = session.flash("info", format!("Signed out {n} other {}.", devices(n)));
                 Redirect::to("/sessions").into_response()
             }
             Err(_) => unavailable(),
         },
-        Pending::SignOutEverywhere => {
+        SignOut::Everywhere => {
             let Ok(n) = app.registry.revoke_user(user, None).await else {
                 return unavailable();
             };

@@ -26,49 +26,50 @@ use crate::pages::{csrf_field, flashes, layout};
 /// The header that marks the prompt, for scripts: the crate's axum extractor sets the same.
 pub const REAUTHENTICATION_REQUIRED: &str = "x-reauthentication-required";
 
-/// A sign-out waiting for the password.
+/// A sign-out of other devices: what a button asks for, and what the prompt carries while it
+/// waits for the password.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pending {
+pub enum SignOut {
     /// "Sign out" on another device's row.
-    SignOutDevice(SessionId),
+    Device(SessionId),
     /// "Sign out all other devices".
-    SignOutOthers,
+    Others,
     /// "Sign out everywhere".
-    SignOutEverywhere,
+    Everywhere,
 }
 
-impl Pending {
+impl SignOut {
     /// The action as the prompt's hidden fields carry it; `None` for anything else.
-    pub fn from_form(action: &str, id: &str) -> Option<Pending> {
+    pub fn from_form(action: &str, id: &str) -> Option<SignOut> {
         match action {
-            "sign-out-device" => id.parse().ok().map(Pending::SignOutDevice),
-            "sign-out-others" => Some(Pending::SignOutOthers),
-            "sign-out-everywhere" => Some(Pending::SignOutEverywhere),
+            "sign-out-device" => id.parse().ok().map(SignOut::Device),
+            "sign-out-others" => Some(SignOut::Others),
+            "sign-out-everywhere" => Some(SignOut::Everywhere),
             _ => None,
         }
     }
 
     fn action(self) -> &'static str {
         match self {
-            Pending::SignOutDevice(_) => "sign-out-device",
-            Pending::SignOutOthers => "sign-out-others",
-            Pending::SignOutEverywhere => "sign-out-everywhere",
+            SignOut::Device(_) => "sign-out-device",
+            SignOut::Others => "sign-out-others",
+            SignOut::Everywhere => "sign-out-everywhere",
         }
     }
 
     /// What the user asked for, to finish "To ...".
     fn described(self) -> &'static str {
         match self {
-            Pending::SignOutDevice(_) => "sign out that device",
-            Pending::SignOutOthers => "sign out all your other devices",
-            Pending::SignOutEverywhere => "sign out everywhere",
+            SignOut::Device(_) => "sign out that device",
+            SignOut::Others => "sign out all your other devices",
+            SignOut::Everywhere => "sign out everywhere",
         }
     }
 }
 
 /// `None` if the user authenticated within the window and `pending` may go ahead; else the
 /// answer: the password prompt (or, should the session have no user, the sign-in page).
-pub fn ask_if_needed(session: &Session, user: &str, pending: Pending) -> Option<Response> {
+pub fn ask_if_needed(session: &Session, user: &str, pending: SignOut) -> Option<Response> {
     match session.require_recent_authentication() {
         Ok(()) => None,
         Err(SessionError::ReauthenticationRequired { .. }) => {
@@ -83,7 +84,7 @@ pub fn prompt(
     status: StatusCode,
     session: &Session,
     user: &str,
-    pending: Pending,
+    pending: SignOut,
     notes: &[Flash],
 ) -> Response {
     let Ok(csrf) = session.csrf_token() else {
@@ -91,7 +92,7 @@ pub fn prompt(
     };
     let since = session.since_authentication().unwrap_or_default();
     let id = match pending {
-        Pending::SignOutDevice(id) => Some(id.to_string()),
+        SignOut::Device(id) => Some(id.to_string()),
         _ => None,
     };
     let body = html! {
@@ -143,16 +144,12 @@ mod tests {
     #[test]
     fn pending_actions_round_trip_through_the_form_and_nothing_else_parses() {
         let id = SessionId::generate();
-        for pending in [
-            Pending::SignOutDevice(id),
-            Pending::SignOutOthers,
-            Pending::SignOutEverywhere,
-        ] {
+        for pending in [SignOut::Device(id), SignOut::Others, SignOut::Everywhere] {
             let field = match pending {
-                Pending::SignOutDevice(id) => id.to_string(),
+                SignOut::Device(id) => id.to_string(),
                 _ => String::new(),
             };
-            assert_eq!(Pending::from_form(pending.action(), &field), Some(pending));
+            assert_eq!(SignOut::from_form(pending.action(), &field), Some(pending));
         }
         for (action, id) in [
             ("sign-out-device", ""),
@@ -160,7 +157,7 @@ mod tests {
             ("change-password", ""),
             ("", ""),
         ] {
-            assert_eq!(Pending::from_form(action, id), None, "{action:?} {id:?}");
+            assert_eq!(SignOut::from_form(action, id), None, "{action:?} {id:?}");
         }
     }
 }
