@@ -2,6 +2,8 @@
 //! one signs the other out from the devices page (and the other is told why), and a cookie
 //! copied before logout is refused. And the devices page at a phone's width (issue 14): nothing
 //! wider than the screen, every button inside its card; its screenshot is `docs/devices-390.png`.
+//! And sudo mode (issue 24): a sign-in older than the window is asked for the password before
+//! "Sign out everywhere", and not asked again right after it re-authenticated.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test prints why it skipped,
 //! unless `SEALED_SESSIONS_REQUIRE_BROWSER=1` (set by `.ci/run`) makes that a failure.
@@ -15,6 +17,7 @@ mod support;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use browser_support::{
@@ -32,6 +35,8 @@ const WAIT: Duration = Duration::from_secs(20);
 const WHOLE_FLOW: Duration = Duration::from_secs(180);
 /// What a browser signed out by another is told.
 const SIGNED_OUT_ELSEWHERE: &str = "You were signed out from another device.";
+/// 21 minutes: past the demo's default sudo window of 20 and short of its idle timeout of 30.
+const PAST_THE_WINDOW: u64 = 21 * 60;
 
 #[tokio::test]
 async fn two_devices_sign_out_the_other_and_a_copied_cookie_is_refused() {
@@ -47,6 +52,18 @@ async fn the_devices_page_fits_a_phone_screen() {
     in_browsers(1, |addr, mut browsers| async move {
         phone(addr, browsers.remove(0)).await;
     })
+    .await;
+}
+
+#[tokio::test]
+async fn an_old_sign_in_is_asked_for_the_password_before_signing_out_everywhere() {
+    in_browsers_on(
+        || Demo::start_with_clock(&[]),
+        1,
+        |demo, mut browsers| async move {
+            sudo_walk(demo, browsers.remove(0)).await;
+        },
+    )
     .await;
 }
 
@@ -124,10 +141,23 @@ where
     F: FnOnce(SocketAddr, Vec<Client>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    in_browsers_on(Demo::start, count, move |demo, browsers| {
+        flow(demo.addr, browsers)
+    })
+    .await;
+}
+
+/// [`in_browsers`] on the demo `start` starts, which `flow` gets whole (to move its clock).
+async fn in_browsers_on<S, F, Fut>(start: S, count: usize, flow: F)
+where
+    S: FnOnce() -> Demo,
+    F: FnOnce(Arc<Demo>, Vec<Client>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Some(tools) = tools() else {
         return;
     };
-    let demo = Demo::start();
+    let demo = Arc::new(start());
     let driver = ChromeDriver::start(&tools).await;
     let mut browsers = Vec::new();
     for _ in 0..count {
@@ -136,7 +166,7 @@ where
     let clients = browsers.iter().map(|b| b.client.clone()).collect();
 
     // In a task, so a failed assertion still lets the sessions be closed below.
-    let mut flow = tokio::spawn(flow(demo.addr, clients));
+    let mut flow = tokio::spawn(flow(demo.clone(), clients));
     let outcome = tokio::time::timeout(WHOLE_FLOW, &mut flow).await;
     if outcome.is_err() {
         flow.abort();
@@ -397,6 +427,106 @@ async fn flow(addr: SocketAddr, a: Client, b: Client) {
     }
     assert_eq!(fetch(&a, "/api/me").await.0, 401);
     assert_eq!(me(addr, &a_cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+/// Sudo mode as a person meets it, with a sign-in made 21 minutes old by moving the demo's clock
+/// (`--clock-offset-file`; no sleeping): "Sign out everywhere" asks for the password (and
+/// Cancel leaves everything as it was); so does "Sign out all other devices", which a wrong
+/// password does not pass and the right one completes; "Sign out everywhere" right after is
+/// not asked again.
+async fn sudo_walk(demo: Arc<Demo>, a: Client) {
+    let base = demo.url();
+    let artifacts = artifacts_dir();
+    let mut other = demo_support::Client::new(demo.addr, "Other-Device/1.0");
+    other.login("alice", "correct-horse").await;
+    sign_in(&a, &base).await;
+    demo.set_clock_offset(PAST_THE_WINDOW);
+
+    a.goto(&format!("{base}/sessions")).await.unwrap();
+    click(&a, "revoke-all").await;
+    a.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#reauth-form"))
+        .await
+        .unwrap();
+    let heading = a.find(Locator::Css("h1")).await.unwrap();
+    assert_eq!(heading.text().await.unwrap(), "Confirm it's you");
+    let text = a.find(Locator::Css(".card")).await.unwrap();
+    let text = text.text().await.unwrap();
+    assert!(text.contains("To sign out everywhere"), "{text}");
+    save_screenshot(&a, &artifacts.join("demo-reauthenticate.png")).await;
+    assert!(other.me().await.is_some(), "asked first, nothing done");
+    click(&a, "reauth-cancel").await;
+    a.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#sessions"))
+        .await
+        .unwrap();
+    assert_eq!(listed_sessions(&a).await.unwrap().len(), 2);
+
+    // Still 21 minutes old: "Sign out all other devices" asks too.
+    click(&a, "revoke-others").await;
+    type_password(&a, "correct-horsE").await;
+    eventually("the prompt to say the password was wrong", WAIT, || async {
+        Ok((notes(&a).await == ["Wrong password."]).then_some(()))
+    })
+    .await;
+    assert!(other.me().await.is_some(), "a wrong password does nothing");
+    type_password(&a, "correct-horse").await;
+    a.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#sessions"))
+        .await
+        .unwrap();
+    assert_eq!(notes(&a).await, ["Signed out 1 other device."]);
+    assert_eq!(listed_sessions(&a).await.unwrap().len(), 1);
+    assert!(other.me().await.is_none());
+
+    // Right after: "Sign out everywhere" is done at once.
+    other.login("alice", "correct-horse").await;
+    a.refresh().await.unwrap();
+    eventually(
+        "the devices page to list the other device",
+        WAIT,
+        || async { Ok((listed_sessions(&a).await?.len() == 2).then_some(())) },
+    )
+    .await;
+    click(&a, "revoke-all").await;
+    a.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .unwrap();
+    assert_eq!(notes(&a).await, ["Signed out everywhere (2 devices)."]);
+    assert!(other.me().await.is_none());
+    assert_eq!(fetch(&a, "/api/me").await.0, 401);
+}
+
+/// Clicks the element with this id.
+async fn click(browser: &Client, id: &str) {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `password` into the password prompt and confirms.
+async fn type_password(browser: &Client, password: &str) {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("reauth-password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    click(browser, "reauth").await;
 }
 
 /// The flash messages the page shows.

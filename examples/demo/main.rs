@@ -7,67 +7,52 @@
 //!
 //! Sessions are sealed cookies (XAES-256-GCM); the embedded SQLite registry lists each user's
 //! sessions and revokes them, effective on the very next request. Every form carries a
-//! synchronizer CSRF token kept in the session and compared in constant time.
+//! synchronizer CSRF token kept in the session and compared in constant time. Signing other
+//! devices out asks for the password again once the sign-in is older than 20 minutes (sudo
+//! mode, `sudo.rs`); the password can be changed (`password_change.rs`).
 
+mod app;
 mod browsers;
+mod clock;
 mod devices;
 mod gate;
 mod pages;
+mod password_change;
 mod passwords;
 mod revoked;
 mod setup;
+mod sign_outs;
 mod style;
+mod sudo;
 mod throttle;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, Extension, Form, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sealed_sessions::registry::{Location, Registry};
-use sealed_sessions::{
-    Flash, KeyRing, Mode, PeerAddr, Session, SessionConfig, SessionId, SessionLayer,
-};
+use sealed_sessions::registry::Location;
+use sealed_sessions::{Flash, KeyRing, Mode, PeerAddr, Session, SessionConfig, SessionLayer};
 use serde::Deserialize;
 
-use gate::Priority;
-use pages::{busy, forbidden, not_found, server_error, too_many_failures, unavailable};
-use passwords::Hashing;
+use app::{App, AppState, Checked};
+use clock::Clock;
+use pages::{forbidden, server_error, unavailable};
+use passwords::{Accounts, Hashing};
 use revoked::SignedOutElsewhere;
 use setup::{Args, KeySource};
-use throttle::{Limits, Standing, Throttle};
+use throttle::{Limits, Throttle};
 
 const COOKIE_NAME: &str = "demo_session";
 const MODE: Mode = Mode::Private;
 
 /// How long failed sign-ins count together, and how long a pause lasts.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-struct App {
-    registry: Arc<dyn Registry>,
-    hashing: Hashing,
-    throttle: Mutex<Throttle>,
-}
-
-impl App {
-    /// The throttle, even after a panic elsewhere while it was held: its counts stay usable, and
-    /// refusing every sign-in from then on would be worse.
-    fn throttle(&self) -> MutexGuard<'_, Throttle> {
-        self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether `client` may try a password for `account` now, or how long it must wait.
-    fn may_try(&self, account: &str, client: IpAddr) -> Result<Standing, Duration> {
-        self.throttle().check(account, client, Instant::now())
-    }
-}
-
-type AppState = State<Arc<App>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -94,6 +79,8 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
     let registry = setup::open_registry(&args.db)?;
+    let clock = Arc::new(Clock::new(args.clock_offset_file.clone()));
+    let session_clock = clock.clone();
     let config = SessionConfig::builder(KeyRing::new(key))
         .cookie_name(COOKIE_NAME)
         .mode(MODE)
@@ -103,6 +90,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .lifetime(Duration::from_secs(8 * 3600))
         .idle_timeout(Duration::from_secs(30 * 60))
         .registry(registry.clone())
+        .reauthentication_window(args.reauthenticate_after)
+        .clock(move || session_clock.now())
         .build()?;
 
     let csp = HeaderValue::try_from(style::content_security_policy())?;
@@ -111,9 +100,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/sessions", get(sessions))
-        .route("/sessions/revoke", post(revoke))
-        .route("/sessions/revoke-others", post(revoke_others))
-        .route("/sessions/revoke-all", post(revoke_all))
+        .route("/sessions/revoke", post(sign_outs::revoke))
+        .route("/sessions/revoke-others", post(sign_outs::revoke_others))
+        .route("/sessions/revoke-all", post(sign_outs::revoke_all))
+        .route("/reauthenticate", post(sign_outs::confirm))
+        .route(
+            "/password",
+            get(password_change::page).post(password_change::change),
+        )
         .route("/api/me", get(me))
         // Inside the session layer: it reads the request's session.
         .layer(axum::middleware::from_fn(revoked::tell))
@@ -127,6 +121,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ))
         .with_state(Arc::new(App {
             registry: registry.clone(),
+            accounts: Accounts::new(),
             hashing: Hashing::new(),
             throttle: Mutex::new(Throttle::new(Limits {
                 pair: args.account_failures,
@@ -134,6 +129,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 account: args.account_total_failures,
                 window: LOGIN_WINDOW,
             })),
+            clock,
         }));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -152,6 +148,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  note:      cookies are not marked Secure because this serves plain http on loopback"
     );
+    println!(
+        "  sudo:      signing out other devices asks for the password {} min after sign-in",
+        args.reauthenticate_after.as_secs_f64() / 60.0
+    );
+    if let Some(file) = &args.clock_offset_file {
+        println!(
+            "  clock:     FOR TESTS ONLY: the system clock plus the seconds in {}",
+            file.display()
+        );
+    }
     println!(
         "  revoke:    cargo run --features cli --bin sealed-sessions -- revoke alice --yes --db {}",
         Location::of(&args.db)
@@ -235,47 +241,26 @@ async fn login(
     if !session.verify_csrf_token(&form.csrf_token) {
         return forbidden();
     }
-    let client = peer.ip();
-    let standing = match app.may_try(&form.username, client) {
-        Ok(standing) => standing,
-        Err(wait) => return too_many_failures(wait),
-    };
-    // Addresses the account signed in from before go first: a flood of guesses from elsewhere
-    // queues behind its owner rather than in front.
-    let priority = match standing {
-        Standing::Known => Priority::First,
-        Standing::Unknown => Priority::Other,
-    };
-    let Some(slot) = app.hashing.slot(priority).await else {
-        return busy();
-    };
-    // Again: the failures of the sign-ins this one queued behind may have paused it.
-    if let Err(wait) = app.may_try(&form.username, client) {
-        return too_many_failures(wait);
-    }
-    let (matches, slot) = passwords::check(slot, form.username.clone(), form.password).await;
-    // Counted before the hashing slot is free, so that the next queued guess sees this failure.
-    if matches {
-        app.throttle()
-            .record_success(&form.username, client, Instant::now());
-    } else {
-        app.throttle()
-            .record_failure(&form.username, client, Instant::now());
-    }
-    drop(slot);
-    if !matches {
-        let Ok(csrf) = session.csrf_token() else {
-            return server_error();
-        };
-        let note = Flash {
-            level: "error".into(),
-            message: "Wrong username or password.".into(),
-        };
-        return (
-            StatusCode::UNAUTHORIZED,
-            Html(pages::signed_out(&csrf, &[note], &form.username)),
-        )
-            .into_response();
+    match app
+        .check_password(&form.username, form.password, peer.ip())
+        .await
+    {
+        Err(refusal) => return refusal,
+        Ok(Checked::Right { slot, .. }) => drop(slot),
+        Ok(Checked::Wrong) => {
+            let Ok(csrf) = session.csrf_token() else {
+                return server_error();
+            };
+            let note = Flash {
+                level: "error".into(),
+                message: "Wrong username or password.".into(),
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                Html(pages::signed_out(&csrf, &[note], &form.username)),
+            )
+                .into_response();
+        }
     }
     // "Keep me signed in": chosen before login, which fixes the session's lifetime (30 days
     // instead of 8 hours, 7 days idle instead of 30 minutes).
@@ -321,7 +306,7 @@ async fn sessions(
     let Ok(csrf) = session.csrf_token() else {
         return server_error();
     };
-    let now = SystemTime::now();
+    let now = app.clock.now();
     let Ok(list) = app.registry.list_for_user(&user, now).await else {
         return unavailable();
     };
@@ -335,83 +320,6 @@ async fn sessions(
         now,
     ))
     .into_response()
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RevokeForm {
-    id: String,
-    csrf_token: String,
-}
-
-async fn revoke(
-    State(app): AppState,
-    Extension(session): Extension<Session>,
-    Form(form): Form<RevokeForm>,
-) -> Response {
-    let user = match signed_in_form(&session, &form.csrf_token) {
-        Ok(user) => user,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let Ok(id) = form.id.parse::<SessionId>() else {
-        return not_found();
-    };
-    if id == session.id() {
-        return match session.logout().await {
-            Ok(()) => Redirect::to("/").into_response(),
-            Err(_) => unavailable(),
-        };
-    }
-    // Scoped to the signed-in user: someone else's session id is "not found" and untouched.
-    match app.registry.revoke(&user, id).await {
-        Ok(true) => {
-            let _ = session.flash("info", "That device is signed out.");
-            Redirect::to("/sessions").into_response()
-        }
-        Ok(false) => not_found(),
-        Err(_) => unavailable(),
-    }
-}
-
-async fn revoke_others(
-    State(app): AppState,
-    Extension(session): Extension<Session>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let user = match signed_in_form(&session, &form.csrf_token) {
-        Ok(user) => user,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match app.registry.revoke_user(&user, Some(session.id())).await {
-        Ok(n) => {
-            let _ = session.flash("info", format!("Signed out {n} other {}.", devices(n)));
-            Redirect::to("/sessions").into_response()
-        }
-        Err(_) => unavailable(),
-    }
-}
-
-async fn revoke_all(
-    State(app): AppState,
-    Extension(session): Extension<Session>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let user = match signed_in_form(&session, &form.csrf_token) {
-        Ok(user) => user,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let Ok(n) = app.registry.revoke_user(&user, None).await else {
-        return unavailable();
-    };
-    // Already revoked above; this drops the data and removes this browser's cookie.
-    if session.logout().await.is_err() {
-        return unavailable();
-    }
-    let _ = session.flash(
-        "info",
-        format!("Signed out everywhere ({n} {}).", devices(n)),
-    );
-    Redirect::to("/").into_response()
 }
 
 /// Who is signed in, as JSON. `no-store`: the answer names the user and the session, and no
@@ -443,39 +351,4 @@ fn who(session: &Session) -> Response {
         )
             .into_response(),
     }
-}
-
-// ---- helpers ----
-
-fn devices(n: u64) -> &'static str {
-    if n == 1 {
-        "device"
-    } else {
-        "devices"
-    }
-}
-
-/// Why a form post that needs a signed-in user is refused.
-enum Refusal {
-    /// The CSRF token is missing or wrong: 403.
-    BadToken,
-    /// No one is signed in: back to the sign-in page.
-    SignedOut,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        match self {
-            Refusal::BadToken => forbidden(),
-            Refusal::SignedOut => Redirect::to("/").into_response(),
-        }
-    }
-}
-
-/// The signed-in user behind a form post, after its CSRF token checks out.
-fn signed_in_form(session: &Session, submitted: &str) -> Result<String, Refusal> {
-    if !session.verify_csrf_token(submitted) {
-        return Err(Refusal::BadToken);
-    }
-    session.user().ok_or(Refusal::SignedOut)
 }

@@ -1,5 +1,6 @@
 //! The demo's HTML: one layout, the sign-in and home pages, messages and the refusals; no
-//! external assets. The devices page is `devices.rs`.
+//! external assets. The devices page is `devices.rs`, the password prompt `sudo.rs`, the
+//! change-password page `password_change.rs`.
 //!
 //! Pages are maud templates: every value spliced into one is escaped unless it is wrapped in
 //! `PreEscaped`, which only the stylesheet is.
@@ -29,7 +30,10 @@ pub fn layout(title: &str, user: Option<&str>, body: Markup) -> String {
                     span class="logo" {}
                     strong { "sealed-sessions demo" }
                     @if user.is_some() {
-                        nav { a href="/" { "Home" } a href="/sessions" { "Your devices" } }
+                        nav {
+                            a href="/" { "Home" } a href="/sessions" { "Your devices" }
+                            a href="/password" { "Password" }
+                        }
                     }
                 }
                 main { (body) }
@@ -99,6 +103,7 @@ pub fn signed_in(user: &str, csrf: &str, notes: &[Flash]) -> String {
             }
             div class="row" {
                 a href="/sessions" class="button secondary" id="devices" { "Your devices" }
+                a href="/password" class="button secondary" id="password" { "Change password" }
                 form method="post" action="/logout" {
                     (csrf_field(csrf))
                     button type="submit" id="logout" { "Sign out" }

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 #[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use sealed_sessions::registry::{self, Location, Registry};
 use sealed_sessions::Key;
@@ -15,7 +15,7 @@ use sealed_sessions::Key;
 pub const USAGE: &str = "\
 usage: cargo run --example demo -- [--addr HOST:PORT] [--db PATH|URL] [--key-file PATH]
                                    [--account-failures N] [--address-failures N]
-                                   [--account-total-failures N]
+                                   [--account-total-failures N] [--reauthenticate-after SECS]
 
   --addr              where to listen              (default 127.0.0.1:3000)
   --db                the session registry: an SQLite file (default ./demo-sessions.db, made
@@ -27,6 +27,9 @@ usage: cargo run --example demo -- [--addr HOST:PORT] [--db PATH|URL] [--key-fil
   --account-total-failures
                       failed sign-ins to one account from all addresses together that pause its
                       sign-ins from addresses it never signed in from                (default 20)
+  --reauthenticate-after
+                      seconds after signing in (or confirming the password) that signing
+                      other devices out asks for the password again           (default 1200)
 
 A paused sign-in is answered 429 with Retry-After, even for the right password. An address the
 account signed in from before is never paused by failures made elsewhere, and by its own only
@@ -41,6 +44,11 @@ pub struct Args {
     pub account_failures: u32,
     pub address_failures: u32,
     pub account_total_failures: u32,
+    /// The sudo-mode window.
+    pub reauthenticate_after: Duration,
+    /// For tests only (not in `--help`; `clock.rs`, `docs/demo.md`): a file whose whole number
+    /// of seconds, read on every request, moves the session clock forward.
+    pub clock_offset_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -57,6 +65,10 @@ impl Args {
             // Pauses only addresses the account never signed in from; above the limit for one
             // address, so that the owner's own typos on a new device do not trip it.
             account_total_failures: 20,
+            // Phoenix's sudo mode: long enough for one sitting's settings, short enough that a
+            // browser left signed in is asked again.
+            reauthenticate_after: Duration::from_secs(20 * 60),
+            clock_offset_file: None,
         };
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -76,6 +88,10 @@ impl Args {
                 "--account-total-failures" => {
                     parsed.account_total_failures = count(&flag, &value)?;
                 }
+                "--reauthenticate-after" => {
+                    parsed.reauthenticate_after = Duration::from_secs(count(&flag, &value)?.into());
+                }
+                "--clock-offset-file" => parsed.clock_offset_file = Some(value.into()),
                 _ => return Err(format!("unknown flag {flag:?}")),
             }
         }

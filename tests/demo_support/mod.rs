@@ -102,6 +102,27 @@ impl Demo {
         Demo { child, addr, dir }
     }
 
+    /// Starts the demo with extra flags and a clock the test moves with
+    /// [`set_clock_offset`](Self::set_clock_offset) (the demo's test-only `--clock-offset-file`).
+    pub fn start_with_clock(flags: &[&str]) -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let offset = dir.path().join("clock-offset");
+        let offset = offset.to_str().unwrap().to_owned();
+        let mut all = vec!["--clock-offset-file", offset.as_str()];
+        all.extend_from_slice(flags);
+        Self::launch(dir, &all)
+    }
+
+    /// Moves the clock of a demo started with [`start_with_clock`](Self::start_with_clock) to
+    /// the system clock plus `secs`, from its next request on.
+    pub fn set_clock_offset(&self, secs: u64) {
+        let path = self.dir.path().join("clock-offset");
+        // Written whole, then renamed: the demo never reads a half-written number.
+        let tmp = self.dir.path().join("clock-offset.new");
+        std::fs::write(&tmp, secs.to_string()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("sessions.db")
     }
