@@ -23,6 +23,9 @@ use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, Fi
 use crate::key::KeyRing;
 use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
+use crate::telemetry::refusals::Refusals;
+use crate::telemetry::sessions::SessionEvents;
+use crate::telemetry::set_cookies::SetCookies;
 use crate::seal::{Mode, Sealer};
 
 /// Entries in the cache of opened cookie values; see [`SessionConfigBuilder::opened_cookie_cache`].
@@ -385,6 +388,9 @@ impl SessionConfigBuilder {
                 clock: self.clock,
                 reauthentication_window: self.reauthentication_window,
                 plain_http_warned: [AtomicU64::new(0), AtomicU64::new(0)],
+                refusals: Refusals::register(),
+                set_cookies: SetCookies::register(),
+                events: SessionEvents::register(),
             }),
         })
     }

@@ -37,6 +37,8 @@ mod cache;
 mod everyday_methods;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod freshness;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod health;
 mod location;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod operator;
@@ -51,6 +53,8 @@ mod touches;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use everyday_methods::everyday_methods;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use health::RegistryHealth;
 pub use location::{open, Location};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use operator::{RegistryCheck, RegistryStats};
