@@ -266,7 +266,11 @@ pub(crate) fn open_cookies(
                 Head::Malformed => {
                     shared.refusals.count(Refusal::Malformed);
                     let reason = Refusal::Malformed.as_str();
-                    tracing::debug!(cookie = name, reason, "ignoring session cookie: bad chunk count");
+                    tracing::debug!(
+                        cookie = name,
+                        reason,
+                        "ignoring session cookie: bad chunk count"
+                    );
                     Step::Next
                 }
                 Head::Chunked { count, first } => {

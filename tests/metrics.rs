@@ -144,9 +144,10 @@ impl<S: Service<Req, Response = Res, Error = Infallible> + Clone> App<S> {
     /// The count of `metric` (with its labels, as `changes` spells them) since the last call.
     fn moved(&self, metric: &str) -> f64 {
         let changes = self.changes();
-        changes.get(metric).copied().unwrap_or_else(|| {
-            panic!("{metric} did not move; what did: {changes:#?}")
-        })
+        changes
+            .get(metric)
+            .copied()
+            .unwrap_or_else(|| panic!("{metric} did not move; what did: {changes:#?}"))
     }
 }
 
@@ -171,7 +172,8 @@ fn set(why: &str) -> String {
 async fn a_malformed_cookie_is_counted_as_malformed() {
     let app = app(KeyRing::new(Key::generate()), false, |b| b);
     app.changes();
-    app.get("/read", &["__Host-session=not-a-sealed-value"]).await;
+    app.get("/read", &["__Host-session=not-a-sealed-value"])
+        .await;
     assert_eq!(app.moved(&refused("malformed")), 1.0);
 }
 
@@ -217,7 +219,11 @@ async fn more_cookies_than_the_caps_are_counted_once_as_over_caps() {
     app.changes();
     app.get("/read", &junk).await;
     let changes = app.changes();
-    assert_eq!(changes.get(&refused("over_caps")), Some(&1.0), "{changes:#?}");
+    assert_eq!(
+        changes.get(&refused("over_caps")),
+        Some(&1.0),
+        "{changes:#?}"
+    );
 }
 
 #[tokio::test]
@@ -316,7 +322,11 @@ async fn a_cookie_sealed_with_the_previous_key_is_resealed_as_key_rotation() {
     app.changes();
     app.get("/read", &[&c]).await;
     let changes = app.changes();
-    assert_eq!(changes.get(&set("key_rotation")), Some(&1.0), "{changes:#?}");
+    assert_eq!(
+        changes.get(&set("key_rotation")),
+        Some(&1.0),
+        "{changes:#?}"
+    );
     assert_eq!(
         changes.get("sealed_sessions_sessions_loaded_total{kind=anonymous}"),
         Some(&1.0)
@@ -361,7 +371,10 @@ async fn registry_operations_cache_lookups_and_the_feed_move() {
     assert_eq!(seen.get("sealed_sessions_feed_fresh{}"), Some(&1.0));
 
     let res = app.get("/read", &[&c]).await;
-    assert!(res.headers().contains_key(SET_COOKIE), "refused and removed");
+    assert!(
+        res.headers().contains_key(SET_COOKIE),
+        "refused and removed"
+    );
     let changes = app.changes();
     for metric in [
         "sealed_sessions_registry_cache_lookups_total{result=miss}",
@@ -376,7 +389,10 @@ async fn registry_operations_cache_lookups_and_the_feed_move() {
         1.0
     );
     let health = reg.health();
-    assert!(health.connected && health.fresh && health.is_ready(), "{health:?}");
+    assert!(
+        health.connected && health.fresh && health.is_ready(),
+        "{health:?}"
+    );
 }
 
 #[tokio::test]
@@ -421,13 +437,39 @@ const LABEL_VALUES: &[(&str, &[&str])] = &[
     ),
     (
         "why",
-        &["changed", "login", "logout", "key_rotation", "idle_refresh", "removal"],
+        &[
+            "changed",
+            "login",
+            "logout",
+            "key_rotation",
+            "idle_refresh",
+            "removal",
+        ],
     ),
     ("kind", &["anonymous", "signed_in"]),
-    ("result", &["ok", "error", "not_active", "hit", "refused", "miss", "not_trusted"]),
+    (
+        "result",
+        &[
+            "ok",
+            "error",
+            "not_active",
+            "hit",
+            "refused",
+            "miss",
+            "not_trusted",
+        ],
+    ),
     (
         "op",
-        &["register", "rotate", "validate", "list", "revoke", "revoke_user", "delete_expired"],
+        &[
+            "register",
+            "rotate",
+            "validate",
+            "list",
+            "revoke",
+            "revoke_user",
+            "delete_expired",
+        ],
     ),
 ];
 
@@ -466,7 +508,10 @@ fn no_label_value_comes_from_the_request() {
         })
     });
     let registered = registered_during.snapshot().into_vec();
-    assert!(registered.is_empty(), "registered per request: {registered:?}");
+    assert!(
+        registered.is_empty(),
+        "registered per request: {registered:?}"
+    );
 
     let all = app.snapshots.snapshot().into_vec();
     assert!(all.len() > 10, "{all:?}");

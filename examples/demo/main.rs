@@ -12,6 +12,7 @@
 mod browsers;
 mod devices;
 mod gate;
+mod ops;
 mod pages;
 mod passwords;
 mod revoked;
@@ -93,6 +94,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
+    // Before the registry and the configuration take their metric handles.
+    let metrics = ops::install_recorder()?;
     let registry = setup::open_registry(&args.db)?;
     let config = SessionConfig::builder(KeyRing::new(key))
         .cookie_name(COOKIE_NAME)
@@ -135,6 +138,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 window: LOGIN_WINDOW,
             })),
         }));
+
+    let app = app.merge(ops::routes(registry.clone(), metrics));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -23,10 +23,10 @@ use crate::cookie_header::{is_valid_attribute, is_valid_name, CookieSettings, Fi
 use crate::key::KeyRing;
 use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
+use crate::seal::{Mode, Sealer};
 use crate::telemetry::refusals::Refusals;
 use crate::telemetry::sessions::SessionEvents;
 use crate::telemetry::set_cookies::SetCookies;
-use crate::seal::{Mode, Sealer};
 
 /// Entries in the cache of opened cookie values; see [`SessionConfigBuilder::opened_cookie_cache`].
 const DEFAULT_OPENED_CACHE: usize = 2048;

@@ -24,10 +24,10 @@ use crate::client_ip::ClientIpSource;
 use crate::cookie_header::CookieSettings;
 use crate::opened_cache::OpenedCache;
 use crate::registry::Registry;
+use crate::seal::Sealer;
 use crate::telemetry::refusals::Refusals;
 use crate::telemetry::sessions::SessionEvents;
 use crate::telemetry::set_cookies::SetCookies;
-use crate::seal::Sealer;
 
 mod builder;
 mod cookie;

@@ -324,7 +324,11 @@ impl ValidationCache {
         // Asked first, so that a touch is recorded only with a "yes".
         if !freshness.is_none_or(Freshness::is_fresh) {
             let answer = self.lookup(id, user_id, now).filter(|active| !active);
-            let counted = if answer.is_some() { Lookup::Refused } else { Lookup::NotTrusted };
+            let counted = if answer.is_some() {
+                Lookup::Refused
+            } else {
+                Lookup::NotTrusted
+            };
             self.lookups.count(counted);
             return (answer, false);
         }

@@ -457,6 +457,14 @@ pub trait Registry: Send + Sync {
     /// Deletes sessions that expired at or before `now` (and revocation records of expired
     /// sessions). Returns the number of sessions deleted.
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>>;
+
+    /// The registry's health for a readiness probe, from memory (no I/O): see
+    /// [`RegistryHealth`] for the probe rule. The default, for a registry without a revocation
+    /// feed, is always ready.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn health(&self) -> RegistryHealth {
+        RegistryHealth::without_feed(true)
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,12 @@ impl Unit {
 
 /// The counter `name` with `labels`, described as `help`.
 #[cfg(feature = "metrics")]
-pub(crate) fn counter(name: &'static str, labels: &[Label], unit: Unit, help: &'static str) -> Counter {
+pub(crate) fn counter(
+    name: &'static str,
+    labels: &[Label],
+    unit: Unit,
+    help: &'static str,
+) -> Counter {
     metrics::describe_counter!(name, unit.unit(), help);
     metrics::counter!(name, labels)
 }

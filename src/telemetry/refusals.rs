@@ -99,7 +99,9 @@ mod tests {
     fn indexes_follow_the_list_and_values_are_distinct() {
         for (at, reason) in Refusal::ALL.iter().enumerate() {
             assert_eq!(reason.index(), at);
-            let same = Refusal::ALL.iter().filter(|r| r.as_str() == reason.as_str());
+            let same = Refusal::ALL
+                .iter()
+                .filter(|r| r.as_str() == reason.as_str());
             assert_eq!(same.count(), 1, "{}", reason.as_str());
         }
     }

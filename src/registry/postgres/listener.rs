@@ -317,11 +317,20 @@ async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(
         (None, _) => false,
     };
     let why = if replaced {
-        Some(("the registry's database was replaced", Flush::ReplacedDatabase))
+        Some((
+            "the registry's database was replaced",
+            Flush::ReplacedDatabase,
+        ))
     } else if restarted {
-        Some(("the database server restarted: the log's tail may be lost", Flush::Restart))
+        Some((
+            "the database server restarted: the log's tail may be lost",
+            Flush::Restart,
+        ))
     } else if end < watermark || mark_lost {
-        Some(("the revocation log lost entries (restored, or failed over)", Flush::LogLost))
+        Some((
+            "the revocation log lost entries (restored, or failed over)",
+            Flush::LogLost,
+        ))
     } else if end - watermark > MAX_GAP {
         Some(("too many revocations to read", Flush::CatchUpTooLong))
     } else {

@@ -39,8 +39,8 @@ use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::health::RegistryHealth;
 use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
-use crate::telemetry::registry::Op;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::telemetry::registry::Op;
 
 mod builder;
 mod job;
@@ -217,7 +217,11 @@ super::everyday_methods!(PostgresRegistry);
 
 impl Registry for PostgresRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Register, ops::register(self, session)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Register, ops::register(self, session)),
+        )
     }
 
     fn rotate<'a>(
@@ -226,7 +230,11 @@ impl Registry for PostgresRegistry {
         old: SessionId,
         new: NewSession,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Rotate, ops::rotate(self, user_id, old, new)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Rotate, ops::rotate(self, user_id, old, new)),
+        )
     }
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
@@ -288,11 +296,19 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Revoke, ops::revoke(self, Some(user_id), id)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, Some(user_id), id)),
+        )
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Revoke, ops::revoke(self, None, id)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, None, id)),
+        )
     }
 
     fn revoke_user<'a>(
@@ -300,7 +316,11 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)),
+        )
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
@@ -309,7 +329,15 @@ impl Registry for PostgresRegistry {
         }
     }
 
+    fn health(&self) -> RegistryHealth {
+        Self::health(self)
+    }
+
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::DeleteExpired, ops::delete_expired(self, now)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::DeleteExpired, ops::delete_expired(self, now)),
+        )
     }
 }

@@ -41,9 +41,9 @@ use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
 use crate::registry::health::RegistryHealth;
 use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
-use crate::telemetry::registry::{Op, RegistryMetrics};
 use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::telemetry::registry::{Op, RegistryMetrics};
 use file::Identity;
 use schema::{forget_damage, from_ms, map_err, to_ms};
 use shared::{id_of, Shared, SyncState};
@@ -306,7 +306,11 @@ super::everyday_methods!(SqliteRegistry);
 
 impl Registry for SqliteRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Register, ops::register(self, session)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Register, ops::register(self, session)),
+        )
     }
 
     fn rotate<'a>(
@@ -315,7 +319,11 @@ impl Registry for SqliteRegistry {
         old: SessionId,
         new: NewSession,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Rotate, ops::rotate(self, user_id, old, new)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Rotate, ops::rotate(self, user_id, old, new)),
+        )
     }
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
@@ -433,11 +441,19 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Revoke, ops::revoke(self, Some(user_id), id)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, Some(user_id), id)),
+        )
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::Revoke, ops::revoke(self, None, id)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, None, id)),
+        )
     }
 
     fn revoke_user<'a>(
@@ -445,7 +461,11 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)),
+        )
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
@@ -454,8 +474,16 @@ impl Registry for SqliteRegistry {
         }
     }
 
+    fn health(&self) -> RegistryHealth {
+        Self::health(self)
+    }
+
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(Op::DeleteExpired, ops::delete_expired(self, now)))
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::DeleteExpired, ops::delete_expired(self, now)),
+        )
     }
 }
 
