@@ -37,6 +37,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_else(|| "stateless".into());
     let n: usize = args.next().map_or(10_000, |s| s.parse().unwrap());
+    // With the `metrics` feature, `SEALED_SESSIONS_HOTPATH_PROMETHEUS=1` installs the
+    // Prometheus recorder first (before the configuration and registry take their handles),
+    // to measure what recording costs.
+    #[cfg(feature = "metrics")]
+    let _prometheus = std::env::var_os("SEALED_SESSIONS_HOTPATH_PROMETHEUS").map(|_| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap()
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -72,6 +72,8 @@ mod key;
 mod random;
 pub mod registry;
 mod seal;
+#[cfg(any(feature = "hyper", feature = "sqlite", feature = "postgres"))]
+mod telemetry;
 mod wire;
 mod xaes;
 

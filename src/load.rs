@@ -73,6 +73,7 @@ use crate::id::SessionId;
 use crate::registry::RegistryError;
 use crate::seal::OpenError;
 use crate::session::{Candidate, Seen};
+use crate::telemetry::refusals::Refusal;
 
 /// The most cookies of our name looked at in one request; see the module documentation.
 pub(crate) const MAX_LOOKED_AT: usize = 32;
@@ -131,7 +132,10 @@ pub(crate) fn open_cookies(
         let opened = match open(shared, value, now, &mut opened_afresh) {
             Ok(opened) => opened,
             Err(NotOpened::Failed(err)) => {
-                tracing::debug!(cookie = name, reason = %err, "ignoring session cookie");
+                let reason = Refusal::of(&err);
+                shared.refusals.count(reason);
+                let reason = reason.as_str();
+                tracing::debug!(cookie = name, reason, error = %err, "ignoring session cookie");
                 return (Step::Next, opened_afresh > before);
             }
             Err(NotOpened::Capped) => return (Step::Capped, false),
@@ -260,7 +264,13 @@ pub(crate) fn open_cookies(
                 // The usual request: one byte compared to tell it from a split value.
                 Head::Single(value) => attempt(value),
                 Head::Malformed => {
-                    tracing::debug!(cookie = name, "ignoring session cookie: bad chunk count");
+                    shared.refusals.count(Refusal::Malformed);
+                    let reason = Refusal::Malformed.as_str();
+                    tracing::debug!(
+                        cookie = name,
+                        reason,
+                        "ignoring session cookie: bad chunk count"
+                    );
                     Step::Next
                 }
                 Head::Chunked { count, first } => {
@@ -319,8 +329,11 @@ pub(crate) fn open_cookies(
         cut_off |= !decided && plans.iter().any(|plan| !plan.exhaustive());
     }
     if cut_off {
+        shared.refusals.count(Refusal::OverCaps);
+        let reason = Refusal::OverCaps.as_str();
         tracing::debug!(
             cookie = name,
+            reason,
             "ignoring the request's further session cookies"
         );
     }
@@ -482,11 +495,15 @@ fn verdict(shared: &Shared, id: SessionId, answer: Result<bool, RegistryError>) 
     match answer {
         Ok(true) => Verdict::Accept,
         Ok(false) => {
-            tracing::debug!(session = %id, "ignoring session cookie: not active in the registry");
+            shared.refusals.count(Refusal::Revoked);
+            let reason = Refusal::Revoked.as_str();
+            tracing::debug!(session = %id, reason, "ignoring session cookie: not active in the registry");
             Verdict::Reject
         }
         Err(err) => {
-            tracing::warn!(session = %id, error = %err, "the session registry failed");
+            shared.refusals.count(Refusal::RegistryUnavailable);
+            let reason = Refusal::RegistryUnavailable.as_str();
+            tracing::warn!(session = %id, reason, error = %err, "the session registry failed");
             Verdict::Fail(match shared.on_registry_error {
                 RegistryErrorPolicy::ServiceUnavailable { retry_after } => Err(retry_after),
                 RegistryErrorPolicy::SignedOut => Ok(()),

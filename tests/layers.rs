@@ -54,7 +54,13 @@ const LAYERS: &[Layer] = &[
     Layer {
         name: "the registry",
         files: &["registry/"],
-        may_import: &["registry", "id", "random"],
+        may_import: &["registry", "id", "random", "telemetry"],
+        must_not_name: HTTP,
+    },
+    Layer {
+        name: "telemetry (metric handles and label sets: below everything that records)",
+        files: &["telemetry/"],
+        may_import: &["telemetry", "seal"],
         must_not_name: HTTP,
     },
     Layer {
@@ -76,6 +82,7 @@ const LAYERS: &[Layer] = &[
             "data",
             "cookie_header",
             "client_ip",
+            "telemetry",
         ],
         must_not_name: &["axum::"],
     },

@@ -16,6 +16,7 @@ mod browsers;
 mod clock;
 mod devices;
 mod gate;
+mod ops;
 mod pages;
 mod password_change;
 mod passwords;
@@ -78,6 +79,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (key, key_source) = setup::load_key(&args.key_file)?;
+    // Before the registry and the configuration take their metric handles.
+    let metrics = ops::install_recorder()?;
     let registry = setup::open_registry(&args.db)?;
     let clock = Arc::new(Clock::new(args.clock_offset_file.clone()));
     let session_clock = clock.clone();
@@ -131,6 +134,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             })),
             clock,
         }));
+
+    let app = app.merge(ops::routes(registry.clone(), metrics));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -24,6 +24,9 @@ use crate::key::KeyRing;
 use crate::opened_cache::{self, OpenedCache};
 use crate::registry::Registry;
 use crate::seal::{Mode, Sealer};
+use crate::telemetry::refusals::Refusals;
+use crate::telemetry::sessions::SessionEvents;
+use crate::telemetry::set_cookies::SetCookies;
 
 /// Entries in the cache of opened cookie values; see [`SessionConfigBuilder::opened_cookie_cache`].
 const DEFAULT_OPENED_CACHE: usize = 2048;
@@ -385,6 +388,9 @@ impl SessionConfigBuilder {
                 clock: self.clock,
                 reauthentication_window: self.reauthentication_window,
                 plain_http_warned: [AtomicU64::new(0), AtomicU64::new(0)],
+                refusals: Refusals::register(),
+                set_cookies: SetCookies::register(),
+                events: SessionEvents::register(),
             }),
         })
     }

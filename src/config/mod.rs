@@ -25,6 +25,9 @@ use crate::cookie_header::CookieSettings;
 use crate::opened_cache::OpenedCache;
 use crate::registry::Registry;
 use crate::seal::Sealer;
+use crate::telemetry::refusals::Refusals;
+use crate::telemetry::sessions::SessionEvents;
+use crate::telemetry::set_cookies::SetCookies;
 
 mod builder;
 mod cookie;
@@ -88,6 +91,10 @@ pub(crate) struct Shared {
     /// seconds since the Unix epoch (0: never), for this site's own pages and for others'
     /// (`service/plain_http.rs`).
     pub(crate) plain_http_warned: [AtomicU64; 2],
+    /// The middleware's metric handles, taken when the configuration was built.
+    pub(crate) refusals: Refusals,
+    pub(crate) set_cookies: SetCookies,
+    pub(crate) events: SessionEvents,
 }
 
 impl Shared {

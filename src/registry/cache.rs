@@ -44,6 +44,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::id::SessionId;
 use crate::registry::freshness::Freshness;
+use crate::telemetry::registry::{Lookup, Lookups};
 
 /// The number of shards; a power of two so that the shard is a mask of an id byte.
 pub(crate) const SHARDS: usize = 16;
@@ -200,6 +201,8 @@ pub(crate) struct ValidationCache {
     pending_users: Mutex<Vec<Box<str>>>,
     /// `pending_users.len()`, readable without the lock: the hot path looks at it alone.
     pending_user_count: AtomicUsize,
+    /// Lookups by result (metrics), taken when the registry starts.
+    lookups: Lookups,
 }
 
 /// Marks a revocation as in flight until dropped; see [`ValidationCache::begin_revocation`].
@@ -240,6 +243,7 @@ impl ValidationCache {
             epoch: AtomicU64::new(0),
             pending_users: Mutex::new(Vec::new()),
             pending_user_count: AtomicUsize::new(0),
+            lookups: Lookups::register(),
         }
     }
 
@@ -319,12 +323,29 @@ impl ValidationCache {
     ) -> (Option<bool>, bool) {
         // Asked first, so that a touch is recorded only with a "yes".
         if !freshness.is_none_or(Freshness::is_fresh) {
-            return (
-                self.lookup(id, user_id, now).filter(|active| !active),
-                false,
-            );
+            let answer = self.lookup(id, user_id, now).filter(|active| !active);
+            let counted = if answer.is_some() {
+                Lookup::Refused
+            } else {
+                Lookup::NotTrusted
+            };
+            self.lookups.count(counted);
+            return (answer, false);
         }
-        self.find(id, user_id, now, throttle)
+        let found = self.find(id, user_id, now, throttle);
+        self.lookups.count(match found.0 {
+            Some(true) => Lookup::Hit,
+            Some(false) => Lookup::Refused,
+            None if cfg!(feature = "metrics") && self.in_flight(id, user_id) => Lookup::NotTrusted,
+            None => Lookup::Miss,
+        });
+        found
+    }
+
+    /// Whether a revocation that covers `id` or `user_id` is in flight (to tell a miss from an
+    /// answer withheld, for metrics: asked only when there is no answer).
+    fn in_flight(&self, id: SessionId, user_id: &str) -> bool {
+        self.shard(&id).pending.contains(&id) || self.user_pending(user_id)
     }
 
     /// The lookup, and the touch decision when `throttle` is given.

@@ -12,10 +12,15 @@
 //!
 //! The check is one monotonic clock read and one atomic load per cached validation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
-/// The last confirmed-fresh instant of a revocation feed, and the bound on its age.
+use crate::registry::health::RegistryHealth;
+use crate::telemetry::feed::{FeedMetrics, Flush};
+
+/// The last confirmed-fresh instant of a revocation feed, and the bound on its age. Also what
+/// the feed's health reports: whether its last attempt reached the backend, and its last error.
 #[derive(Debug)]
 pub(crate) struct Freshness {
     /// What `confirmed` counts from.
@@ -23,6 +28,13 @@ pub(crate) struct Freshness {
     /// Nanoseconds after `base` at which the feed was last confirmed complete.
     confirmed: AtomicU64,
     bound: Duration,
+    /// The feed's last attempt reached the backend.
+    connected: AtomicBool,
+    /// The last error the feed met, as text (no secret: errors name the server, never a
+    /// password).
+    last_error: Mutex<Option<String>>,
+    /// The feed's metric handles, taken when the registry starts.
+    pub(crate) metrics: FeedMetrics,
 }
 
 impl Freshness {
@@ -32,6 +44,9 @@ impl Freshness {
             base: at,
             confirmed: AtomicU64::new(0),
             bound,
+            connected: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            metrics: FeedMetrics::register(),
         }
     }
 
@@ -40,10 +55,47 @@ impl Freshness {
     pub(crate) fn confirm(&self, began: Instant) {
         let at = nanos(began.saturating_duration_since(self.base));
         self.confirmed.fetch_max(at, Ordering::SeqCst);
+        self.connected.store(true, Ordering::SeqCst);
+        let now = SystemTime::now();
+        self.metrics
+            .confirmed(now.checked_sub(began.elapsed()).unwrap_or(now));
+        self.metrics.state(self.age(), self.is_fresh());
+    }
+
+    /// Records that the feed could not read the backend.
+    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
+        self.connected.store(false, Ordering::SeqCst);
+        let text = error.to_string();
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+        self.metrics.state(self.age(), self.is_fresh());
+    }
+
+    /// Records that the validation cache was emptied, and why.
+    pub(crate) fn flushed(&self, why: Flush) {
+        self.metrics.flush(why);
+    }
+
+    /// The feed's health, as of now; `running`: the registry was not stopped. Also brings the
+    /// age and freshness gauges up to date, so that a probe's call keeps them current even when
+    /// the feed is stuck.
+    pub(crate) fn health(&self, running: bool) -> RegistryHealth {
+        let (age, fresh) = (self.age(), self.is_fresh());
+        self.metrics.state(age, fresh);
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        RegistryHealth {
+            connected: running && self.connected.load(Ordering::SeqCst),
+            fresh: running && fresh,
+            since_confirmed: Some(age),
+            staleness_bound: Some(self.bound),
+            last_error,
+        }
     }
 
     /// How long ago the feed was last confirmed complete.
-    #[cfg(any(test, feature = "postgres"))]
     pub(crate) fn age(&self) -> Duration {
         let confirmed = Duration::from_nanos(self.confirmed.load(Ordering::SeqCst));
         self.base.elapsed().saturating_sub(confirmed)

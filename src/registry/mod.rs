@@ -37,6 +37,8 @@ mod cache;
 mod everyday_methods;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod freshness;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod health;
 mod location;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod operator;
@@ -51,6 +53,8 @@ mod touches;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use everyday_methods::everyday_methods;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use health::RegistryHealth;
 pub use location::{open, Location};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use operator::{RegistryCheck, RegistryStats};
@@ -453,6 +457,14 @@ pub trait Registry: Send + Sync {
     /// Deletes sessions that expired at or before `now` (and revocation records of expired
     /// sessions). Returns the number of sessions deleted.
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>>;
+
+    /// The registry's health for a readiness probe, from memory (no I/O): see
+    /// [`RegistryHealth`] for the probe rule. The default, for a registry without a revocation
+    /// feed, is always ready.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn health(&self) -> RegistryHealth {
+        RegistryHealth::without_feed(true)
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ impl Session {
         opened: Option<Candidate>,
         seen: Seen,
     ) -> Session {
+        if let Some(c) = &opened {
+            shared.events.loaded(c.claims.has_user());
+        }
         let (claims, needs_reseal, buf) = match opened {
             Some(c) => (Some(c.claims), c.needs_reseal, c.buf),
             None => (None, false, CookieBuf::Empty),
@@ -71,6 +74,7 @@ impl Session {
                     revoked,
                     keep_cookie: seen.unanswered,
                     chunks: seen.chunks,
+                    sign: None,
                 }),
             }),
         }

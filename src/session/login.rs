@@ -7,6 +7,7 @@
 use super::{claims, csrf, flash, purge, Registration, Session, SessionError};
 use crate::claims::ClaimsCore;
 use crate::registry::NewSession;
+use crate::telemetry::set_cookies::SetCookie;
 
 /// What a new id is for.
 pub(super) enum Reissue {
@@ -91,6 +92,9 @@ impl Session {
             }
             state.dirty = true;
             state.purged = false;
+            if login {
+                state.sign = Some(SetCookie::Login);
+            }
             let register = match (&s.registry, c.user(self.buf())) {
                 (Some(_), Some(user)) => Some(self.new_registration(&c, user)),
                 _ => None,
@@ -103,6 +107,7 @@ impl Session {
             Ok((register, old))
         })?;
         let (Some(registry), Some(new)) = (&s.registry, register) else {
+            s.events.reissued(login, true);
             return Ok(());
         };
         let id = new.id;
@@ -126,9 +131,11 @@ impl Session {
         match result {
             Ok(true) => {
                 state.registration = Registration::NotNeeded;
+                s.events.reissued(login, true);
                 Ok(())
             }
             Ok(false) => {
+                s.events.reissued(login, false);
                 // No longer active (revoked while this request ran, or renewed by a concurrent
                 // request of the same browser): no new id may come of it. The cookie is left
                 // alone rather than removed: a concurrent renewal's response may have just set

@@ -33,6 +33,7 @@ use crate::config::Shared;
 use crate::cookie_buf::CookieBuf;
 use crate::id::SessionId;
 use crate::registry::RegistryError;
+use crate::telemetry::set_cookies::SetCookie;
 
 mod csrf;
 mod devices;
@@ -174,6 +175,8 @@ struct State {
     /// The request's chunk cookies (`NAME.k`), as bits `1 << k`: those the response's session
     /// does not use are removed (`save.rs`).
     chunks: u8,
+    /// A sign-in or sign-out this request made, the reason its `Set-Cookie` goes out (metrics).
+    sign: Option<SetCookie>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +367,10 @@ impl Session {
             .as_ref()
             .and_then(|c| c.user(self.buf()).map(|u| (u.to_owned(), c.id())));
         purge(&mut state);
+        if old.is_some() {
+            state.sign = Some(SetCookie::Logout);
+            self.inner.shared.events.logout();
+        }
         old
     }
 }

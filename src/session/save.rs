@@ -24,6 +24,7 @@ use crate::claims::ClaimsCore;
 use crate::envelope_bytes::Envelope;
 use crate::opened_cache::MAX_RAW_LEN;
 use crate::seal::SealError;
+use crate::telemetry::set_cookies::SetCookie;
 use crate::wire::varint_len;
 
 /// What the response needs for the session.
@@ -97,8 +98,13 @@ impl Session {
             state.dirty = true;
         }
         let chunks = state.chunks;
+        let sign = state.sign;
         let removal = || {
             let head = s.cookie.render_removal().ok_or(SaveError::Render)?;
+            s.set_cookies.count(match sign {
+                Some(SetCookie::Logout) => SetCookie::Logout,
+                _ => SetCookie::Removal,
+            });
             Ok(Some((head, s.cookie.render_chunk_removals(chunks, 1))))
         };
         let Some(c) = state.claims.as_mut() else {
@@ -122,6 +128,12 @@ impl Session {
         if !(state.dirty || state.needs_reseal || refresh_due) {
             return Ok(None);
         }
+        let why = match sign {
+            Some(SetCookie::Login) => SetCookie::Login,
+            _ if state.dirty => SetCookie::Changed,
+            _ if state.needs_reseal => SetCookie::KeyRotation,
+            _ => SetCookie::IdleRefresh,
+        };
         c.touch(now, limits.idle);
         let value = match s.opened.as_ref().filter(|_| state.cookie_opened) {
             // This client returns our cookie, so its next request will carry this value:
@@ -160,6 +172,7 @@ impl Session {
             .layout
             .chunks_for(value.len())
             .ok_or_else(too_large)?;
+        s.set_cookies.count(why);
         if n == 1 {
             let line = s.cookie.render(&value, max_age).ok_or(SaveError::Render)?;
             // Nothing to remove in the usual case, and no allocation for it.

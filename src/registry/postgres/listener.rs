@@ -35,6 +35,7 @@ use super::schema::channel;
 use super::shared::Shared;
 use crate::id::SessionId;
 use crate::registry::RegistryError;
+use crate::telemetry::feed::Flush;
 
 /// What the listener knows of the log across reconnects.
 #[derive(Debug, Default)]
@@ -53,9 +54,11 @@ struct Feed {
 impl Feed {
     /// Empties the cache and starts again from `end`: the log can no longer be trusted to hold
     /// every revocation past the watermark.
-    fn forget(&mut self, shared: &Shared, end: i64, why: &str) {
-        tracing::warn!(server = %shared.server, why, "forgetting every cached session");
+    fn forget(&mut self, shared: &Shared, end: i64, why: &str, reason: Flush) {
+        let reason_label = reason.as_str();
+        tracing::warn!(server = %shared.server, why, reason = reason_label, "forgetting every cached session");
         shared.cache.clear();
+        shared.freshness.flushed(reason);
         self.watermark = Some(end);
         self.mark = None;
     }
@@ -89,6 +92,8 @@ pub(crate) async fn run(
             let _ = first.send(Err(e));
             return;
         }
+        shared.freshness.failed(&e);
+        shared.freshness.metrics.reconnect();
         tracing::warn!(
             server = %shared.server,
             error = %e,
@@ -312,18 +317,27 @@ async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(
         (None, _) => false,
     };
     let why = if replaced {
-        Some("the registry's database was replaced")
+        Some((
+            "the registry's database was replaced",
+            Flush::ReplacedDatabase,
+        ))
     } else if restarted {
-        Some("the database server restarted: the log's tail may be lost")
+        Some((
+            "the database server restarted: the log's tail may be lost",
+            Flush::Restart,
+        ))
     } else if end < watermark || mark_lost {
-        Some("the revocation log lost entries (restored, or failed over)")
+        Some((
+            "the revocation log lost entries (restored, or failed over)",
+            Flush::LogLost,
+        ))
     } else if end - watermark > MAX_GAP {
-        Some("too many revocations to read")
+        Some(("too many revocations to read", Flush::CatchUpTooLong))
     } else {
         None
     };
-    if let Some(why) = why {
-        feed.forget(shared, end, why);
+    if let Some((why, reason)) = why {
+        feed.forget(shared, end, why, reason);
         shared.freshness.confirm(began);
         return Ok(());
     }
@@ -342,7 +356,10 @@ async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(
             from = row.get(0);
             match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
                 Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
-                Err(_) if id.is_empty() => shared.cache.clear(),
+                Err(_) if id.is_empty() => {
+                    shared.cache.clear();
+                    shared.freshness.flushed(Flush::Truncated);
+                }
                 Err(_) => {}
             }
             feed.mark = Some((id, Some(row.get(2))));

@@ -17,6 +17,7 @@ use crate::registry::RegistryError;
 impl Writer {
     pub(super) async fn flush_touches(&mut self, shared: &Shared) {
         let touches = shared.touches.take();
+        shared.metrics.pending_touches(touches.len());
         if touches.is_empty() {
             return;
         }

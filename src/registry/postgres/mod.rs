@@ -37,8 +37,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
+use crate::registry::health::RegistryHealth;
 use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::telemetry::registry::Op;
 
 mod builder;
 mod job;
@@ -168,6 +170,14 @@ impl PostgresRegistry {
         self.shared.freshness.age()
     }
 
+    /// This host's health for a readiness probe, from memory: whether the listener is
+    /// connected, whether the revocation feed is fresh (ready while it is), how long ago it was
+    /// confirmed, and the listener's last error; see [`RegistryHealth`] for the probe rule.
+    pub fn health(&self) -> RegistryHealth {
+        let running = !self.shared.stopped.load(Ordering::SeqCst);
+        self.shared.freshness.health(running)
+    }
+
     fn send<T: Send + 'static>(
         &self,
         job: impl FnOnce(oneshot::Sender<Result<T, RegistryError>>) -> Job,
@@ -207,7 +217,11 @@ super::everyday_methods!(PostgresRegistry);
 
 impl Registry for PostgresRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        ops::register(self, session)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Register, ops::register(self, session)),
+        )
     }
 
     fn rotate<'a>(
@@ -216,7 +230,11 @@ impl Registry for PostgresRegistry {
         old: SessionId,
         new: NewSession,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        ops::rotate(self, user_id, old, new)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Rotate, ops::rotate(self, user_id, old, new)),
+        )
     }
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
@@ -249,13 +267,14 @@ impl Registry for PostgresRegistry {
         // Read before the table is: see the cache's module docs.
         let epoch = self.shared.cache.epoch();
         let user_id = user_id.to_owned();
-        self.send(move |reply| Job::Validate {
+        let read = self.send(move |reply| Job::Validate {
             id,
             user_id,
             now,
             epoch,
             reply,
-        })
+        });
+        Box::pin(self.shared.metrics.observe(Op::Validate, read))
     }
 
     fn list_for_user<'a>(
@@ -264,11 +283,12 @@ impl Registry for PostgresRegistry {
         now: SystemTime,
     ) -> BoxFuture<'a, Result<Vec<SessionInfo>, RegistryError>> {
         let user_id = user_id.to_owned();
-        self.send(move |reply| Job::List {
+        let rows = self.send(move |reply| Job::List {
             user_id,
             now,
             reply,
-        })
+        });
+        Box::pin(self.shared.metrics.observe(Op::List, rows))
     }
 
     fn revoke<'a>(
@@ -276,11 +296,19 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        ops::revoke(self, Some(user_id), id)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, Some(user_id), id)),
+        )
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        ops::revoke(self, None, id)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, None, id)),
+        )
     }
 
     fn revoke_user<'a>(
@@ -288,7 +316,11 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        ops::revoke_user(self, user_id, except)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)),
+        )
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
@@ -297,7 +329,15 @@ impl Registry for PostgresRegistry {
         }
     }
 
+    fn health(&self) -> RegistryHealth {
+        Self::health(self)
+    }
+
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        ops::delete_expired(self, now)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::DeleteExpired, ops::delete_expired(self, now)),
+        )
     }
 }

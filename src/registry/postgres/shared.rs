@@ -20,6 +20,7 @@ use crate::registry::freshness::Freshness;
 use crate::registry::location::conninfo::{self, SslMode};
 use crate::registry::touches::TouchQueue;
 use crate::registry::RegistryError;
+use crate::telemetry::registry::RegistryMetrics;
 
 /// State shared by the handle, the thread's tasks and the listener.
 pub(crate) struct Shared {
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     pub(crate) cleanup_interval: Duration,
     pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
+    /// The registry's metric handles, taken when it started.
+    pub(crate) metrics: RegistryMetrics,
 }
 
 impl Shared {
@@ -167,5 +170,6 @@ pub(crate) fn shared_state(
         heartbeat: config.heartbeat,
         cleanup_interval: config.cleanup_interval,
         max_sessions_per_user: config.max_sessions_per_user,
+        metrics: RegistryMetrics::register(),
     })
 }

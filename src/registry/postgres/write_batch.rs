@@ -43,6 +43,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                    shared.metrics.batch(batch.len());
                     self.commit(&shared, batch).await;
                 }
                 _ = flush.tick() => self.flush_touches(&shared).await,

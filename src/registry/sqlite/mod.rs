@@ -39,9 +39,11 @@ use tokio::sync::oneshot;
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
+use crate::registry::health::RegistryHealth;
 use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
 use crate::registry::touches::TouchQueue;
 use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::telemetry::registry::{Op, RegistryMetrics};
 use file::Identity;
 use schema::{forget_damage, from_ms, map_err, to_ms};
 use shared::{id_of, Shared, SyncState};
@@ -141,6 +143,7 @@ impl SqliteRegistry {
             freshness: (!config.poll_interval.is_zero() || config.strict)
                 .then(|| Freshness::new(started, config.staleness_bound)),
             max_sessions_per_user: config.max_sessions_per_user,
+            metrics: RegistryMetrics::register(),
         });
         let mut threads = Threads::default();
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
@@ -223,6 +226,17 @@ impl SqliteRegistry {
         self.shared.sync_revocations()
     }
 
+    /// The registry's health for a readiness probe, from memory: whether the last poll read the
+    /// file, whether the revocation feed is fresh (ready while it is), how long ago it was
+    /// confirmed, and the last error; see [`RegistryHealth`] for the probe rule.
+    pub fn health(&self) -> RegistryHealth {
+        let running = !self.shared.stopped.load(Ordering::SeqCst);
+        match &self.shared.freshness {
+            Some(freshness) => freshness.health(running),
+            None => RegistryHealth::without_feed(running),
+        }
+    }
+
     fn read<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Connection, &Shared) -> Result<T, RegistryError> + Send + 'static,
@@ -292,7 +306,11 @@ super::everyday_methods!(SqliteRegistry);
 
 impl Registry for SqliteRegistry {
     fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        ops::register(self, session)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Register, ops::register(self, session)),
+        )
     }
 
     fn rotate<'a>(
@@ -301,7 +319,11 @@ impl Registry for SqliteRegistry {
         old: SessionId,
         new: NewSession,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        ops::rotate(self, user_id, old, new)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Rotate, ops::rotate(self, user_id, old, new)),
+        )
     }
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
@@ -341,7 +363,7 @@ impl Registry for SqliteRegistry {
         // Read before the table is: see the cache's module docs.
         let epoch = self.shared.cache.epoch();
         let user = user_id.to_owned();
-        self.read(move |conn, shared| {
+        let read = self.read(move |conn, shared| {
             let Some((owner, expires, revoked, last_seen)) = validate_row(conn, shared, id)? else {
                 shared.cache.refuse(id, now);
                 return Ok(false);
@@ -365,7 +387,8 @@ impl Registry for SqliteRegistry {
                     .insert_if_current(epoch, id, &owner, expires, last_seen, now);
             }
             Ok(valid)
-        })
+        });
+        Box::pin(self.shared.metrics.observe(Op::Validate, read))
     }
 
     fn list_for_user<'a>(
@@ -410,7 +433,7 @@ impl Registry for SqliteRegistry {
                 .merge_into(&mut list, |seen| from_ms(to_ms(seen)));
             Ok(list)
         });
-        Box::pin(rows)
+        Box::pin(self.shared.metrics.observe(Op::List, rows))
     }
 
     fn revoke<'a>(
@@ -418,11 +441,19 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        ops::revoke(self, Some(user_id), id)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, Some(user_id), id)),
+        )
     }
 
     fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        ops::revoke(self, None, id)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::Revoke, ops::revoke(self, None, id)),
+        )
     }
 
     fn revoke_user<'a>(
@@ -430,7 +461,11 @@ impl Registry for SqliteRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        ops::revoke_user(self, user_id, except)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)),
+        )
     }
 
     fn touch(&self, id: SessionId, now: SystemTime) {
@@ -439,8 +474,16 @@ impl Registry for SqliteRegistry {
         }
     }
 
+    fn health(&self) -> RegistryHealth {
+        Self::health(self)
+    }
+
     fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        ops::delete_expired(self, now)
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::DeleteExpired, ops::delete_expired(self, now)),
+        )
     }
 }
 

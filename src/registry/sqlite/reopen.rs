@@ -37,6 +37,7 @@ use rusqlite::Connection;
 use super::file::{close_quietly, Identity};
 use super::shared::{Shared, SyncState};
 use crate::registry::RegistryError;
+use crate::telemetry::feed::Flush;
 
 impl Shared {
     /// Whether the registry's files were deleted or replaced since they were opened. The first
@@ -51,6 +52,9 @@ impl Shared {
         }
         self.stale.store(true, Ordering::SeqCst);
         self.cache.clear();
+        if let Some(freshness) = &self.freshness {
+            freshness.flushed(Flush::ReplacedDatabase);
+        }
         true
     }
 

@@ -10,17 +10,18 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::Connection;
 
 use super::file::{Access, Identity};
-use super::schema::{forget_damage, map_err};
+use super::schema::{forget_damage, from_ms, map_err};
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
 use crate::registry::touches::TouchQueue;
 use crate::registry::RegistryError;
+use crate::telemetry::registry::RegistryMetrics;
 
 /// State shared by the registry handle and its threads.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) freshness: Option<Freshness>,
     /// The most active sessions a user may have; registering one more revokes the oldest.
     pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
+    /// The registry's metric handles, taken when it started.
+    pub(crate) metrics: RegistryMetrics,
 }
 
 /// The connection that watches `PRAGMA data_version` and the revocation log.
@@ -83,14 +86,19 @@ impl Shared {
     pub(crate) fn sync_revocations(&self) -> Result<(), RegistryError> {
         let began = Instant::now();
         let mut state = self.sync.lock().unwrap_or_else(|p| p.into_inner());
-        let result = Self::sync_with(&mut state, &self.cache, &self.path);
+        let result = Self::sync_with(&mut state, &self.cache, &self.path, self.freshness.as_ref());
         match &result {
             Ok(()) => {
                 if let Some(freshness) = &self.freshness {
                     freshness.confirm(began);
                 }
             }
-            Err(e) => forget_damage(&state.conn, e),
+            Err(e) => {
+                forget_damage(&state.conn, e);
+                if let Some(freshness) = &self.freshness {
+                    freshness.failed(e);
+                }
+            }
         }
         result
     }
@@ -99,6 +107,7 @@ impl Shared {
         state: &mut SyncState,
         cache: &ValidationCache,
         path: &Path,
+        freshness: Option<&Freshness>,
     ) -> Result<(), RegistryError> {
         let err = |e: rusqlite::Error| map_err(path, &e);
         let version: i64 = state
@@ -110,21 +119,35 @@ impl Shared {
             return Ok(());
         }
         let mut revoked = Vec::new();
+        // When each was revoked (the revoking writer's clock, this machine's), for the
+        // propagation-lag histogram (`telemetry/feed.rs`).
+        let mut revoked_at = Vec::new();
         let mut last_seq = state.last_seq;
         {
             let mut stmt = state
                 .conn
-                .prepare_cached("SELECT seq, id FROM revocations WHERE seq > ?1 ORDER BY seq")
+                .prepare_cached(
+                    "SELECT r.seq, r.id, s.revoked_at FROM revocations r \
+                     LEFT JOIN sessions s ON s.id = r.id WHERE r.seq > ?1 ORDER BY r.seq",
+                )
                 .map_err(err)?;
             let mut rows = stmt.query([state.last_seq]).map_err(err)?;
             while let Some(row) = rows.next().map_err(err)? {
                 last_seq = row.get(0).map_err(err)?;
                 if let Some(id) = id_of(row.get_ref(1).map_err(err)?.as_blob().ok()) {
                     revoked.push(id);
+                    revoked_at.extend(row.get::<_, Option<i64>>(2).ok().flatten());
                 }
             }
         }
         cache.evict(revoked);
+        if let Some(freshness) = freshness {
+            let now = SystemTime::now();
+            for at in revoked_at {
+                let lag = now.duration_since(from_ms(at)).unwrap_or_default();
+                freshness.metrics.propagated(lag);
+            }
+        }
         state.last_seq = last_seq;
         state.data_version = version;
         Ok(())

@@ -90,13 +90,16 @@ pub(crate) fn writer_loop(
         }
         let touches = if stop || now >= next_flush {
             next_flush = now + TOUCH_FLUSH;
-            shared.touches.take()
+            let touches = shared.touches.take();
+            shared.metrics.pending_touches(touches.len());
+            touches
         } else {
             HashMap::new()
         };
         // Checked at every wake-up (at least every TOUCH_FLUSH), not only when there is work.
         match shared.writer_connection(&mut conn) {
             Ok(conn) if !batch.is_empty() || !touches.is_empty() => {
+                shared.metrics.batch(batch.len());
                 commit_batch(conn, &shared, batch, touches);
             }
             Ok(_) => {}
