@@ -31,23 +31,23 @@ const HOST_COUNTS: [usize; 3] = [1, 2, 4];
 
 #[derive(Clone, Copy, Debug)]
 enum Workload {
-    SignIn,
-    SignInSignOut,
-    SignOutEverywhere,
+    Register,
+    RegisterRevoke,
+    RevokeUser,
 }
 
 impl Workload {
     const ALL: [Workload; 3] = [
-        Workload::SignIn,
-        Workload::SignInSignOut,
-        Workload::SignOutEverywhere,
+        Workload::Register,
+        Workload::RegisterRevoke,
+        Workload::RevokeUser,
     ];
 
     fn name(self) -> &'static str {
         match self {
-            Workload::SignIn => "register (sign-ins/s)",
-            Workload::SignInSignOut => "register + revoke (pairs/s)",
-            Workload::SignOutEverywhere => "revoke_user, 5 sessions each (/s)",
+            Workload::Register => "register (sign-ins/s)",
+            Workload::RegisterRevoke => "register + revoke (pairs/s)",
+            Workload::RevokeUser => "revoke_user, 5 sessions each (/s)",
         }
     }
 }
@@ -75,14 +75,14 @@ async fn caller(
         let user = format!("{name}-{round}");
         round += 1;
         match workload {
-            Workload::SignIn => host.register(session(&user)).await.expect("register"),
-            Workload::SignInSignOut => {
+            Workload::Register => host.register(session(&user)).await.expect("register"),
+            Workload::RegisterRevoke => {
                 let new = session(&user);
                 let id = new.id;
                 host.register(new).await.expect("register");
                 assert!(host.revoke(&user, id).await.expect("revoke"));
             }
-            Workload::SignOutEverywhere => {
+            Workload::RevokeUser => {
                 // The sessions are signed in untimed, then the revocation is timed alone.
                 let pending: Vec<_> = (0..SESSIONS_PER_USER)
                     .map(|_| host.register(session(&user)))
@@ -140,7 +140,7 @@ fn measure(
     match workload {
         // Callers spend part of their time signing users in; the rate is of revocations a
         // second of time spent revoking, per concurrent caller, times the callers.
-        Workload::SignOutEverywhere => {
+        Workload::RevokeUser => {
             let busy = TIMED_NANOS.load(Ordering::Relaxed) as f64 / 1e9;
             let callers = hosts.len() * CALLERS_PER_HOST;
             count / (busy / callers as f64)
@@ -149,9 +149,12 @@ fn measure(
     }
 }
 
+/// `hosts` registries on one fresh database, and what closes them and removes it.
+type Hosts = (Vec<Arc<dyn Registry>>, Box<dyn FnOnce()>);
+
 fn row(
     backend: &str,
-    open: &dyn Fn(usize) -> (Vec<Arc<dyn Registry>>, Box<dyn FnOnce()>),
+    open: &dyn Fn(usize) -> Hosts,
     seconds: f64,
 ) {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -117,11 +117,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .layer(SessionLayer::new(config))
         // Before the session layer: tells it the client's address, for the devices page.
         .layer(axum::middleware::map_request(peer_addr))
-        // Outside the session layer too, so that its own refusals (503) carry the headers.
-        .layer(axum::middleware::map_response_with_state(
-            csp,
-            security_headers,
-        ))
         .with_state(Arc::new(App {
             registry: registry.clone(),
             accounts: Accounts::new(),
@@ -135,7 +130,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             clock,
         }));
 
-    let app = app.merge(ops::routes(registry.clone(), metrics));
+    // The probes and the scrape carry no session: merged outside the session layer. The security
+    // headers go on last, around everything: the session layer's own refusals (503), the
+    // probes, and the fallback's 404.
+    let app = app.merge(ops::routes(registry.clone(), metrics)).layer(
+        axum::middleware::map_response_with_state(csp, security_headers),
+    );
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
