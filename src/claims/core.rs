@@ -131,6 +131,7 @@ impl ClaimsCore {
     }
 
     /// Records a fresh authentication of the user already bound (sudo mode); no-op without one.
+    #[cfg(feature = "hyper")] // only `Session::reauthenticate` records one
     pub(crate) fn set_auth_time(&mut self, now: SystemTime) {
         if self.user.is_some() {
             self.auth_time = unix(now);
