@@ -123,6 +123,33 @@ async fn the_guard_refuses_an_old_sign_in_and_accepts_it_after_reauthentication(
     }
 }
 
+/// A sign-in time the clock has not reached (the clock was set back, or a host's runs behind
+/// the one that sealed it by more than the window) is not a recent authentication: otherwise a
+/// session signed in while the clock ran ahead would skip the question for as long as the clock
+/// was off, however long that is.
+#[tokio::test]
+async fn a_sign_in_time_in_the_future_past_the_window_asks_again() {
+    let clock = TestClock::default();
+    clock.advance(Duration::from_secs(3 * 60 * 60));
+    let config = clock
+        .install(SessionConfig::builder(KeyRing::new(Key::generate())))
+        .build()
+        .unwrap();
+    let name = config.cookie_name().to_owned();
+    let addr = serve_sudo(config, None).await;
+    let jar = live_cookie(&get(addr, "/login", None).await, &name).unwrap();
+    // A few seconds of skew between hosts is no reason to ask.
+    clock.rewind(Duration::from_secs(5));
+    assert_eq!(get(addr, "/sensitive", Some(&jar)).await.body, "done");
+    clock.rewind(Duration::from_secs(20 * 60));
+    assert_eq!(get(addr, "/user", Some(&jar)).await.body, "alice");
+    assert_eq!(
+        get(addr, "/sensitive", Some(&jar)).await.body,
+        "reauthenticate",
+        "a sign-in 20 min 5 s in the future counted as recent"
+    );
+}
+
 #[tokio::test]
 async fn the_window_is_configurable_and_anonymous_sessions_cannot_reauthenticate() {
     let clock = TestClock::default();

@@ -54,11 +54,18 @@ impl Session {
 
     /// Succeeds if the signed-in user authenticated at most `window` ago. Fails with
     /// [`SessionError::NotSignedIn`] without a user, and with
-    /// [`SessionError::ReauthenticationRequired`] when the authentication is older.
+    /// [`SessionError::ReauthenticationRequired`] when the authentication is older, or lies
+    /// more than `window` in the future (the clock was set back, or this host's runs that far
+    /// behind the one that sealed it): a time the clock has not reached would otherwise count
+    /// as recent for as long as the clock was off.
     pub fn require_authenticated_within(&self, window: Duration) -> Result<(), SessionError> {
         let auth = self.auth_time().ok_or(SessionError::NotSignedIn)?;
-        let age = self.inner.now.duration_since(auth).unwrap_or_default();
-        if age > window {
+        let now = self.inner.now;
+        let distance = now
+            .duration_since(auth)
+            .or_else(|_| auth.duration_since(now))
+            .unwrap_or(Duration::MAX);
+        if distance > window {
             return Err(SessionError::ReauthenticationRequired {
                 authenticated_at: auth,
                 window,

@@ -32,6 +32,16 @@ impl TestClock {
         self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
     }
 
+    /// Sets the clock back (no earlier than it started).
+    #[allow(dead_code)] // not every test binary that includes this module turns clocks back
+    pub fn rewind(&self, by: Duration) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at| {
+                Some(at.saturating_sub(by.as_secs()))
+            });
+    }
+
     /// Puts this clock into a config builder.
     pub fn install(&self, builder: SessionConfigBuilder) -> SessionConfigBuilder {
         let clock = self.clone();
