@@ -130,9 +130,12 @@ pub(crate) fn fill(buf: &mut [u8]) {
 /// if `forked` (its bytes are then a copy of another process's: see the module docs).
 fn take(pool: &mut Pool, forked: bool, buf: &mut [u8]) {
     if forked || POOL_LEN - pool.next < buf.len() {
+        // Stamped before the fill: a fork between the two (from a signal handler) then leaves
+        // the child a stamp that is not its own, never the parent's bytes under the child's.
+        let origin = Origin::current();
         fill_direct(&mut pool.bytes);
         pool.next = 0;
-        pool.filled_in = Some(Origin::current());
+        pool.filled_in = Some(origin);
     }
     let taken = &mut pool.bytes[pool.next..pool.next + buf.len()];
     buf.copy_from_slice(taken);
