@@ -100,10 +100,13 @@ impl Shared {
         let server = &self.server;
         match tls::plain_text_severity(&self.pg) {
             Some(tracing::Level::WARN) => tracing::warn!(
-                "the PostgreSQL registry at {server} connected in plain text: `sslmode=prefer`                  and the server refused TLS (turn on `ssl` in postgresql.conf, or say                  `sslmode=require` or `verify-full` to refuse plain text)"
+                "the PostgreSQL registry at {server} connected in plain text: `sslmode=prefer` \
+                 and the server refused TLS (turn on `ssl` in postgresql.conf, or say \
+                 `sslmode=require` or `verify-full` to refuse plain text)"
             ),
             Some(_) => tracing::info!(
-                "the PostgreSQL registry at {server} connected in plain text on loopback (the                  server has no TLS; the default for loopback is `sslmode=prefer`)"
+                "the PostgreSQL registry at {server} connected in plain text on loopback (the \
+                 server has no TLS; the default for loopback is `sslmode=prefer`)"
             ),
             None => {}
         }

@@ -51,6 +51,9 @@ where
     type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        // tokio-postgres asks once per attempt (each host of the string, each address): the
+        // note is the last attempt's, which is the one that connected.
+        self.handshake.store(false, Ordering::SeqCst);
         Ok(Noting {
             inner: self.rustls.make_tls_connect(domain)?,
             handshake: Arc::clone(&self.handshake),
@@ -138,6 +141,27 @@ mod tests {
         let connected = config(addr).connect(tls.clone()).await;
         assert!(connected.is_ok(), "{:?}", connected.err());
         assert!(!tls.handshake_began());
+    }
+
+    /// With several hosts, an attempt that began TLS and failed must not mark the plain-text
+    /// connection a later host made as encrypted (the security review's finding).
+    #[tokio::test]
+    async fn a_failover_to_a_host_without_tls_is_noted_as_plain_text() {
+        let (tls_host, plain_host) = (server(b'S').await, server(b'N').await);
+        let mut pg = tokio_postgres::Config::new();
+        pg.host("localhost")
+            .host("localhost")
+            .port(tls_host.port())
+            .port(plain_host.port())
+            .user("u")
+            .ssl_mode(tokio_postgres::config::SslMode::Prefer);
+        let tls = connector().for_one_connection();
+        let connected = pg.connect(tls.clone()).await;
+        assert!(connected.is_ok(), "{:?}", connected.err());
+        assert!(
+            !tls.handshake_began(),
+            "the first host's failed handshake was noted"
+        );
     }
 
     #[tokio::test]
