@@ -168,7 +168,11 @@ pub(crate) fn open_cookies(
         if !pending.is_empty() || answer.is_none() {
             // Decided by `validate`, in order, after the cookies before it.
             match answer {
-                Some(false) => refused = true,
+                Some(false) => {
+                    // Counted and logged as every refusal of the registry's.
+                    verdict(shared, id, Ok(false));
+                    refused = true;
+                }
                 Some(true) => {
                     // Known valid: whatever comes after it cannot be the session.
                     pending.push(opened);
