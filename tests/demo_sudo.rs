@@ -417,3 +417,77 @@ async fn wrong_current_passwords_are_throttled_as_sign_ins_are() {
     let mut c = demo_support::Client::from(demo.addr, "agent-c", loopback(2));
     c.login("alice", "correct-horse").await;
 }
+
+/// Sign-ins with the old password, racing a password change with "sign out all other devices"
+/// ticked, never leave a session behind: whichever way each one interleaves with the change,
+/// it is either signed out by it or refused (the security review's finding: the change signed
+/// the other devices out before it swapped the hash, so a sign-in checked against the old hash
+/// and registered in between stayed signed in). Attackers keep signing in until the change is
+/// done; every session they got must be refused afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ins_with_the_old_password_racing_a_change_do_not_survive_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let demo = Demo::start();
+    let mut owner = Client::new(demo.addr, "owner");
+    owner.login("alice", "correct-horse").await;
+    let done = Arc::new(AtomicBool::new(false));
+    let sessions = Arc::new(Mutex::new(Vec::new()));
+    let attackers: Vec<_> = (0..3u8)
+        .map(|n| {
+            let (done, sessions, addr) = (done.clone(), sessions.clone(), demo.addr);
+            tokio::spawn(async move {
+                // Bounded, whatever happens: the change ends the loop long before.
+                for _ in 0..500 {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let mut attacker = Client::from(addr, "attacker", loopback(10 + n));
+                    let csrf = attacker.csrf("/").await;
+                    let r = post_login(&mut attacker, "alice", "correct-horse", &csrf).await;
+                    if r.status == StatusCode::SEE_OTHER {
+                        sessions.lock().unwrap().push(attacker);
+                    }
+                }
+            })
+        })
+        .collect();
+    // The change starts once the attackers are signing in.
+    for _ in 0..500 {
+        if !sessions.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        !sessions.lock().unwrap().is_empty(),
+        "no attacker signed in"
+    );
+    let csrf = owner.csrf("/password").await;
+    let changed = change_password(
+        &mut owner,
+        Some(&csrf),
+        "correct-horse",
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+        true,
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    done.store(true, Ordering::SeqCst);
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let mut sessions = std::mem::take(&mut *sessions.lock().unwrap());
+    let total = sessions.len();
+    let mut survivors = 0;
+    for attacker in &mut sessions {
+        if attacker.me().await.is_some() {
+            survivors += 1;
+        }
+    }
+    println!("{total} sign-ins with the old password during the change, {survivors} survived");
+    assert_eq!(survivors, 0, "of {total} sign-ins with the old password");
+    assert!(owner.me().await.is_some(), "the owner stays signed in");
+}

@@ -246,27 +246,31 @@ async fn login(
     if !session.verify_csrf_token(&form.csrf_token) {
         return forbidden();
     }
-    match app
+    let wrong = |session: &Session| {
+        let Ok(csrf) = session.csrf_token() else {
+            return server_error();
+        };
+        let note = Flash {
+            level: "error".into(),
+            message: "Wrong username or password.".into(),
+        };
+        (
+            StatusCode::UNAUTHORIZED,
+            Html(pages::signed_out(&csrf, &[note], &form.username)),
+        )
+            .into_response()
+    };
+    let checked = match app
         .check_password(&form.username, form.password, peer.ip())
         .await
     {
         Err(refusal) => return refusal,
-        Ok(Checked::Right { slot, .. }) => drop(slot),
-        Ok(Checked::Wrong) => {
-            let Ok(csrf) = session.csrf_token() else {
-                return server_error();
-            };
-            let note = Flash {
-                level: "error".into(),
-                message: "Wrong username or password.".into(),
-            };
-            return (
-                StatusCode::UNAUTHORIZED,
-                Html(pages::signed_out(&csrf, &[note], &form.username)),
-            )
-                .into_response();
+        Ok(Checked::Right { slot, phc }) => {
+            drop(slot);
+            phc
         }
-    }
+        Ok(Checked::Wrong) => return wrong(&session),
+    };
     // "Keep me signed in": chosen before login, which fixes the session's lifetime (30 days
     // instead of 8 hours, 7 days idle instead of 30 minutes).
     session.set_persistent(form.remember.is_some());
@@ -274,6 +278,15 @@ async fn login(
     // sent. On a registry failure the middleware answers 503 and sends no cookie.
     if session.login(form.username.as_str()).await.is_err() {
         return unavailable();
+    }
+    // The password was checked against `checked`; if a password change replaced it since, the
+    // change's "sign out all other devices" may have run before this session was registered:
+    // undo the sign-in (see `password_change.rs`).
+    if app.accounts.hash_of(&form.username).as_deref() != Some(checked.as_str()) {
+        if session.logout().await.is_err() {
+            return unavailable();
+        }
+        return wrong(&session);
     }
     // A message is a nicety: a full session refuses it, and the action stands.
     let _ = session.flash("info", format!("Welcome, {}.", form.username));

@@ -84,26 +84,11 @@ pub async fn change(
     let Some(new_hash) = new_hash else {
         return server_error();
     };
-    // The other devices first: if the registry fails, nothing has changed and a retry is
-    // safe. The current session is excepted, then renewed below.
-    let signed_out = if sign_out_others {
-        match app.registry.revoke_user(&user, Some(session.id())).await {
-            Ok(n) => Some(n),
-            Err(_) => return unavailable(),
-        }
-    } else {
-        None
-    };
-    match session.reauthenticate().await {
-        Ok(()) => {}
-        // This session was signed out while the form was checked: whoever did that wins, and
-        // the password stays as it was.
-        Err(SessionError::NotActive | SessionError::NotSignedIn) => {
-            revoked::tell_next_page(&session);
-            return Redirect::to("/").into_response();
-        }
-        Err(_) => return unavailable(),
-    }
+    // The password first, then the other devices. A sign-in racing this one checked its
+    // password against either hash: if against the old one, it either registered before the
+    // sign-out below (which ends it) or after the swap, and `login` then sees that the hash it
+    // checked is no longer the account's and undoes itself. The other order (sign out, then
+    // swap) let a sign-in with the old password that registered in between survive.
     if !app.accounts.replace(&user, &old_hash, new_hash) {
         return (
             StatusCode::CONFLICT,
@@ -114,6 +99,35 @@ pub async fn change(
             )),
         )
             .into_response();
+    }
+    // The current session is excepted, then renewed below.
+    let signed_out = if sign_out_others {
+        match app.registry.revoke_user(&user, Some(session.id())).await {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Html(message(
+                        "Password changed; other devices not signed out",
+                        "Your password is changed, but the other devices could not be signed \
+                         out just now. Use \"Sign out all other devices\" on Your devices.",
+                    )),
+                )
+                    .into_response()
+            }
+        }
+    } else {
+        None
+    };
+    match session.reauthenticate().await {
+        Ok(()) => {}
+        // This session was signed out while the form was checked: the password change stands
+        // (its owner knew the current password), and this browser signs in again with it.
+        Err(SessionError::NotActive | SessionError::NotSignedIn) => {
+            revoked::tell_next_page(&session);
+            return Redirect::to("/").into_response();
+        }
+        Err(_) => return unavailable(),
     }
     let done = match signed_out {
         Some(n) => format!(
