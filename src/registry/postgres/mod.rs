@@ -50,6 +50,7 @@ mod operator;
 mod reader;
 mod schema;
 mod shared;
+mod statements;
 mod worker;
 mod write_batch;
 mod write_ops;

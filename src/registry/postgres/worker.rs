@@ -97,9 +97,7 @@ async fn run(
         shared
             .bounded(migrate(&mut writer, &shared.schema, create, &shared.server))
             .await?;
-        let writer = Writer {
-            client: Some(writer),
-        };
+        let writer = Writer::new(writer);
         let reader = Reader::connect(&shared).await?;
         let (first, first_rx) = oneshot::channel();
         let (stop_listener, stop_rx) = oneshot::channel::<()>();

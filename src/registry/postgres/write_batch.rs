@@ -4,6 +4,8 @@
 //! loop ticks the periodic work of `maintenance.rs`.
 
 use std::sync::Arc;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -65,6 +67,9 @@ impl Writer {
             Err(e @ (RegistryError::DuplicateId(_) | RegistryError::Backend(_)))
                 if ops.len() > 1 =>
             {
+                if matches!(e, RegistryError::Backend(_)) {
+                    self.prepare_again();
+                }
                 let mut results = Vec::with_capacity(ops.len());
                 for op in &ops {
                     let alone = shared.bounded(self.transaction(shared, &[op])).await;
@@ -76,7 +81,9 @@ impl Writer {
                 if matches!(e, RegistryError::Unreachable { .. }) {
                     // A connection that timed out may be silently dead (a dropped NAT entry, a
                     // stalled peer): the next batch opens a new one.
-                    self.client = None;
+                    self.reconnect();
+                } else {
+                    self.prepare_again();
                 }
                 ops.iter().map(|_| Err(copy(&e))).collect()
             }
@@ -90,18 +97,42 @@ impl Writer {
         }
     }
 
+    /// Runs `ops` in one transaction under the writers' lock, pipelined: every operation's
+    /// statement is sent, in the batch's order, before any answer is awaited (see
+    /// `statements.rs`), so the lock is held for about one round trip and the commit.
     async fn transaction(
         &mut self,
         shared: &Shared,
         ops: &[&WriteOp],
     ) -> Result<Vec<Outcome>, RegistryError> {
         let err = shared.err();
-        let client = self.client(shared).await?;
+        let (client, statements) = self.prepared(shared).await?;
         let tx = write_transaction(client, shared).await?;
+        let mut pending: Vec<_> = ops
+            .iter()
+            .map(|op| Box::pin(apply(&tx, shared, statements, op)))
+            .collect();
+        // One poll each, in order: tokio-postgres sends a statement's message when its future is
+        // first polled, and the server runs a connection's messages in the order they come.
+        let mut answered: Vec<Option<Result<Outcome, RegistryError>>> =
+            std::iter::repeat_with(|| None).take(ops.len()).collect();
+        std::future::poll_fn(|cx| {
+            for (op, answer) in pending.iter_mut().zip(&mut answered) {
+                if let Poll::Ready(result) = op.as_mut().poll(cx) {
+                    *answer = Some(result);
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
         let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            outcomes.push(apply(&tx, shared, op).await?);
+        for (op, answer) in pending.iter_mut().zip(answered) {
+            outcomes.push(match answer {
+                Some(result) => result?,
+                None => op.as_mut().await?,
+            });
         }
+        drop(pending);
         tx.commit().await.map_err(&err)?;
         Ok(outcomes)
     }

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::schema::map_err;
 use super::shared::Shared;
+use super::statements::Statements;
 use crate::id::SessionId;
 use crate::registry::ops::{Outcome, WriteOp};
 use crate::registry::{cap_user_agent, RegistryError};
@@ -63,25 +64,32 @@ async fn revoke_rows(
         )
         .await
         .map_err(shared.err())?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| {
-            Some(SessionId::from_bytes(
-                row.get::<_, Vec<u8>>(0).try_into().ok()?,
-            ))
-        })
-        .collect())
+    Ok(ids(&rows, |_| true))
 }
 
 pub(super) async fn apply(
     tx: &tokio_postgres::Transaction<'_>,
     shared: &Shared,
+    statements: &Statements,
     op: &WriteOp,
 ) -> Result<Outcome, RegistryError> {
-    let s = &shared.schema;
     match op {
         WriteOp::Register { session, .. } => {
-            insert(tx, shared, session, session.created_at).await?;
+            let inserted = tx
+                .execute(
+                    &statements.register,
+                    &[
+                        &session.id.as_bytes().as_slice(),
+                        &session.user_id,
+                        &session.created_at,
+                        &session.expires_at,
+                        &session.created_at,
+                        &session.user_agent.as_deref().map(cap_user_agent),
+                        &session.ip,
+                    ],
+                )
+                .await;
+            inserted.map_err(|e| insert_error(shared, session, e))?;
             let capped = cap_sessions(tx, shared, session).await?;
             Ok(Outcome::Registered { capped })
         }
@@ -91,67 +99,50 @@ pub(super) async fn apply(
             session,
             ..
         } => {
-            let old_bytes = old.as_bytes().as_slice();
-            let now = session.created_at;
-            let old_row = tx
-                .query_opt(
-                    &format!(
-                        "WITH revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
-                         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
-                         AND expires_at > $3 RETURNING id, expires_at, created_at), \
-                         logged AS (INSERT INTO {s}.revocations (id, expires_at) \
-                         SELECT id, expires_at FROM revoked) \
-                         SELECT created_at FROM revoked"
-                    ),
-                    &[&old_bytes, user_id, &now],
+            // One statement: the old id revoked (and logged) and the new one inserted only if
+            // the old one was still active; the same sign-in under a new id keeps its creation
+            // time (see the SQLite registry).
+            let row = tx
+                .query_one(
+                    &statements.rotate,
+                    &[
+                        &old.as_bytes().as_slice(),
+                        user_id,
+                        &session.created_at,
+                        &session.id.as_bytes().as_slice(),
+                        &session.expires_at,
+                        &session.user_agent.as_deref().map(cap_user_agent),
+                        &session.ip,
+                    ],
                 )
                 .await
-                .map_err(shared.err())?;
-            let Some(old_row) = old_row else {
+                .map_err(|e| insert_error(shared, session, e))?;
+            if row.get::<_, i64>(0) == 0 {
                 return Ok(Outcome::Rotated(None));
-            };
-            // The same sign-in under a new id keeps its creation time: see the SQLite registry.
-            insert(tx, shared, session, old_row.get(0)).await?;
+            }
             let capped = cap_sessions(tx, shared, session).await?;
             Ok(Outcome::Rotated(Some(capped)))
         }
         WriteOp::Revoke { user_id, id } => {
-            let update = format!(
-                "UPDATE {s}.sessions SET revoked_at = now() WHERE id = $1 \
-                 AND revoked_at IS NULL AND ($2::text IS NULL OR user_id = $2)"
-            );
-            let id = id.as_bytes().as_slice();
-            revoke_rows(tx, shared, &update, &[&id, user_id])
-                .await
-                .map(Outcome::Revoked)
-        }
-        WriteOp::RevokeUser { user_id, except } => {
-            let update = format!(
-                "UPDATE {s}.sessions SET revoked_at = now() WHERE user_id = $1 \
-                 AND revoked_at IS NULL AND ($2::bytea IS NULL OR id <> $2)"
-            );
-            let except = except.map(|id| id.as_bytes().to_vec());
-            let revoked = revoke_rows(tx, shared, &update, &[user_id, &except]).await?;
-            // The user's sessions that another host revoked already are not in RETURNING, and
-            // their notification may not have arrived: evict them too, so that when this
-            // returns no session it covers is vouched for here (evicting early is safe).
-            let elsewhere = tx
-                .query(
-                    &format!(
-                        "SELECT id FROM {s}.sessions WHERE user_id = $1 \
-                         AND revoked_at IS NOT NULL AND expires_at > now() \
-                         AND ($2::bytea IS NULL OR id <> $2)"
-                    ),
-                    &[user_id, &except],
-                )
+            let rows = tx
+                .query(&statements.revoke, &[&id.as_bytes().as_slice(), user_id])
                 .await
                 .map_err(shared.err())?;
-            shared.cache.evict(elsewhere.iter().filter_map(|row| {
-                Some(SessionId::from_bytes(
-                    row.get::<_, Vec<u8>>(0).try_into().ok()?,
-                ))
-            }));
-            Ok(Outcome::Revoked(revoked))
+            Ok(Outcome::Revoked(ids(&rows, |_| true)))
+        }
+        WriteOp::RevokeUser { user_id, except } => {
+            let except = except.map(|id| id.as_bytes().to_vec());
+            let rows = tx
+                .query(&statements.revoke_user, &[user_id, &except])
+                .await
+                .map_err(shared.err())?;
+            // The user's sessions that another host revoked already are not this statement's,
+            // and their notification may not have arrived: evict them too, so that when this
+            // returns no session it covers is vouched for here (evicting early is safe).
+            shared
+                .cache
+                .evict(ids(&rows, |row| !row.get::<_, bool>(1)));
+            Ok(Outcome::Revoked(ids(&rows, |row| row.get::<_, bool>(1))))
         }
         WriteOp::DeleteExpired { now } => {
             delete_expired(tx, shared, *now).await.map(Outcome::Deleted)
@@ -159,37 +150,31 @@ pub(super) async fn apply(
     }
 }
 
-/// Inserts a new session's row, created at `created`, last seen at its `created_at`.
-async fn insert(
-    tx: &tokio_postgres::Transaction<'_>,
+/// The session ids in the first column of the `rows` that `keep` keeps.
+fn ids(
+    rows: &[tokio_postgres::Row],
+    keep: impl Fn(&tokio_postgres::Row) -> bool,
+) -> Vec<SessionId> {
+    rows.iter()
+        .filter(|row| keep(row))
+        .filter_map(|row| {
+            Some(SessionId::from_bytes(
+                row.get::<_, Vec<u8>>(0).try_into().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A failed insert of `session`'s row: a duplicate id, or the server's error.
+fn insert_error(
     shared: &Shared,
     session: &crate::registry::NewSession,
-    created: SystemTime,
-) -> Result<(), RegistryError> {
-    let s = &shared.schema;
-    let inserted = tx
-        .execute(
-            &format!(
-                "INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at, \
-                 user_agent, ip) VALUES ($1, $2, $7, $4, $3, $5, $6)"
-            ),
-            &[
-                &session.id.as_bytes().as_slice(),
-                &session.user_id,
-                &session.created_at,
-                &session.expires_at,
-                &session.user_agent.as_deref().map(cap_user_agent),
-                &session.ip,
-                &created,
-            ],
-        )
-        .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            Err(RegistryError::DuplicateId(session.id))
-        }
-        Err(e) => Err(map_err(&shared.server, e)),
+    e: tokio_postgres::Error,
+) -> RegistryError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        RegistryError::DuplicateId(session.id)
+    } else {
+        map_err(&shared.server, e)
     }
 }
 
