@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::job::Reply;
 use super::schema::micros;
 use super::shared::Shared;
-use super::write_ops::apply;
+use super::write_ops::{apply, pipelined};
 use super::writer::{write_transaction, Writer};
 use crate::registry::ops::{after_commit, Outcome, WriteOp};
 use crate::registry::touches::TOUCH_FLUSH;
@@ -97,9 +97,11 @@ impl Writer {
         }
     }
 
-    /// Runs `ops` in one transaction under the writers' lock, pipelined: every operation's
-    /// statement is sent, in the batch's order, before any answer is awaited (see
-    /// `statements.rs`), so the lock is held for about one round trip and the commit.
+    /// Runs `ops` in one transaction under the writers' lock, pipelined: every operation
+    /// that is one prepared statement is sent, in the batch's order, before any answer is
+    /// awaited (see `statements.rs`), so the lock is held for about one round trip and the
+    /// commit. Any other operation waits for everything before it and runs alone, so the
+    /// batch's order is the order its operations run in, whatever they are.
     async fn transaction(
         &mut self,
         shared: &Shared,
@@ -108,31 +110,41 @@ impl Writer {
         let err = shared.err();
         let (client, statements) = self.prepared(shared).await?;
         let tx = write_transaction(client, shared).await?;
-        let mut pending: Vec<_> = ops
-            .iter()
-            .map(|op| Box::pin(apply(&tx, shared, statements, op)))
-            .collect();
-        // One poll each, in order: tokio-postgres sends a statement's message when its future is
-        // first polled, and the server runs a connection's messages in the order they come.
-        let mut answered: Vec<Option<Result<Outcome, RegistryError>>> =
-            std::iter::repeat_with(|| None).take(ops.len()).collect();
-        std::future::poll_fn(|cx| {
-            for (op, answer) in pending.iter_mut().zip(&mut answered) {
-                if let Poll::Ready(result) = op.as_mut().poll(cx) {
-                    *answer = Some(result);
-                }
-            }
-            Poll::Ready(())
-        })
-        .await;
         let mut outcomes = Vec::with_capacity(ops.len());
-        for (op, answer) in pending.iter_mut().zip(answered) {
-            outcomes.push(match answer {
-                Some(result) => result?,
-                None => op.as_mut().await?,
-            });
+        let mut rest = ops;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|op| pipelined(op)).count();
+            if run == 0 {
+                outcomes.push(apply(&tx, shared, statements, first).await?);
+                rest = &rest[1..];
+                continue;
+            }
+            let mut pending: Vec<_> = rest[..run]
+                .iter()
+                .map(|op| Box::pin(apply(&tx, shared, statements, op)))
+                .collect();
+            // One poll each, in order: tokio-postgres sends a statement's message when its
+            // future is first polled, and the server runs a connection's messages in the order
+            // they come.
+            let mut answered: Vec<Option<Result<Outcome, RegistryError>>> =
+                std::iter::repeat_with(|| None).take(run).collect();
+            std::future::poll_fn(|cx| {
+                for (op, answer) in pending.iter_mut().zip(&mut answered) {
+                    if let Poll::Ready(result) = op.as_mut().poll(cx) {
+                        *answer = Some(result);
+                    }
+                }
+                Poll::Ready(())
+            })
+            .await;
+            for (op, answer) in pending.iter_mut().zip(answered) {
+                outcomes.push(match answer {
+                    Some(result) => result?,
+                    None => op.as_mut().await?,
+                });
+            }
+            rest = &rest[run..];
         }
-        drop(pending);
         tx.commit().await.map_err(&err)?;
         Ok(outcomes)
     }

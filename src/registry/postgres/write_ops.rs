@@ -67,6 +67,18 @@ async fn revoke_rows(
     Ok(ids(&rows, |_| true))
 }
 
+/// Whether `op` runs as one prepared statement, sent before the batch's earlier operations have
+/// answered (see `statements.rs`); others wait for those and run alone.
+pub(super) fn pipelined(op: &WriteOp) -> bool {
+    matches!(
+        op,
+        WriteOp::Register { .. }
+            | WriteOp::Rotate { .. }
+            | WriteOp::Revoke { .. }
+            | WriteOp::RevokeUser { .. }
+    )
+}
+
 pub(super) async fn apply(
     tx: &tokio_postgres::Transaction<'_>,
     shared: &Shared,
