@@ -1,0 +1,197 @@
+//! The metrics on PostgreSQL (feature `metrics`), recorded by `metrics-util`'s debugging
+//! recorder as `tests/metrics.rs` does on SQLite: registry operations and cache lookups, the
+//! feed's confirmation and freshness, a reconnect after the listener's connection was
+//! terminated, a cache flush when the database is replaced, a renewal refused because the id
+//! was revoked meanwhile, and the propagation lag of a revocation made by another host. Needs a
+//! server (`tests/pg_support`); skips with a reason otherwise.
+#![cfg(all(feature = "metrics", feature = "hyper", feature = "postgres"))]
+
+mod metrics_support;
+mod pg_support;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderValue, Request};
+use sealed_sessions::registry::{PostgresRegistry, Registry};
+use sealed_sessions::{Key, KeyRing};
+use tower::Service;
+
+use metrics_support::{app_with, cookie, refused, App, Req, Res, RevokeFirst};
+use pg_support::Schema;
+
+/// A limit on waiting, never a timing target.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The app on a registry in `schema`, its handles taken under a recorder of its own.
+fn app(
+    schema: &Schema,
+) -> App<impl Service<Req, Response = Res, Error = Infallible> + Clone, PostgresRegistry> {
+    let builder = schema.builder();
+    let open = Some(move |_: &std::path::Path| builder.open().unwrap());
+    app_with(KeyRing::new(Key::generate()), open, |b| b)
+}
+
+/// Waits (bounded) until `reg` reports itself connected and fresh.
+async fn ready_again(reg: &PostgresRegistry) {
+    let start = Instant::now();
+    loop {
+        let health = reg.health();
+        if health.connected && health.is_ready() {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "never ready again: {health:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_operations_cache_lookups_and_the_feed_move_on_postgres() {
+    let Some(url) = pg_support::url("metrics_ops") else {
+        return;
+    };
+    let schema = Schema::new(&url, "m_ops");
+    let app = app(&schema);
+    let reg = app.registry.clone().unwrap();
+    // The listener's first catch-up confirmed the feed when the registry opened.
+    let seen = app
+        .wait_for("sealed_sessions_feed_last_confirmed_timestamp_seconds{}")
+        .await;
+    assert_eq!(
+        seen.get("sealed_sessions_feed_fresh{}"),
+        Some(&1.0),
+        "{seen:#?}"
+    );
+
+    let c = cookie(&app.get("/login/alice", &[]).await);
+    let changes = app.changes();
+    for metric in [
+        "sealed_sessions_registry_operations_total{op=register,result=ok}",
+        "sealed_sessions_registry_operation_seconds{op=register}",
+        "sealed_sessions_registry_write_batch_size{}",
+        "sealed_sessions_logins_total{}",
+    ] {
+        assert!(changes.contains_key(metric), "{metric}: {changes:#?}");
+    }
+    app.get("/read", &[&c]).await;
+    assert_eq!(
+        app.moved("sealed_sessions_registry_cache_lookups_total{result=hit}"),
+        1.0
+    );
+
+    // Another host revokes; this host's listener evicts it.
+    let other = schema.open();
+    app.changes();
+    assert_eq!(other.revoke_user("alice", None).await.unwrap(), 1);
+    let start = Instant::now();
+    loop {
+        let res = app.get("/read", &[&c]).await;
+        if res.headers().contains_key(SET_COOKIE) {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "never refused");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let changes = app.changes();
+    for metric in [
+        "sealed_sessions_registry_cache_lookups_total{result=miss}",
+        "sealed_sessions_registry_operations_total{op=validate,result=ok}",
+        &refused("revoked"),
+    ] {
+        assert!(changes.contains_key(metric), "{metric}: {changes:#?}");
+    }
+    // The refusal is remembered: the next request is answered from memory.
+    app.get("/read", &[&c]).await;
+    assert_eq!(
+        app.moved("sealed_sessions_registry_cache_lookups_total{result=refused}"),
+        1.0
+    );
+    let health = reg.health();
+    assert!(health.connected && health.is_ready(), "{health:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_listener_is_counted_as_a_reconnect() {
+    let Some(url) = pg_support::url("metrics_reconnect") else {
+        return;
+    };
+    let schema = Schema::new(&url, "m_reconnect");
+    let app = app(&schema);
+    let reg = app.registry.clone().unwrap();
+    app.get("/login/alice", &[]).await;
+    app.changes();
+    let admin = pg_support::connect(&url).await;
+    let killed = admin
+        .execute(
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE query LIKE '%{}.%' AND pid <> pg_backend_pid()",
+                schema.name
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(killed >= 1, "no connection of the registry was found");
+    let seen = app
+        .wait_for("sealed_sessions_feed_reconnects_total{}")
+        .await;
+    assert_eq!(
+        seen["sealed_sessions_feed_reconnects_total{}"], 1.0,
+        "{seen:#?}"
+    );
+    assert!(
+        reg.health().last_error.is_some(),
+        "the lost connection is kept as the last error"
+    );
+    ready_again(&reg).await;
+    // Confirmed again after the reconnect's catch-up.
+    app.wait_for("sealed_sessions_feed_last_confirmed_timestamp_seconds{}")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_database_is_counted_as_a_cache_flush() {
+    let Some(url) = pg_support::url("metrics_replaced") else {
+        return;
+    };
+    let schema = Schema::new(&url, "m_replaced");
+    let app = app(&schema);
+    let reg = app.registry.clone().unwrap();
+    app.get("/login/alice", &[]).await;
+    // A new database under the same name: another incarnation.
+    schema.execute(&format!("DROP SCHEMA {} CASCADE", schema.name));
+    let replacement = schema.open();
+    app.changes();
+    let flush = "sealed_sessions_cache_flushes_total{reason=replaced_database}";
+    let seen = app.wait_for(flush).await;
+    assert_eq!(seen[flush], 1.0, "{seen:#?}");
+    ready_again(&reg).await;
+    drop(replacement);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_of_an_id_revoked_meanwhile_is_counted_as_not_active_on_postgres() {
+    let Some(url) = pg_support::url("metrics_not_active") else {
+        return;
+    };
+    let schema = Schema::new(&url, "m_not_active");
+    let app = app(&schema);
+    let c = cookie(&app.get("/login/alice", &[]).await);
+    app.changes();
+    let reg: std::sync::Arc<dyn Registry> = app.registry.clone().unwrap();
+    let mut req = Request::get("/revoke-then-renew")
+        .header(COOKIE, HeaderValue::from_str(&c).unwrap())
+        .body(String::new())
+        .unwrap();
+    req.extensions_mut().insert(RevokeFirst(reg));
+    let res = app.request(req).await;
+    assert_eq!(res.body(), "Some(NotActive)");
+    let changes = app.changes();
+    assert_eq!(
+        changes.get("sealed_sessions_renewals_total{result=not_active}"),
+        Some(&1.0),
+        "{changes:#?}"
+    );
+}
