@@ -152,11 +152,7 @@ fn measure(
 /// `hosts` registries on one fresh database, and what closes them and removes it.
 type Hosts = (Vec<Arc<dyn Registry>>, Box<dyn FnOnce()>);
 
-fn row(
-    backend: &str,
-    open: &dyn Fn(usize) -> Hosts,
-    seconds: f64,
-) {
+fn row(backend: &str, open: &dyn Fn(usize) -> Hosts, seconds: f64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
