@@ -10,7 +10,8 @@ mod metrics_support;
 mod pg_support;
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request};
@@ -18,7 +19,8 @@ use sealed_sessions::registry::{PostgresRegistry, Registry};
 use sealed_sessions::{Key, KeyRing};
 use tower::Service;
 
-use metrics_support::{app_with, cookie, refused, App, Req, Res, RevokeFirst};
+use metrics_support::{app_with, cookie, refused, samples, App, Req, Res, RevokeFirst, LAG};
+use metrics_util::debugging::Snapshotter;
 use pg_support::Schema;
 
 /// A limit on waiting, never a timing target.
@@ -31,6 +33,27 @@ fn app(
     let builder = schema.builder();
     let open = Some(move |_: &std::path::Path| builder.open().unwrap());
     app_with(KeyRing::new(Key::generate()), open, |b| b)
+}
+
+/// Waits (bounded) until `histogram` gets samples; its samples and what else moved meanwhile.
+async fn wait_for_samples(
+    snapshots: &Snapshotter,
+    histogram: &str,
+) -> (Vec<f64>, BTreeMap<String, f64>) {
+    let start = Instant::now();
+    let mut seen = BTreeMap::new();
+    loop {
+        let (found, others) = samples(snapshots, histogram);
+        seen.extend(others);
+        if !found.is_empty() {
+            return (found, seen);
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{histogram} got no sample; what moved: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits (bounded) until `reg` reports itself connected and fresh.
@@ -80,10 +103,27 @@ async fn registry_operations_cache_lookups_and_the_feed_move_on_postgres() {
         1.0
     );
 
-    // Another host revokes; this host's listener evicts it.
+    // Another host revokes; this host's listener evicts it on the notification, and its next
+    // read of the log records the propagation lag.
     let other = schema.open();
     app.changes();
+    let before = SystemTime::now();
     assert_eq!(other.revoke_user("alice", None).await.unwrap(), 1);
+    let (lags, seen) = wait_for_samples(&app.snapshots, LAG).await;
+    let after = SystemTime::now();
+    println!("propagation lag to this host: {:?} s", lags);
+    assert_eq!(lags.len(), 1, "one revocation, one sample: {lags:?} {seen:#?}");
+    // Causality, not timing: the revocation was stamped after `before` and evicted before
+    // `after`. Both clocks are this machine's only when the server is local; the stamp is in
+    // microseconds.
+    if url.contains("@127.0.0.1") || url.contains("@localhost") || url.contains("host=/") {
+        let most = after.duration_since(before).unwrap() + Duration::from_millis(1);
+        assert!(
+            lags[0] >= 0.0 && lags[0] <= most.as_secs_f64(),
+            "lag {} s outside what happened, {most:?}",
+            lags[0]
+        );
+    }
     let start = Instant::now();
     loop {
         let res = app.get("/read", &[&c]).await;

@@ -2,7 +2,7 @@
 //! trusted, reconnects, cache flushes by reason, and how long a revocation took to reach this
 //! host.
 
-// Some handles are recorded by one backend only (reconnects: PostgreSQL; the lag: SQLite so far).
+// Some handles are recorded by one backend only (reconnects: PostgreSQL).
 #![cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
