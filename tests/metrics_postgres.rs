@@ -9,8 +9,8 @@
 mod metrics_support;
 mod pg_support;
 
-use std::convert::Infallible;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{COOKIE, SET_COOKIE};
@@ -112,7 +112,11 @@ async fn registry_operations_cache_lookups_and_the_feed_move_on_postgres() {
     let (lags, seen) = wait_for_samples(&app.snapshots, LAG).await;
     let after = SystemTime::now();
     println!("propagation lag to this host: {:?} s", lags);
-    assert_eq!(lags.len(), 1, "one revocation, one sample: {lags:?} {seen:#?}");
+    assert_eq!(
+        lags.len(),
+        1,
+        "one revocation, one sample: {lags:?} {seen:#?}"
+    );
     // Causality, not timing: the revocation was stamped after `before` and evicted before
     // `after`. Both clocks are this machine's only when the server is local; the stamp is in
     // microseconds.
