@@ -99,7 +99,7 @@ impl FeedMetrics {
                 "sealed_sessions_revocation_propagation_seconds",
                 &[],
                 Unit::Seconds,
-                "From a revocation's commit to its eviction on this host",
+                "From a revocation (its stamp, before the commit) to its eviction on this host",
             ),
         }
     }
