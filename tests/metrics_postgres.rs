@@ -1,9 +1,10 @@
 //! The metrics on PostgreSQL (feature `metrics`), recorded by `metrics-util`'s debugging
 //! recorder as `tests/metrics.rs` does on SQLite: registry operations and cache lookups, the
 //! feed's confirmation and freshness, a reconnect after the listener's connection was
-//! terminated, a cache flush when the database is replaced, a renewal refused because the id
-//! was revoked meanwhile, and the propagation lag of a revocation made by another host. Needs a
-//! server (`tests/pg_support`); skips with a reason otherwise.
+//! terminated, cache flushes (a replaced database, a lost log, a truncation, a catch-up too
+//! long; the restart's is in `tests/registry_postgres_restart.rs`), a renewal refused because
+//! the id was revoked meanwhile, and the propagation lag of a revocation made by another host.
+//! Needs a server (`tests/pg_support`); skips with a reason otherwise.
 #![cfg(all(feature = "metrics", feature = "hyper", feature = "postgres"))]
 
 mod metrics_support;
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request};
-use sealed_sessions::registry::{PostgresRegistry, Registry};
-use sealed_sessions::{Key, KeyRing};
+use sealed_sessions::registry::{NewSession, PostgresRegistry, Registry};
+use sealed_sessions::{Key, KeyRing, SessionId};
 use tower::Service;
 
 use metrics_support::{app_with, cookie, refused, samples, App, Req, Res, RevokeFirst, LAG};
@@ -238,4 +239,51 @@ async fn a_renewal_of_an_id_revoked_meanwhile_is_counted_as_not_active_on_postgr
         Some(&1.0),
         "{changes:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_log_a_truncation_and_a_catch_up_too_long_are_counted_as_cache_flushes() {
+    let Some(url) = pg_support::url("metrics_flushes") else {
+        return;
+    };
+    let schema = Schema::new(&url, "m_flushes");
+    let s = &schema.name;
+    let app = app(&schema);
+    app.get("/login/alice", &[]).await;
+    // Another host's revocation, read from the log by this one (its lag sample says so): the
+    // watermark is past 0.
+    let other = schema.open();
+    let now = SystemTime::now();
+    let id = SessionId::generate();
+    let hour = Duration::from_secs(3600);
+    other
+        .register(NewSession::new(id, "bob", now, now + hour))
+        .await
+        .unwrap();
+    assert!(other.revoke_id(id).await.unwrap());
+    wait_for_samples(&app.snapshots, LAG).await;
+
+    // The log now ends before what this host read (a restore from a backup).
+    app.changes();
+    schema.execute(&format!("DELETE FROM {s}.revocations"));
+    let flush = "sealed_sessions_cache_flushes_total{reason=log_lost}";
+    assert_eq!(app.wait_for(flush).await[flush], 1.0);
+
+    app.changes();
+    schema.execute(&format!("TRUNCATE {s}.sessions"));
+    let flush = "sealed_sessions_cache_flushes_total{reason=truncated}";
+    assert_eq!(app.wait_for(flush).await[flush], 1.0);
+
+    // More revocations than a catch-up reads (as an operator's DELETE of many live sessions
+    // would log).
+    app.changes();
+    schema.execute(&format!(
+        "INSERT INTO {s}.revocations (id, expires_at) \
+         SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), now() + interval '1 hour' \
+         FROM generate_series(1, 150000) g"
+    ));
+    let flush = "sealed_sessions_cache_flushes_total{reason=catch_up_too_long}";
+    let seen = app.wait_for(flush).await;
+    assert_eq!(seen[flush], 1.0, "{seen:#?}");
+    ready_again(app.registry.as_ref().unwrap()).await;
 }
