@@ -39,7 +39,8 @@ fn main() {
     let n: usize = args.next().map_or(10_000, |s| s.parse().unwrap());
     // With the `metrics` feature, `SEALED_SESSIONS_HOTPATH_PROMETHEUS=1` installs the
     // Prometheus recorder first (before the configuration and registry take their handles),
-    // to measure what recording costs.
+    // to measure what recording costs. Its installation's instruction count varies from run
+    // to run: leave it out of per-request figures (`docs/operations.md`, "What recording costs").
     #[cfg(feature = "metrics")]
     let _prometheus = std::env::var_os("SEALED_SESSIONS_HOTPATH_PROMETHEUS").map(|_| {
         metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -5,167 +5,34 @@
 //! in parallel without sharing counts.
 #![cfg(all(feature = "metrics", feature = "hyper", feature = "sqlite"))]
 
+mod metrics_support;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::header::{COOKIE, SET_COOKIE, USER_AGENT};
-use http::{HeaderValue, Request, Response, StatusCode};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use sealed_sessions::registry::{Registry, SqliteRegistry};
-use sealed_sessions::{Key, KeyRing, Session, SessionConfig, SessionConfigBuilder, SessionLayer};
-use tower::{Layer, Service, ServiceExt};
+use http::{HeaderValue, Request, StatusCode};
+use metrics_util::debugging::DebuggingRecorder;
+use sealed_sessions::registry::SqliteRegistry;
+use sealed_sessions::{Key, KeyRing, SessionConfigBuilder};
+use tower::{Service, ServiceExt};
 
-type Req = Request<String>;
-type Res = Response<String>;
+use metrics_support::{app_with, cookie, refused, set, App, Req, Res, RevokeFirst, SET};
 
-async fn handler(req: Req) -> Result<Res, Infallible> {
-    let session = req.extensions().get::<Session>().unwrap().clone();
-    let path = req.uri().path().to_owned();
-    let mut body = String::new();
-    if let Some(user) = path.strip_prefix("/login/") {
-        session.login(user).await.unwrap();
-    } else {
-        match path.as_str() {
-            "/write" => session.insert("n", &1u32).unwrap(),
-            "/read" => body = format!("{:?}", session.get::<u32>("n").ok().flatten()),
-            "/clear" => session.clear(),
-            "/logout" => session.logout().await.unwrap(),
-            "/renew" => body = format!("{:?}", session.renew().await.err()),
-            "/id" => body = session.id().to_string(),
-            _ => {}
-        }
-    }
-    Ok(Response::new(body))
-}
-
-/// A clock the test moves: seconds added to the real time.
-#[derive(Clone, Default)]
-struct Clock(Arc<AtomicU64>);
-
-impl Clock {
-    fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-    fn now(&self) -> SystemTime {
-        SystemTime::now() + Duration::from_secs(self.0.load(Ordering::SeqCst))
-    }
-}
-
-struct App<S> {
-    svc: S,
-    snapshots: Snapshotter,
-    registry: Option<Arc<SqliteRegistry>>,
-    clock: Clock,
-    // Dropped last: the registry's file lives here.
-    _dir: tempfile::TempDir,
-}
-
-/// The app, its handles taken under a recorder of its own.
+/// The app on SQLite (`with_registry`) or without a registry.
 fn app(
     ring: KeyRing,
     with_registry: bool,
     configure: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder,
-) -> App<impl Service<Req, Response = Res, Error = Infallible> + Clone> {
-    let recorder = DebuggingRecorder::new();
-    let snapshots = recorder.snapshotter();
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::default();
-    let (svc, registry) = metrics::with_local_recorder(&recorder, || {
-        let registry = with_registry.then(|| {
-            let reg = SqliteRegistry::builder(dir.path().join("s.db"))
-                .poll_interval(Duration::from_millis(10))
-                .open()
-                .unwrap();
-            Arc::new(reg)
-        });
-        let for_clock = clock.clone();
-        let mut builder = SessionConfig::builder(ring).clock(move || for_clock.now());
-        if let Some(reg) = &registry {
-            builder = builder.registry(reg.clone() as Arc<dyn Registry>);
-        }
-        let config = configure(builder).build().unwrap();
-        let svc = SessionLayer::new(config).layer(tower::service_fn(handler));
-        (svc, registry)
+) -> App<impl Service<Req, Response = Res, Error = Infallible> + Clone, SqliteRegistry> {
+    let open = with_registry.then_some(|dir: &std::path::Path| {
+        SqliteRegistry::builder(dir.join("s.db"))
+            .poll_interval(Duration::from_millis(10))
+            .open()
+            .unwrap()
     });
-    App {
-        svc,
-        snapshots,
-        registry,
-        clock,
-        _dir: dir,
-    }
-}
-
-/// What changed since the last call: counters' increments and histograms' samples by
-/// `name{label=value,...}`, gauges' values.
-fn changes(snapshots: &Snapshotter) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for (key, _, _, value) in snapshots.snapshot().into_vec() {
-        let key = key.key();
-        let mut labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        labels.sort();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let value = match value {
-            DebugValue::Counter(n) => n as f64,
-            DebugValue::Gauge(g) => g.into_inner(),
-            DebugValue::Histogram(samples) => samples.len() as f64,
-        };
-        if value != 0.0 {
-            out.insert(name, value);
-        }
-    }
-    out
-}
-
-impl<S: Service<Req, Response = Res, Error = Infallible> + Clone> App<S> {
-    async fn get(&self, path: &str, cookies: &[&str]) -> Res {
-        let mut req = Request::get(path)
-            .header(USER_AGENT, "metrics-test/1")
-            .body(String::new())
-            .unwrap();
-        if !cookies.is_empty() {
-            let header = HeaderValue::from_str(&cookies.join("; ")).unwrap();
-            req.headers_mut().insert(COOKIE, header);
-        }
-        self.svc.clone().oneshot(req).await.unwrap()
-    }
-
-    /// The changes since the last call.
-    fn changes(&self) -> BTreeMap<String, f64> {
-        changes(&self.snapshots)
-    }
-
-    /// The count of `metric` (with its labels, as `changes` spells them) since the last call.
-    fn moved(&self, metric: &str) -> f64 {
-        let changes = self.changes();
-        changes
-            .get(metric)
-            .copied()
-            .unwrap_or_else(|| panic!("{metric} did not move; what did: {changes:#?}"))
-    }
-}
-
-/// `name=value` of the session cookie a response set.
-fn cookie(res: &Res) -> String {
-    let line = res.headers()[SET_COOKIE].to_str().unwrap();
-    line.split(';').next().unwrap().to_owned()
-}
-
-const REFUSED: &str = "sealed_sessions_cookies_refused_total";
-const SET: &str = "sealed_sessions_set_cookies_total";
-
-fn refused(reason: &str) -> String {
-    format!("{REFUSED}{{reason={reason}}}")
-}
-
-fn set(why: &str) -> String {
-    format!("{SET}{{why={why}}}")
+    app_with(ring, open, configure)
 }
 
 #[tokio::test]
@@ -309,6 +176,31 @@ async fn each_set_cookie_reason_is_counted() {
     app.changes();
     app.get("/clear", &[&c]).await;
     assert_eq!(app.moved(&set("removal")), 1.0);
+}
+
+#[tokio::test]
+async fn a_renewal_of_an_id_revoked_meanwhile_is_counted_as_not_active() {
+    let app = app(KeyRing::new(Key::generate()), true, |b| b);
+    let c = cookie(&app.get("/login/alice", &[]).await);
+    app.changes();
+    let reg = app.registry.clone().unwrap();
+    let mut req = Request::get("/revoke-then-renew")
+        .header(COOKIE, HeaderValue::from_str(&c).unwrap())
+        .body(String::new())
+        .unwrap();
+    req.extensions_mut().insert(RevokeFirst(reg));
+    let res = app.request(req).await;
+    assert_eq!(res.body(), "Some(NotActive)");
+    let changes = app.changes();
+    assert_eq!(
+        changes.get("sealed_sessions_renewals_total{result=not_active}"),
+        Some(&1.0),
+        "{changes:#?}"
+    );
+    assert!(
+        !changes.contains_key("sealed_sessions_renewals_total{result=ok}"),
+        "{changes:#?}"
+    );
 }
 
 #[tokio::test]

@@ -4,9 +4,17 @@
 //! down (test binaries run one at a time). Needs a server (`tests/pg_support`) and
 //! `SEALED_SESSIONS_PG_CTL`, a command that runs `pg_ctl` for it with the arguments given
 //! (`.ci/run` writes one); skips with a reason otherwise.
+//!
+//! Also the demo's `/readyz` on PostgreSQL: 503 while the server is stopped, 200 once it is back
+//! (and its `/metrics` counting the reconnect and the restart's cache flush, with the `metrics`
+//! feature). The two tests take turns with the server (`SERVER`).
 #![cfg(feature = "postgres")]
 
+#[cfg(all(feature = "hyper", feature = "sqlite"))]
+mod demo_support;
 mod pg_support;
+#[cfg(all(feature = "hyper", feature = "sqlite"))]
+mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,6 +26,27 @@ use sealed_sessions::SessionId;
 const HOUR: Duration = Duration::from_secs(3600);
 /// Generous, for a loaded CI machine: a limit on waiting, never a timing target.
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Held by each test while it stops and starts the server: they take turns.
+static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The server's URL if this can run: a server and `SEALED_SESSIONS_PG_CTL`; says why not
+/// otherwise.
+fn server(test: &str) -> Option<String> {
+    let url = pg_support::url(test)?;
+    if std::env::var("SEALED_SESSIONS_PG_CTL").is_err() {
+        assert!(
+            std::env::var(pg_support::REQUIRE_VAR).is_err(),
+            "{} is set but SEALED_SESSIONS_PG_CTL is not",
+            pg_support::REQUIRE_VAR
+        );
+        pg_support::skip::skipped(&format!(
+            "{test} needs SEALED_SESSIONS_PG_CTL (a command running pg_ctl for the test server)"
+        ));
+        return None;
+    }
+    Some(url)
+}
 
 fn pg_ctl(args: &str) {
     let command = std::env::var("SEALED_SESSIONS_PG_CTL").unwrap();
@@ -80,20 +109,10 @@ async fn revoked_everywhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_and_crashes_lose_no_revocation() {
-    let Some(url) = pg_support::url("restart") else {
+    let Some(url) = server("restart") else {
         return;
     };
-    if std::env::var("SEALED_SESSIONS_PG_CTL").is_err() {
-        assert!(
-            std::env::var(pg_support::REQUIRE_VAR).is_err(),
-            "{} is set but SEALED_SESSIONS_PG_CTL is not",
-            pg_support::REQUIRE_VAR
-        );
-        pg_support::skip::skipped(
-            "restart needs SEALED_SESSIONS_PG_CTL (a command running pg_ctl for the test server)",
-        );
-        return;
-    }
+    let _turn = SERVER.lock().await;
     let schema = pg_support::Schema::new(&url, "restart");
     let bound = PostgresRegistryBuilder::DEFAULT_STALENESS_BOUND;
     let (a, b) = (schema.open(), schema.open());
@@ -123,5 +142,82 @@ async fn restarts_and_crashes_lose_no_revocation() {
             "{how}: cache trusted again {:?} after the server was back",
             start.elapsed()
         );
+    }
+}
+
+/// The demo on PostgreSQL answers `/readyz` with 503 while the server is stopped (past the
+/// staleness bound: its cache no longer vouches) and with 200 once it is back and its listener
+/// caught up. Bounded polling: no timing is asserted.
+#[cfg(all(feature = "hyper", feature = "sqlite"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_the_server_is_stopped_and_200_after() {
+    use demo_support::{Client, Demo};
+    use http::StatusCode;
+
+    let Some(url) = server("readyz") else {
+        return;
+    };
+    let _turn = SERVER.lock().await;
+    let schema = pg_support::Schema::new(&url, "readyz");
+    let sep = if schema.url.contains('?') { '&' } else { '?' };
+    let db = format!("{}{sep}schema={}", schema.url, schema.name);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("session.key");
+    let demo = Demo::start_on(dir, &db, &key);
+    let mut probe = Client::new(demo.addr, "probe");
+    let mut until = async |status: StatusCode, what: &str| {
+        let start = Instant::now();
+        loop {
+            let r = probe.get("/readyz").await;
+            if r.status == status {
+                return r.body;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{what}: /readyz still {}: {}",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    until(StatusCode::OK, "started").await;
+
+    pg_ctl("stop -m fast");
+    let stopped = until(StatusCode::SERVICE_UNAVAILABLE, "server stopped").await;
+    assert!(stopped.contains("ready: false"), "{stopped}");
+    assert!(!stopped.contains("last error: none"), "{stopped}");
+    let down = Instant::now();
+    pg_ctl("start");
+    let back = until(StatusCode::OK, "server started again").await;
+    println!(
+        "/readyz: 503 while stopped, 200 again {:?} after the start was issued",
+        down.elapsed()
+    );
+    assert!(back.contains("ready: true"), "{back}");
+    assert_eq!(probe.get("/healthz").await.status, StatusCode::OK);
+
+    #[cfg(feature = "metrics")]
+    {
+        let r = probe.get("/metrics").await;
+        assert_eq!(r.status, StatusCode::OK);
+        let value = |series: &str| {
+            r.body.lines().find_map(|line| {
+                let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+                rest.trim().parse::<f64>().ok()
+            })
+        };
+        assert!(
+            value("sealed_sessions_feed_reconnects_total").is_some_and(|n| n >= 1.0),
+            "{}",
+            r.body
+        );
+        assert_eq!(
+            value("sealed_sessions_cache_flushes_total{reason=\"restart\"}"),
+            Some(1.0),
+            "{}",
+            r.body
+        );
+        assert_eq!(value("sealed_sessions_feed_fresh"), Some(1.0), "{}", r.body);
     }
 }

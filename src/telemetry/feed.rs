@@ -2,7 +2,7 @@
 //! trusted, reconnects, cache flushes by reason, and how long a revocation took to reach this
 //! host.
 
-// Some handles are recorded by one backend only (reconnects: PostgreSQL; the lag: SQLite so far).
+// Some handles are recorded by one backend only (reconnects: PostgreSQL).
 #![cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -99,7 +99,7 @@ impl FeedMetrics {
                 "sealed_sessions_revocation_propagation_seconds",
                 &[],
                 Unit::Seconds,
-                "From a revocation's commit to its eviction on this host",
+                "From a revocation (its stamp, before the commit) to its eviction on this host",
             ),
         }
     }

@@ -33,6 +33,10 @@ pub fn example_binary(name: &str) -> PathBuf {
         if cfg!(feature = "postgres") {
             cmd.args(["--features", "postgres"]);
         }
+        // `/metrics` (`tests/demo_metrics.rs`).
+        if cfg!(feature = "metrics") {
+            cmd.args(["--features", "metrics"]);
+        }
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             cmd.arg("--release");
         }

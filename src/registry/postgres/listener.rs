@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, Notify};
 use tokio_postgres::{AsyncMessage, Client};
 
+use super::lag::{HeardAt, RECORDING};
 use super::schema::channel;
 use super::shared::Shared;
 use crate::id::SessionId;
@@ -121,6 +122,8 @@ struct Hints {
     /// The connection ended.
     closed: AtomicBool,
     wake: Notify,
+    /// When the ids notifications named were evicted, for the propagation lag (`lag.rs`).
+    heard_at: HeardAt,
 }
 
 /// One connection's life: connect, LISTEN, catch up, then notifications and heartbeats until
@@ -145,7 +148,7 @@ async fn listen(
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 match message {
                     Ok(AsyncMessage::Notification(n)) => {
-                        if heard(&shared, n.payload()) {
+                        if heard(&shared, &hints.heard_at, n.payload()) {
                             hints.read_log.store(true, Ordering::SeqCst);
                             hints.wake.notify_one();
                         }
@@ -170,7 +173,7 @@ async fn listen(
             })
             .await?;
         hints.read_log.store(false, Ordering::SeqCst);
-        catch_up(shared, &client, feed).await?;
+        catch_up(shared, &client, feed, &hints.heard_at).await?;
         *caught_up = true;
         if let Some(first) = first.take() {
             let _ = first.send(Ok(()));
@@ -187,13 +190,13 @@ async fn listen(
                         return Err(lost(shared));
                     }
                     if hints.read_log.swap(false, Ordering::SeqCst) {
-                        catch_up(shared, &client, feed).await?;
+                        catch_up(shared, &client, feed, &hints.heard_at).await?;
                     }
                 }
                 _ = beat.tick() => {
                     // This read covers every hint so far.
                     hints.read_log.store(false, Ordering::SeqCst);
-                    catch_up(shared, &client, feed).await?;
+                    catch_up(shared, &client, feed, &hints.heard_at).await?;
                 }
             }
         }
@@ -223,7 +226,7 @@ fn lost(shared: &Shared) -> RegistryError {
 /// forged notification can name a session's id before its revocation (its owner knows it),
 /// so that a request caches the session again in between; only the log says when the
 /// revocation really committed, and evicting from the log costs one more epoch bump.
-fn heard(shared: &Shared, payload: &str) -> bool {
+fn heard(shared: &Shared, heard_at: &HeardAt, payload: &str) -> bool {
     if payload.starts_with("max:") {
         return true;
     }
@@ -240,6 +243,7 @@ fn heard(shared: &Shared, payload: &str) -> bool {
             None => {}
         }
     }
+    heard_at.heard(&entries);
     shared.cache.evict(entries);
     read_log
 }
@@ -275,8 +279,18 @@ fn decode_hex(text: &str) -> Option<Target> {
 /// and hand its sequence numbers out again), a log that ends before the watermark (a restore),
 /// or a row at the watermark that is gone before its expiry or holds another id (sequence
 /// numbers reused). Any of these empties the cache.
-async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(), RegistryError> {
+///
+/// Each revocation read records its propagation lag (see `lag.rs`): from its `revoked_at` to
+/// its eviction here, by the notification that named it (`heard_at`) or by this read.
+async fn catch_up(
+    shared: &Shared,
+    client: &Client,
+    feed: &mut Feed,
+    heard_at: &HeardAt,
+) -> Result<(), RegistryError> {
     let began = Instant::now();
+    // What was heard before this read; what is heard during it waits for the next one.
+    let mut heard = heard_at.take();
     shared.log_reads.fetch_add(1, Ordering::Relaxed);
     let s = &shared.schema;
     let err = shared.err();
@@ -341,8 +355,16 @@ async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(
         shared.freshness.confirm(began);
         return Ok(());
     }
+    // The revoking transaction's stamp (the server's clock), for the lag; a deleted session
+    // or a shortened expiry has none.
+    let revoked_at = if RECORDING {
+        format!("(SELECT revoked_at FROM {s}.sessions WHERE id = r.id)")
+    } else {
+        "NULL::timestamptz".to_owned()
+    };
     let page = format!(
-        "SELECT seq, id, expires_at FROM {s}.revocations WHERE seq > $1 ORDER BY seq LIMIT {PAGE}"
+        "SELECT r.seq, r.id, r.expires_at, {revoked_at} FROM {s}.revocations r \
+         WHERE r.seq > $1 ORDER BY r.seq LIMIT {PAGE}"
     );
     let mut from = watermark;
     while from < end {
@@ -350,12 +372,19 @@ async fn catch_up(shared: &Shared, client: &Client, feed: &mut Feed) -> Result<(
             client.query(&page, &[&from]).await.map_err(&err)
         })
         .await?;
+        let read_at = SystemTime::now();
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: Vec<u8> = row.get(1);
             from = row.get(0);
             match <[u8; SessionId::LEN]>::try_from(id.as_slice()) {
-                Ok(bytes) => ids.push(SessionId::from_bytes(bytes)),
+                Ok(bytes) => {
+                    let id = SessionId::from_bytes(bytes);
+                    if let Ok(Some(revoked_at)) = row.try_get::<_, Option<SystemTime>>(3) {
+                        heard.record(&shared.freshness.metrics, &id, revoked_at, read_at);
+                    }
+                    ids.push(id);
+                }
                 Err(_) if id.is_empty() => {
                     shared.cache.clear();
                     shared.freshness.flushed(Flush::Truncated);

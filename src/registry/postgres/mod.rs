@@ -44,6 +44,7 @@ use crate::telemetry::registry::Op;
 
 mod builder;
 mod job;
+mod lag;
 mod listener;
 mod maintenance;
 mod operator;
