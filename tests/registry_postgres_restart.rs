@@ -186,7 +186,8 @@ async fn readyz_is_503_while_the_server_is_stopped_and_200_after() {
     pg_ctl("stop -m fast");
     let stopped = until(StatusCode::SERVICE_UNAVAILABLE, "server stopped").await;
     assert!(stopped.contains("ready: false"), "{stopped}");
-    assert!(!stopped.contains("last error: none"), "{stopped}");
+    // The error's text names the database: the log gets it, not a probe that answers anyone.
+    assert!(!stopped.contains("error"), "{stopped}");
     let down = Instant::now();
     pg_ctl("start");
     let back = until(StatusCode::OK, "server started again").await;
