@@ -35,9 +35,21 @@ pub(crate) enum WriteOp {
         user_id: Option<String>,
         id: SessionId,
     },
+    /// Revokes the user's sessions but `except`, or only those signed in before a time.
     RevokeUser {
         user_id: String,
         except: Option<SessionId>,
+        signed_in_before: Option<SystemTime>,
+    },
+    /// Revokes up to `limit` active sessions of any user (signed in before a time, if given),
+    /// logged as one entry with an empty id: "forget every cached session".
+    RevokeAll {
+        signed_in_before: Option<SystemTime>,
+        limit: u64,
+    },
+    /// Deletes every row of the user; the deletion logs the live ones as revoked.
+    ForgetUser {
+        user_id: String,
     },
     DeleteExpired {
         now: SystemTime,
@@ -54,6 +66,10 @@ pub(crate) enum Outcome {
     /// `Some(capped)` if rotated (as `Registered`), `None` if the old id was no longer active.
     Rotated(Option<Vec<SessionId>>),
     Revoked(Vec<SessionId>),
+    /// How many sessions a batch of [`WriteOp::RevokeAll`] revoked.
+    RevokedAll(u64),
+    /// The ids of the rows [`WriteOp::ForgetUser`] deleted.
+    Forgotten(Vec<SessionId>),
     Deleted(u64),
 }
 
@@ -101,7 +117,12 @@ pub(crate) fn after_commit(
         (WriteOp::Revoke { id, .. }, Outcome::Revoked(ids)) => {
             cache.evict(ids.iter().copied().chain([*id]));
         }
-        (_, Outcome::Revoked(ids)) => cache.evict(ids.iter().copied()),
+        (_, Outcome::Revoked(ids) | Outcome::Forgotten(ids)) => cache.evict(ids.iter().copied()),
+        // Cheaper than evicting a million ids one by one, and the cache cannot tell which
+        // sessions were signed in before a time: it keeps no sign-in times. Emptied even when
+        // nothing was left to revoke here: another host may have revoked them, and its news
+        // may not have arrived yet.
+        (WriteOp::RevokeAll { .. }, Outcome::RevokedAll(_)) => cache.clear(),
         _ => {}
     }
 }
@@ -189,16 +210,82 @@ pub(crate) fn revoke<'a>(
     Box::pin(async move { Ok(!done.await?.is_empty()) })
 }
 
-/// [`Registry::revoke_user`](crate::registry::Registry::revoke_user) for a queued backend.
+/// [`Registry::revoke_user`](crate::registry::Registry::revoke_user) and
+/// [`Registry::revoke_user_signed_in_before`](crate::registry::Registry::revoke_user_signed_in_before)
+/// for a queued backend.
 pub(crate) fn revoke_user<'a>(
     w: &'a impl QueuedWrites,
     user_id: &str,
     except: Option<SessionId>,
+    signed_in_before: Option<SystemTime>,
 ) -> BoxFuture<'a, Result<u64, RegistryError>> {
     let target = Target::User(user_id.into());
     let user_id = user_id.to_owned();
-    let done = revoked(w, target, WriteOp::RevokeUser { user_id, except });
+    let op = WriteOp::RevokeUser {
+        user_id,
+        except,
+        signed_in_before,
+    };
+    let done = revoked(w, target, op);
     Box::pin(async move { Ok(done.await?.len() as u64) })
+}
+
+/// The most sessions one transaction of [`revoke_all`] revokes. A batch keeps the writers'
+/// lock (PostgreSQL) or the database's write lock (SQLite) for well under a second (measured in
+/// docs/registry.md), so that sign-ins and renewals elsewhere wait that long at most, and
+/// it fits in PostgreSQL's operation timeout.
+pub(crate) const REVOKE_ALL_BATCH: u64 = 50_000;
+
+/// [`Registry::revoke_all`](crate::registry::Registry::revoke_all) for a queued backend: batches
+/// of [`REVOKE_ALL_BATCH`] until one revokes fewer, everyone marked in flight meanwhile.
+///
+/// Each batch picks from the sessions still active, so none is missed: a renewal keeps its
+/// session's sign-in time, and one that committed after a batch is picked by a later one (or
+/// finds its old id revoked and fails). When a batch revokes fewer than the limit, no active
+/// session it covers is left, and none can be renewed into being.
+pub(crate) fn revoke_all<W: QueuedWrites + Sync>(
+    w: &W,
+    signed_in_before: Option<SystemTime>,
+) -> BoxFuture<'_, Result<u64, RegistryError>> {
+    let in_flight = w.cache().begin_revocation(Target::Everyone);
+    Box::pin(async move {
+        let mut total = 0;
+        loop {
+            let op = WriteOp::RevokeAll {
+                signed_in_before,
+                limit: REVOKE_ALL_BATCH,
+            };
+            match w.queue(op).await? {
+                Outcome::RevokedAll(n) => {
+                    total += n;
+                    if n < REVOKE_ALL_BATCH {
+                        drop(in_flight);
+                        return Ok(total);
+                    }
+                }
+                _ => return Err(unexpected()),
+            }
+        }
+    })
+}
+
+/// [`Registry::forget_user`](crate::registry::Registry::forget_user) for a queued backend.
+pub(crate) fn forget_user<'a>(
+    w: &'a impl QueuedWrites,
+    user_id: &str,
+) -> BoxFuture<'a, Result<u64, RegistryError>> {
+    let in_flight = w.cache().begin_revocation(Target::User(user_id.into()));
+    let done = w.queue(WriteOp::ForgetUser {
+        user_id: user_id.to_owned(),
+    });
+    Box::pin(async move {
+        let outcome = done.await;
+        drop(in_flight);
+        match outcome? {
+            Outcome::Forgotten(ids) => Ok(ids.len() as u64),
+            _ => Err(unexpected()),
+        }
+    })
 }
 
 /// [`Registry::delete_expired`](crate::registry::Registry::delete_expired) for a queued backend.

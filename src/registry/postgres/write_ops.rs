@@ -125,13 +125,20 @@ pub(super) async fn apply(
                 .await
                 .map(Outcome::Revoked)
         }
-        WriteOp::RevokeUser { user_id, except } => {
+        WriteOp::RevokeUser {
+            user_id,
+            except,
+            signed_in_before,
+        } => {
             let update = format!(
                 "UPDATE {s}.sessions SET revoked_at = now() WHERE user_id = $1 \
-                 AND revoked_at IS NULL AND ($2::bytea IS NULL OR id <> $2)"
+                 AND revoked_at IS NULL AND ($2::bytea IS NULL OR id <> $2) \
+                 AND ($3::timestamptz IS NULL OR created_at < $3)"
             );
             let except = except.map(|id| id.as_bytes().to_vec());
-            let revoked = revoke_rows(tx, shared, &update, &[user_id, &except]).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [user_id, &except, signed_in_before];
+            let revoked = revoke_rows(tx, shared, &update, &params).await?;
             // The user's sessions that another host revoked already are not in RETURNING, and
             // their notification may not have arrived: evict them too, so that when this
             // returns no session it covers is vouched for here (evicting early is safe).
@@ -152,6 +159,52 @@ pub(super) async fn apply(
                 ))
             }));
             Ok(Outcome::Revoked(revoked))
+        }
+        WriteOp::RevokeAll {
+            signed_in_before,
+            limit,
+        } => {
+            // One statement: the batch's revocations, and one log entry for all of them (an
+            // empty id, which every host's listener takes as "forget every cached session",
+            // kept until the last of them expires), so one notification, not one per session.
+            let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            let row = tx
+                .query_one(
+                    &format!(
+                        "WITH revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
+                         WHERE id IN (SELECT id FROM {s}.sessions WHERE revoked_at IS NULL \
+                         AND expires_at > now() \
+                         AND ($1::timestamptz IS NULL OR created_at < $1) LIMIT $2) \
+                         RETURNING expires_at), \
+                         logged AS (INSERT INTO {s}.revocations (id, expires_at) \
+                         SELECT ''::bytea, max(expires_at) FROM revoked HAVING count(*) > 0) \
+                         SELECT count(*) FROM revoked"
+                    ),
+                    &[signed_in_before, &limit],
+                )
+                .await
+                .map_err(shared.err())?;
+            Ok(Outcome::RevokedAll(row.get::<_, i64>(0).unsigned_abs()))
+        }
+        WriteOp::ForgetUser { user_id } => {
+            // One statement; the `sessions_deleted` trigger logs the live rows as revoked (one
+            // INSERT, one notification), as for any deletion.
+            let rows = tx
+                .query(
+                    &format!("DELETE FROM {s}.sessions WHERE user_id = $1 RETURNING id"),
+                    &[user_id],
+                )
+                .await
+                .map_err(shared.err())?;
+            Ok(Outcome::Forgotten(
+                rows.iter()
+                    .filter_map(|row| {
+                        Some(SessionId::from_bytes(
+                            row.get::<_, Vec<u8>>(0).try_into().ok()?,
+                        ))
+                    })
+                    .collect(),
+            ))
         }
         WriteOp::DeleteExpired { now } => {
             delete_expired(tx, shared, *now).await.map(Outcome::Deleted)
