@@ -222,7 +222,7 @@ mod postgres {
                      $1::timestamptz + (i * $2::float8) * interval '1 millisecond', \
                      $3::timestamptz, $1::timestamptz, \
                      'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0', \
-                     '192.0.2.7' FROM generate_series(0, $4 - 1) AS i"
+                     '192.0.2.7' FROM generate_series(0, $4::bigint - 1) AS i"
                 ),
                 &[
                     &start,

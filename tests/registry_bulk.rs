@@ -17,6 +17,10 @@ use sealed_sessions::SessionId;
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The log's rows, and those with an empty id (`revoke_all`'s, one per batch).
+const COUNT_LOG: &str = "SELECT count(*), \
+    coalesce(sum(CASE WHEN length(id) = 0 THEN 1 ELSE 0 END), 0) FROM revocations";
+
 /// Two registries on one database, and direct SQL on it.
 struct Hosts {
     name: &'static str,
@@ -24,8 +28,12 @@ struct Hosts {
     b: Arc<dyn Registry>,
     /// The user agent and address of every row of a user, read from the table itself.
     rows_of: Box<dyn Fn(&str) -> Vec<(Option<String>, Option<String>)>>,
-    /// The number of rows in the revocation log.
-    log_rows: Box<dyn Fn() -> i64>,
+    /// The number of rows in the revocation log, and of those with an empty id.
+    log_rows: Box<dyn Fn() -> (i64, i64)>,
+    /// Writes this many active sessions (of users `filler0` ...) straight into the table.
+    fill: Box<dyn Fn(usize)>,
+    /// The number of active sessions, counted in the table.
+    active: Box<dyn Fn() -> i64>,
     _storage: Box<dyn std::any::Any>,
 }
 
@@ -42,7 +50,7 @@ fn hosts(test: &str) -> Vec<Hosts> {
                 .unwrap(),
         )
     };
-    let (p1, p2) = (path.clone(), path.clone());
+    let (p1, p2, p3, p4) = (path.clone(), path.clone(), path.clone(), path.clone());
     #[allow(unused_mut)] // without the postgres feature
     let mut all = vec![Hosts {
         name: "sqlite",
@@ -60,8 +68,36 @@ fn hosts(test: &str) -> Vec<Hosts> {
         }),
         log_rows: Box::new(move || {
             let conn = rusqlite::Connection::open(&p2).unwrap();
-            conn.query_row("SELECT count(*) FROM revocations", [], |row| row.get(0))
+            conn.query_row(COUNT_LOG, [], |row| Ok((row.get(0)?, row.get(1)?)))
                 .unwrap()
+        }),
+        fill: Box::new(move |n| {
+            let mut conn = rusqlite::Connection::open(&p3).unwrap();
+            let tx = conn.transaction().unwrap();
+            let now = ms(SystemTime::now());
+            for i in 0..n {
+                tx.execute(
+                    "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?3)",
+                    rusqlite::params![
+                        SessionId::generate().as_bytes(),
+                        format!("filler{i}"),
+                        now - 60_000,
+                        now + 3_600_000
+                    ],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }),
+        active: Box::new(move || {
+            let conn = rusqlite::Connection::open(&p4).unwrap();
+            conn.query_row(
+                "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1",
+                [ms(SystemTime::now())],
+                |row| row.get(0),
+            )
+            .unwrap()
         }),
         _storage: Box::new(dir),
     }];
@@ -70,6 +106,7 @@ fn hosts(test: &str) -> Vec<Hosts> {
         let schema = pg_support::Schema::new(&url, test);
         let s = schema.name.clone();
         let (u1, u2, s2) = (url.clone(), url.clone(), s.clone());
+        let (u3, u4, s3, s4) = (url.clone(), url.clone(), s.clone(), s.clone());
         all.push(Hosts {
             name: "postgres",
             a: Arc::new(schema.open()),
@@ -83,13 +120,37 @@ fn hosts(test: &str) -> Vec<Hosts> {
                     .collect()
             }),
             log_rows: Box::new(move || {
-                let sql = format!("SELECT count(*) FROM {s2}.revocations");
-                pg_query(&u2, sql, None)[0].get(0)
+                let sql = COUNT_LOG.replace("revocations", &format!("{s2}.revocations"));
+                let row = &pg_query(&u2, sql, None)[0];
+                (row.get(0), row.get(1))
+            }),
+            fill: Box::new(move |n| {
+                let sql = format!(
+                    "INSERT INTO {s3}.sessions (id, user_id, created_at, expires_at, last_seen_at) \
+                     SELECT decode(md5(random()::text || i), 'hex'), 'filler' || i, \
+                     now() - interval '1 minute', now() + interval '1 hour', now() \
+                     FROM generate_series(1, {n}) AS i"
+                );
+                pg_query(&u3, sql, None);
+            }),
+            active: Box::new(move || {
+                let sql = format!(
+                    "SELECT count(*) FROM {s4}.sessions WHERE revoked_at IS NULL \
+                     AND expires_at > now()"
+                );
+                pg_query(&u4, sql, None)[0].get(0)
             }),
             _storage: Box::new(schema),
         });
     }
     all
+}
+
+/// A time as the SQLite registry stores it: milliseconds since the epoch.
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Runs one query on a connection of its own, on a thread of its own (so that it works from
@@ -205,9 +266,10 @@ async fn revoke_all_ends_every_session_on_every_host_with_one_log_row() {
             "{}: another host refused every session {took:?} after revoke_all returned",
             h.name
         );
+        let after = (h.log_rows)();
         assert_eq!(
-            (h.log_rows)() - logged,
-            1,
+            (after.0 - logged.0, after.1 - logged.1),
+            (1, 1),
             "{}: one log row, not one per session",
             h.name
         );
@@ -380,5 +442,62 @@ async fn renewals_racing_revoke_all_leave_no_survivor() {
             started.elapsed()
         );
         assert_eq!(survivors, 0, "{}: a renewal outlived revoke_all", h.name);
+    }
+}
+
+/// More sessions than one batch of `revoke_all` (50,000), with renewals racing it: the batches
+/// go on from a cursor, and a renewal's new row may land behind it, so the last pass starts
+/// from the start again. Nothing active is left, and the log holds one row per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_of_more_than_a_batch_leaves_nothing_active() {
+    const FILLER: usize = 110_000;
+    for h in hosts("bulk_batches") {
+        (h.fill)(FILLER);
+        let signed_in = SystemTime::now() - MINUTE;
+        let mut chains = Vec::new();
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        for chain in 0..4 {
+            let user = format!("user{chain}");
+            let mut id = session(&*h.a, &user, signed_in).await;
+            let (reg, running) = (h.a.clone(), running.clone());
+            chains.push(tokio::spawn(async move {
+                let mut renewals = 0;
+                while running.load(std::sync::atomic::Ordering::SeqCst) {
+                    let next = SessionId::generate();
+                    let s = NewSession::new(next, &user, signed_in, SystemTime::now() + HOUR);
+                    if !reg.rotate(&user, id, s).await.unwrap() {
+                        break;
+                    }
+                    id = next;
+                    renewals += 1;
+                }
+                (user, id, renewals)
+            }));
+        }
+        let logged = (h.log_rows)();
+        let started = Instant::now();
+        let revoked = h.a.revoke_all(None).await.unwrap();
+        let took = started.elapsed();
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut renewals = 0;
+        for chain in chains {
+            let (user, last, n) = chain.await.unwrap();
+            renewals += n;
+            assert!(!h.a.validate(last, &user, SystemTime::now()).await.unwrap());
+        }
+        let batches = (h.log_rows)().1 - logged.1;
+        println!(
+            "{}: revoke_all of {revoked} sessions ({renewals} renewals racing it) in {took:?}, \
+             {batches} log rows",
+            h.name
+        );
+        assert!(revoked >= FILLER as u64 + 4, "{}: {revoked}", h.name);
+        assert_eq!(
+            (h.active)(),
+            0,
+            "{}: an active session outlived revoke_all",
+            h.name
+        );
+        assert!((3..=5).contains(&batches), "{}: {batches} log rows", h.name);
     }
 }

@@ -42,10 +42,12 @@ pub(crate) enum WriteOp {
         signed_in_before: Option<SystemTime>,
     },
     /// Revokes up to `limit` active sessions of any user (signed in before a time, if given),
-    /// logged as one entry with an empty id: "forget every cached session".
+    /// the first ones past the cursor `after` in the backend's own order, logged as one entry
+    /// with an empty id: "forget every cached session".
     RevokeAll {
         signed_in_before: Option<SystemTime>,
         limit: u64,
+        after: Option<Cursor>,
     },
     /// Deletes every row of the user; the deletion logs the live ones as revoked.
     ForgetUser {
@@ -55,6 +57,12 @@ pub(crate) enum WriteOp {
         now: SystemTime,
     },
 }
+
+/// Where a batch of [`revoke_all`] starts: past the last row the batch before it picked, in
+/// the backend's own order (SQLite: the id, the table's key; PostgreSQL: the row's place in the
+/// heap, `ctid`), so that each batch reads on from there instead of past every row revoked so
+/// far. Only a hint: [`revoke_all`] ends with a pass from the start.
+pub(crate) type Cursor = Vec<u8>;
 
 /// What a committed write did.
 #[derive(Debug)]
@@ -66,8 +74,9 @@ pub(crate) enum Outcome {
     /// `Some(capped)` if rotated (as `Registered`), `None` if the old id was no longer active.
     Rotated(Option<Vec<SessionId>>),
     Revoked(Vec<SessionId>),
-    /// How many sessions a batch of [`WriteOp::RevokeAll`] revoked.
-    RevokedAll(u64),
+    /// How many sessions a batch of [`WriteOp::RevokeAll`] revoked, and where the next batch
+    /// starts.
+    RevokedAll(u64, Option<Cursor>),
     /// The ids of the rows [`WriteOp::ForgetUser`] deleted.
     Forgotten(Vec<SessionId>),
     Deleted(u64),
@@ -122,7 +131,7 @@ pub(crate) fn after_commit(
         // sessions were signed in before a time: it keeps no sign-in times. Emptied even when
         // nothing was left to revoke here: another host may have revoked them, and its news
         // may not have arrived yet.
-        (WriteOp::RevokeAll { .. }, Outcome::RevokedAll(_)) => cache.clear(),
+        (WriteOp::RevokeAll { .. }, Outcome::RevokedAll(..)) => cache.clear(),
         _ => {}
     }
 }
@@ -237,34 +246,40 @@ pub(crate) fn revoke_user<'a>(
 pub(crate) const REVOKE_ALL_BATCH: u64 = 50_000;
 
 /// [`Registry::revoke_all`](crate::registry::Registry::revoke_all) for a queued backend: batches
-/// of [`REVOKE_ALL_BATCH`] until one revokes fewer, everyone marked in flight meanwhile.
+/// of [`REVOKE_ALL_BATCH`], each starting at the [`Cursor`] the one before returned (a range
+/// scan, not a scan of everything revoked so far), then a pass from the start again; everyone
+/// marked in flight meanwhile.
 ///
-/// Each batch picks from the sessions still active, so none is missed: a renewal keeps its
-/// session's sign-in time, and one that committed after a batch is picked by a later one (or
-/// finds its old id revoked and fails). When a batch revokes fewer than the limit, no active
-/// session it covers is left, and none can be renewed into being.
+/// None is missed: a renewal keeps its session's sign-in time but its new row may land behind
+/// the cursor (a random id; a free place in the heap), so the loop ends only when a batch that
+/// started from the start found fewer than the limit. At that commit no active session it
+/// covers is left anywhere, and none can be renewed into being (a rotation needs its old id
+/// active).
 pub(crate) fn revoke_all<W: QueuedWrites + Sync>(
     w: &W,
     signed_in_before: Option<SystemTime>,
 ) -> BoxFuture<'_, Result<u64, RegistryError>> {
     let in_flight = w.cache().begin_revocation(Target::Everyone);
     Box::pin(async move {
-        let mut total = 0;
+        let (mut total, mut after) = (0, None);
         loop {
+            let from_start = after.is_none();
             let op = WriteOp::RevokeAll {
                 signed_in_before,
                 limit: REVOKE_ALL_BATCH,
+                after: after.take(),
             };
-            match w.queue(op).await? {
-                Outcome::RevokedAll(n) => {
-                    total += n;
-                    if n < REVOKE_ALL_BATCH {
-                        drop(in_flight);
-                        return Ok(total);
-                    }
-                }
-                _ => return Err(unexpected()),
+            let Outcome::RevokedAll(n, last) = w.queue(op).await? else {
+                return Err(unexpected());
+            };
+            total += n;
+            if n == REVOKE_ALL_BATCH {
+                after = last;
+            } else if from_start {
+                drop(in_flight);
+                return Ok(total);
             }
+            // Else the end of the order: once more from the start, for rows behind the cursor.
         }
     })
 }

@@ -163,28 +163,41 @@ pub(super) async fn apply(
         WriteOp::RevokeAll {
             signed_in_before,
             limit,
+            after,
         } => {
             // One statement: the batch's revocations, and one log entry for all of them (an
             // empty id, which every host's listener takes as "forget every cached session",
             // kept until the last of them expires), so one notification, not one per session.
+            // The cursor is the last picked row's place in the heap: a TID range scan reads on
+            // from there (by id, each batch would fetch its rows from all over the heap), and
+            // the update finds the picked rows by that place too (the same snapshot).
             let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            let cursor = match after {
+                Some(ctid) => String::from_utf8_lossy(ctid).into_owned(),
+                None => "(0,0)".to_owned(),
+            };
             let row = tx
                 .query_one(
                     &format!(
-                        "WITH revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
-                         WHERE id IN (SELECT id FROM {s}.sessions WHERE revoked_at IS NULL \
+                        "WITH picked AS (SELECT id, ctid FROM {s}.sessions \
+                         WHERE ctid > $3::text::tid AND revoked_at IS NULL \
                          AND expires_at > now() \
-                         AND ($1::timestamptz IS NULL OR created_at < $1) LIMIT $2) \
+                         AND ($1::timestamptz IS NULL OR created_at < $1) LIMIT $2), \
+                         revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
+                         WHERE ctid IN (SELECT ctid FROM picked) AND revoked_at IS NULL \
                          RETURNING expires_at), \
                          logged AS (INSERT INTO {s}.revocations (id, expires_at) \
                          SELECT ''::bytea, max(expires_at) FROM revoked HAVING count(*) > 0) \
-                         SELECT count(*) FROM revoked"
+                         SELECT (SELECT count(*) FROM revoked), \
+                         (SELECT max(ctid)::text FROM picked)"
                     ),
-                    &[signed_in_before, &limit],
+                    &[signed_in_before, &limit, &cursor],
                 )
                 .await
                 .map_err(shared.err())?;
-            Ok(Outcome::RevokedAll(row.get::<_, i64>(0).unsigned_abs()))
+            let revoked = row.get::<_, i64>(0).unsigned_abs();
+            let last: Option<String> = row.get(1);
+            Ok(Outcome::RevokedAll(revoked, last.map(String::into_bytes)))
         }
         WriteOp::ForgetUser { user_id } => {
             // One statement; the `sessions_deleted` trigger logs the live rows as revoked (one

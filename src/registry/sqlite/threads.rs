@@ -284,17 +284,29 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
         WriteOp::RevokeAll {
             signed_in_before,
             limit,
+            after,
         } => {
             let now = to_ms(SystemTime::now());
             let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
-            let revoked = tx
-                .prepare_cached(
-                    "UPDATE sessions SET revoked_at = ?1 WHERE id IN (SELECT id FROM sessions \
-                     WHERE revoked_at IS NULL AND expires_at > ?1 \
-                     AND (?2 IS NULL OR created_at < ?2) LIMIT ?3)",
-                )
-                .and_then(|mut stmt| stmt.execute(params![now, signed_in_before.map(to_ms), limit]))
-                .map_err(&err)?;
+            // The cursor is the last id revoked (the table's key); an empty blob sorts first.
+            let after = after.as_deref().unwrap_or_default();
+            let (mut revoked, mut last) = (0u64, None);
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?1 WHERE id IN (SELECT id FROM sessions \
+                         WHERE id > ?4 AND revoked_at IS NULL AND expires_at > ?1 \
+                         AND (?2 IS NULL OR created_at < ?2) ORDER BY id LIMIT ?3) RETURNING id",
+                    )
+                    .map_err(&err)?;
+                let params = params![now, signed_in_before.map(to_ms), limit, after];
+                let mut rows = stmt.query(params).map_err(&err)?;
+                while let Some(row) = rows.next().map_err(&err)? {
+                    revoked += 1;
+                    let id = row.get_ref(0).map_err(&err)?.as_blob().ok();
+                    last = last.max(id.map(<[u8]>::to_vec));
+                }
+            }
             if revoked > 0 {
                 // One entry for the batch, not one per session: an empty id, which every
                 // process's poller takes as "forget every cached session". Kept until the last
@@ -306,7 +318,7 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
                 .and_then(|mut stmt| stmt.execute([now]))
                 .map_err(&err)?;
             }
-            Ok(Outcome::RevokedAll(revoked as u64))
+            Ok(Outcome::RevokedAll(revoked, last))
         }
         WriteOp::ForgetUser { user_id } => {
             // One statement; the `sessions_deleted` trigger logs the live rows as revoked, as
