@@ -21,13 +21,19 @@ const HOUR: Duration = Duration::from_secs(3600);
 const COUNT_LOG: &str = "SELECT count(*), \
     coalesce(sum(CASE WHEN length(id) = 0 THEN 1 ELSE 0 END), 0) FROM revocations";
 
+/// What a row holds of a person: its user agent and its address.
+type PersonalData = (Option<String>, Option<String>);
+
+/// Reads the [`PersonalData`] of every row of a user from the table itself.
+type RowsOf = Box<dyn Fn(&str) -> Vec<PersonalData>>;
+
 /// Two registries on one database, and direct SQL on it.
 struct Hosts {
     name: &'static str,
     a: Arc<dyn Registry>,
     b: Arc<dyn Registry>,
     /// The user agent and address of every row of a user, read from the table itself.
-    rows_of: Box<dyn Fn(&str) -> Vec<(Option<String>, Option<String>)>>,
+    rows_of: RowsOf,
     /// The number of rows in the revocation log, and of those with an empty id.
     log_rows: Box<dyn Fn() -> (i64, i64)>,
     /// Writes this many active sessions (of users `filler0` ...) straight into the table.
