@@ -461,13 +461,15 @@ pub trait Registry: Send + Sync {
     /// Costs a bounded number of statements however many sessions there are (batches of
     /// 50,000, one log entry each, which empties every host's cache: docs/registry.md has the
     /// figures at a million sessions). Meanwhile this registry's cache answers nothing, so its
-    /// requests read the table. The default fails with [`RegistryError::Unsupported`].
+    /// requests read the table. If it fails part way, the batches before the failure stay
+    /// revoked and a second call finishes the job. The default fails with
+    /// [`RegistryError::Unsupported`].
     ///
     /// ```
     /// # #[cfg(feature = "sqlite")]
     /// # {
     /// use std::time::{Duration, SystemTime};
-    /// use sealed_sessions::registry::{NewSession, SqliteRegistry};
+    /// use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
     /// use sealed_sessions::SessionId;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -525,7 +527,7 @@ pub trait Registry: Send + Sync {
     /// # #[cfg(feature = "sqlite")]
     /// # {
     /// use std::time::{Duration, SystemTime};
-    /// use sealed_sessions::registry::{NewSession, SqliteRegistry};
+    /// use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
     /// use sealed_sessions::SessionId;
     ///
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
