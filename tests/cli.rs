@@ -280,6 +280,7 @@ fn help_reads_well() {
         "list",
         "revoke",
         "revoke-session",
+        "forget-user",
         "cleanup",
         "stats",
         "check",

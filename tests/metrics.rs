@@ -360,6 +360,8 @@ const LABEL_VALUES: &[(&str, &[&str])] = &[
             "list",
             "revoke",
             "revoke_user",
+            "revoke_all",
+            "forget_user",
             "delete_expired",
         ],
     ),

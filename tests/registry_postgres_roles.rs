@@ -246,6 +246,19 @@ async fn an_application_role_runs_the_registry_without_owning_it() {
         .await
         .unwrap();
     evicted(&again, deleted, "dora").await;
+    // Ending many sessions at once and forgetting a user need no more than these grants.
+    let bob = cached(&again, "bob").await;
+    let later = SystemTime::now() + HOUR;
+    let n = reg
+        .revoke_user_signed_in_before("bob", later)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    evicted(&again, bob, "bob").await;
+    let erin = cached(&again, "erin").await;
+    assert!(reg.revoke_all(None).await.unwrap() >= 1);
+    evicted(&again, erin, "erin").await;
+    assert_eq!(reg.forget_user("bob").await.unwrap(), 1);
 
     let c = pg_support::connect(&app.url).await;
     for sql in [

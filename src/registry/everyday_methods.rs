@@ -54,6 +54,38 @@ macro_rules! everyday_methods {
                 crate::registry::Registry::revoke_user(self, user_id, except)
             }
 
+            /// Revokes every session of every user, or those signed in before a time; see
+            /// [`Registry::revoke_all`](crate::registry::Registry::revoke_all).
+            pub fn revoke_all(
+                &self,
+                signed_in_before: Option<std::time::SystemTime>,
+            ) -> crate::registry::BoxFuture<'_, Result<u64, crate::registry::RegistryError>> {
+                crate::registry::Registry::revoke_all(self, signed_in_before)
+            }
+
+            /// Revokes the sessions of `user_id` signed in before a time; see
+            /// [`Registry::revoke_user_signed_in_before`](crate::registry::Registry::revoke_user_signed_in_before).
+            pub fn revoke_user_signed_in_before<'a>(
+                &'a self,
+                user_id: &'a str,
+                signed_in_before: std::time::SystemTime,
+            ) -> crate::registry::BoxFuture<'a, Result<u64, crate::registry::RegistryError>> {
+                crate::registry::Registry::revoke_user_signed_in_before(
+                    self,
+                    user_id,
+                    signed_in_before,
+                )
+            }
+
+            /// Deletes every row of `user_id`, ending their sessions everywhere; see
+            /// [`Registry::forget_user`](crate::registry::Registry::forget_user).
+            pub fn forget_user<'a>(
+                &'a self,
+                user_id: &'a str,
+            ) -> crate::registry::BoxFuture<'a, Result<u64, crate::registry::RegistryError>> {
+                crate::registry::Registry::forget_user(self, user_id)
+            }
+
             /// Deletes the sessions expired at `now`; see
             /// [`Registry::delete_expired`](crate::registry::Registry::delete_expired).
             pub fn delete_expired(

@@ -303,6 +303,10 @@ pub enum RegistryError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The registry does not implement this operation: a [`Registry`] written outside this
+    /// crate that kept a provided method's default (`revoke_all`, say).
+    #[error("this registry does not support {0}")]
+    Unsupported(&'static str),
     /// Any other backend failure.
     #[error("registry backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -447,6 +451,111 @@ pub trait Registry: Send + Sync {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>>;
+
+    /// Revokes every session of every user (after a breach, a leaked key, a changed policy), or
+    /// with `signed_in_before`, every session signed in before that time (sessions created
+    /// later, and renewals of them, stay). Durable before it returns; every host's cache
+    /// refuses the revoked sessions within its propagation bound, as after any revocation.
+    /// Returns how many were revoked.
+    ///
+    /// A time in the future covers every session: the operator tool refuses one (a typo'd
+    /// year), this method does not. The sign-in time is the session's `created_at`, which a
+    /// renewal ([`rotate`](Registry::rotate)) keeps.
+    ///
+    /// Costs a bounded number of statements however many sessions there are (batches of
+    /// 50,000, one log entry each, which empties every host's cache: docs/registry.md has the
+    /// figures at a million sessions). Meanwhile this registry's cache answers nothing, so its
+    /// requests read the table. If it fails part way, the batches before the failure stay
+    /// revoked and a second call finishes the job. The default fails with
+    /// [`RegistryError::Unsupported`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # {
+    /// use std::time::{Duration, SystemTime};
+    /// use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+    /// use sealed_sessions::SessionId;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let registry = SqliteRegistry::open(dir.path().join("s.db"))?;
+    /// let now = SystemTime::now();
+    /// let (yesterday, later) = (now - Duration::from_secs(86_400), now + Duration::from_secs(3600));
+    /// let (old, new) = (SessionId::generate(), SessionId::generate());
+    /// registry.register(NewSession::new(old, "alice", yesterday, later)).await?;
+    /// registry.register(NewSession::new(new, "bob", now, later)).await?;
+    /// // The key leaked an hour ago: end every session signed in before then.
+    /// let leaked_at = now - Duration::from_secs(3600);
+    /// assert_eq!(registry.revoke_all(Some(leaked_at)).await?, 1);
+    /// assert!(!registry.validate(old, "alice", now).await?);
+    /// assert!(registry.validate(new, "bob", now).await?);
+    /// assert_eq!(registry.revoke_all(None).await?, 1); // everyone
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    fn revoke_all(
+        &self,
+        signed_in_before: Option<SystemTime>,
+    ) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        let _ = signed_in_before;
+        Box::pin(std::future::ready(Err(RegistryError::Unsupported(
+            "revoke_all",
+        ))))
+    }
+
+    /// Revokes the sessions of `user_id` signed in before `signed_in_before` (a password
+    /// changed then, a device reported lost), durably; later sign-ins stay. Returns how many
+    /// were revoked. The default fails with [`RegistryError::Unsupported`].
+    fn revoke_user_signed_in_before<'a>(
+        &'a self,
+        user_id: &'a str,
+        signed_in_before: SystemTime,
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        let _ = (user_id, signed_in_before);
+        Box::pin(std::future::ready(Err(RegistryError::Unsupported(
+            "revoke_user_signed_in_before",
+        ))))
+    }
+
+    /// Forgets `user_id` (the account was deleted, or an erasure request): deletes every row
+    /// of the user, active, revoked or expired, and with them the addresses and user agents
+    /// they held. Their sessions end on every host as after a revocation: a user-bound session
+    /// with no row is refused. Returns how many rows were deleted.
+    ///
+    /// What remains: the revocation log keeps each live session's id and expiry (no user,
+    /// address or agent) until that expiry, so that other hosts catch up; see
+    /// docs/registry.md. The default fails with [`RegistryError::Unsupported`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # {
+    /// use std::time::{Duration, SystemTime};
+    /// use sealed_sessions::registry::{NewSession, Registry, SqliteRegistry};
+    /// use sealed_sessions::SessionId;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let registry = SqliteRegistry::open(dir.path().join("s.db"))?;
+    /// let now = SystemTime::now();
+    /// let id = SessionId::generate();
+    /// let session = NewSession::new(id, "alice", now, now + Duration::from_secs(3600))
+    ///     .user_agent("Firefox/128")
+    ///     .ip("192.0.2.7".parse().unwrap());
+    /// registry.register(session).await?;
+    /// assert_eq!(registry.forget_user("alice").await?, 1);
+    /// assert!(!registry.validate(id, "alice", now).await?);
+    /// assert!(registry.list_for_user("alice", now).await?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    fn forget_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        let _ = user_id;
+        Box::pin(std::future::ready(Err(RegistryError::Unsupported(
+            "forget_user",
+        ))))
+    }
 
     /// Notes that `id` was seen at `now`, for the "last seen" column.
     ///

@@ -35,14 +35,34 @@ pub(crate) enum WriteOp {
         user_id: Option<String>,
         id: SessionId,
     },
+    /// Revokes the user's sessions but `except`, or only those signed in before a time.
     RevokeUser {
         user_id: String,
         except: Option<SessionId>,
+        signed_in_before: Option<SystemTime>,
+    },
+    /// Revokes up to `limit` active sessions of any user (signed in before a time, if given),
+    /// the first ones past the cursor `after` in the backend's own order, logged as one entry
+    /// with an empty id: "forget every cached session".
+    RevokeAll {
+        signed_in_before: Option<SystemTime>,
+        limit: u64,
+        after: Option<Cursor>,
+    },
+    /// Deletes every row of the user; the deletion logs the live ones as revoked.
+    ForgetUser {
+        user_id: String,
     },
     DeleteExpired {
         now: SystemTime,
     },
 }
+
+/// Where a batch of [`revoke_all`] starts: past the last row the batch before it picked, in
+/// the backend's own order (SQLite: the id, the table's key; PostgreSQL: the row's place in the
+/// heap, `ctid`), so that each batch reads on from there instead of past every row revoked so
+/// far. Only a hint: [`revoke_all`] ends with a pass from the start.
+pub(crate) type Cursor = Vec<u8>;
 
 /// What a committed write did.
 #[derive(Debug)]
@@ -54,6 +74,11 @@ pub(crate) enum Outcome {
     /// `Some(capped)` if rotated (as `Registered`), `None` if the old id was no longer active.
     Rotated(Option<Vec<SessionId>>),
     Revoked(Vec<SessionId>),
+    /// How many sessions a batch of [`WriteOp::RevokeAll`] revoked, and where the next batch
+    /// starts.
+    RevokedAll(u64, Option<Cursor>),
+    /// The ids of the rows [`WriteOp::ForgetUser`] deleted.
+    Forgotten(Vec<SessionId>),
     Deleted(u64),
 }
 
@@ -101,7 +126,12 @@ pub(crate) fn after_commit(
         (WriteOp::Revoke { id, .. }, Outcome::Revoked(ids)) => {
             cache.evict(ids.iter().copied().chain([*id]));
         }
-        (_, Outcome::Revoked(ids)) => cache.evict(ids.iter().copied()),
+        (_, Outcome::Revoked(ids) | Outcome::Forgotten(ids)) => cache.evict(ids.iter().copied()),
+        // Cheaper than evicting a million ids one by one, and the cache cannot tell which
+        // sessions were signed in before a time: it keeps no sign-in times. Emptied even when
+        // nothing was left to revoke here: another host may have revoked them, and its news
+        // may not have arrived yet.
+        (WriteOp::RevokeAll { .. }, Outcome::RevokedAll(..)) => cache.clear(),
         _ => {}
     }
 }
@@ -189,16 +219,88 @@ pub(crate) fn revoke<'a>(
     Box::pin(async move { Ok(!done.await?.is_empty()) })
 }
 
-/// [`Registry::revoke_user`](crate::registry::Registry::revoke_user) for a queued backend.
+/// [`Registry::revoke_user`](crate::registry::Registry::revoke_user) and
+/// [`Registry::revoke_user_signed_in_before`](crate::registry::Registry::revoke_user_signed_in_before)
+/// for a queued backend.
 pub(crate) fn revoke_user<'a>(
     w: &'a impl QueuedWrites,
     user_id: &str,
     except: Option<SessionId>,
+    signed_in_before: Option<SystemTime>,
 ) -> BoxFuture<'a, Result<u64, RegistryError>> {
     let target = Target::User(user_id.into());
     let user_id = user_id.to_owned();
-    let done = revoked(w, target, WriteOp::RevokeUser { user_id, except });
+    let op = WriteOp::RevokeUser {
+        user_id,
+        except,
+        signed_in_before,
+    };
+    let done = revoked(w, target, op);
     Box::pin(async move { Ok(done.await?.len() as u64) })
+}
+
+/// The most sessions one transaction of [`revoke_all`] revokes. A batch keeps the writers'
+/// lock (PostgreSQL) or the database's write lock (SQLite) for well under a second (measured in
+/// docs/registry.md), so that sign-ins and renewals elsewhere wait that long at most, and
+/// it fits in PostgreSQL's operation timeout.
+pub(crate) const REVOKE_ALL_BATCH: u64 = 50_000;
+
+/// [`Registry::revoke_all`](crate::registry::Registry::revoke_all) for a queued backend: batches
+/// of [`REVOKE_ALL_BATCH`], each starting at the [`Cursor`] the one before returned (a range
+/// scan, not a scan of everything revoked so far), then a pass from the start again; everyone
+/// marked in flight meanwhile.
+///
+/// None is missed: a renewal keeps its session's sign-in time but its new row may land behind
+/// the cursor (a random id; a free place in the heap), so the loop ends only when a batch that
+/// started from the start found fewer than the limit. At that commit no active session it
+/// covers is left anywhere, and none can be renewed into being (a rotation needs its old id
+/// active).
+pub(crate) fn revoke_all<W: QueuedWrites + Sync>(
+    w: &W,
+    signed_in_before: Option<SystemTime>,
+) -> BoxFuture<'_, Result<u64, RegistryError>> {
+    let in_flight = w.cache().begin_revocation(Target::Everyone);
+    Box::pin(async move {
+        let (mut total, mut after) = (0, None);
+        loop {
+            let from_start = after.is_none();
+            let op = WriteOp::RevokeAll {
+                signed_in_before,
+                limit: REVOKE_ALL_BATCH,
+                after: after.take(),
+            };
+            let Outcome::RevokedAll(n, last) = w.queue(op).await? else {
+                return Err(unexpected());
+            };
+            total += n;
+            if n == REVOKE_ALL_BATCH {
+                after = last;
+            } else if from_start {
+                drop(in_flight);
+                return Ok(total);
+            }
+            // Else the end of the order: once more from the start, for rows behind the cursor.
+        }
+    })
+}
+
+/// [`Registry::forget_user`](crate::registry::Registry::forget_user) for a queued backend.
+pub(crate) fn forget_user<'a>(
+    w: &'a impl QueuedWrites,
+    user_id: &str,
+) -> BoxFuture<'a, Result<u64, RegistryError>> {
+    let in_flight = w.cache().begin_revocation(Target::User(user_id.into()));
+    let done = w.queue(WriteOp::ForgetUser {
+        user_id: user_id.to_owned(),
+    });
+    Box::pin(async move {
+        let outcome = done.await;
+        drop(in_flight);
+        match outcome? {
+            Outcome::Forgotten(ids) => Ok(ids.len() as u64),
+            _ => Err(unexpected()),
+        }
+    })
 }
 
 /// [`Registry::delete_expired`](crate::registry::Registry::delete_expired) for a queued backend.

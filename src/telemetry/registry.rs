@@ -77,21 +77,27 @@ pub(crate) enum Op {
     List,
     /// `revoke` and `revoke_id`.
     Revoke,
-    /// `revoke_user`.
+    /// `revoke_user` and `revoke_user_signed_in_before`.
     RevokeUser,
+    /// `revoke_all`.
+    RevokeAll,
+    /// `forget_user`.
+    ForgetUser,
     /// `delete_expired`.
     DeleteExpired,
 }
 
 impl Op {
     /// Every operation, in the order of the handles.
-    pub(crate) const ALL: [Op; 7] = [
+    pub(crate) const ALL: [Op; 9] = [
         Op::Register,
         Op::Rotate,
         Op::Validate,
         Op::List,
         Op::Revoke,
         Op::RevokeUser,
+        Op::RevokeAll,
+        Op::ForgetUser,
         Op::DeleteExpired,
     ];
 
@@ -104,6 +110,8 @@ impl Op {
             Op::List => "list",
             Op::Revoke => "revoke",
             Op::RevokeUser => "revoke_user",
+            Op::RevokeAll => "revoke_all",
+            Op::ForgetUser => "forget_user",
             Op::DeleteExpired => "delete_expired",
         }
     }
@@ -119,7 +127,7 @@ struct OpHandles {
 /// The registry's handles, taken when it starts.
 #[derive(Debug, Clone)]
 pub(crate) struct RegistryMetrics {
-    ops: [OpHandles; 7],
+    ops: [OpHandles; 9],
     batch: Histogram,
     pending_touches: Gauge,
 }

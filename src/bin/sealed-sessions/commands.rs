@@ -8,6 +8,7 @@ use sealed_sessions::registry::{Location, SessionInfo};
 use sealed_sessions::{Key, KeyRing, Mode, Sealer, SessionId};
 use serde_json::{json, Value};
 
+use crate::bulk::{self, Scope};
 use crate::db::{Access, Db};
 use crate::output::{self, escape, when};
 use crate::{Cli, Command, Failure};
@@ -117,7 +118,25 @@ async fn on_registry(
             }
             Ok(())
         }
-        Command::Revoke { user, except, yes } => {
+        Command::Revoke {
+            user,
+            all_users,
+            signed_in_before,
+            except,
+            yes,
+        } => {
+            if all_users || signed_in_before.is_some() {
+                let scope = Scope {
+                    user: user.as_deref(),
+                    signed_in_before,
+                };
+                return bulk::revoke(json, db, registry, scope, yes, now).await;
+            }
+            let Some(user) = user else {
+                return Err(Failure::input(
+                    "revoke whose sessions? Give a user or --all-users",
+                ));
+            };
             let except = except.as_deref().map(parse_id).transpose()?;
             if except.is_none() && !yes {
                 let active = registry.list_for_user(&user, now).await.map_err(failed)?;
@@ -142,6 +161,9 @@ async fn on_registry(
                 return Err(Failure::nothing(format!("{user} had no session to revoke")));
             }
             Ok(())
+        }
+        Command::ForgetUser { user, yes } => {
+            bulk::forget_user(json, db, registry, &user, yes).await
         }
         Command::RevokeSession { id } => {
             let id = parse_id(&id)?;
@@ -239,7 +261,7 @@ async fn on_registry(
 }
 
 /// Prints `value` as JSON, or runs `text` for people.
-fn print(json: bool, value: Value, text: impl FnOnce()) {
+pub fn print(json: bool, value: Value, text: impl FnOnce()) {
     if json {
         println!("{}", output::json(&value));
     } else {

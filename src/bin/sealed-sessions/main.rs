@@ -18,9 +18,11 @@
 //! Text output escapes control characters (see `output::escape`), so that a string an
 //! application recorded (a user agent, a user id, a data key) cannot drive the terminal.
 
+mod bulk;
 mod commands;
 mod db;
 mod output;
+mod time_arg;
 
 use std::process::ExitCode;
 
@@ -78,14 +80,29 @@ pub enum Command {
         /// The user id.
         user: String,
     },
-    /// Revoke a user's sessions: all of them (asks first, unless --yes), or all but one.
+    /// Revoke sessions: a user's (all, or all but one), everyone's, or those signed in before a time
     Revoke {
-        /// The user id.
-        user: String,
+        /// The user id (none with --all-users).
+        #[arg(required_unless_present = "all_users", conflicts_with = "all_users")]
+        user: Option<String>,
+        /// Every session of every user (after a breach, a leaked key, a changed policy). Needs
+        /// --yes.
+        #[arg(long)]
+        all_users: bool,
+        /// Only the sessions signed in before TIME (RFC 3339, 2026-12-01T00:00:00Z; not in the
+        /// future), of USER or of every user. Needs --yes.
+        #[arg(long, value_name = "TIME", value_parser = time_arg::parse_rfc3339)]
+        signed_in_before: Option<std::time::SystemTime>,
         /// Keep this session (an id from `list`).
-        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+        #[arg(
+            long,
+            value_name = "ID",
+            allow_hyphen_values = true,
+            conflicts_with_all = ["all_users", "signed_in_before"]
+        )]
         except: Option<String>,
-        /// Do not ask before revoking every session of the user.
+        /// Do not ask before revoking every session of the user; --all-users and
+        /// --signed-in-before never ask, they need it.
         #[arg(long, short = 'y')]
         yes: bool,
     },
@@ -95,6 +112,14 @@ pub enum Command {
         // Base64url: one id in 64 starts with `-`.
         #[arg(allow_hyphen_values = true)]
         id: String,
+    },
+    /// Forget a user: end their sessions on every host and delete their rows (addresses, agents)
+    ForgetUser {
+        /// The user id.
+        user: String,
+        /// Confirm: there is no undo (never asked; required).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Delete expired sessions (and their revocation records); prints how many.
     Cleanup,

@@ -11,7 +11,8 @@
 //!
 //! **Notifications are hints.** Any role that can connect can NOTIFY on the channel (no grant
 //! restricts it), so nothing is taken on a payload's word but the eviction of the ids it names
-//! (evicting early is safe). `max:N` and an empty id (a TRUNCATE's) only ask for a read of the
+//! (evicting early is safe). `max:N` and an empty id (a TRUNCATE's, or a batch of
+//! `revoke_all`) only ask for a read of the
 //! log; the watermark advances only through reads of the log, and only the log empties the
 //! cache (a real TRUNCATE leaves its empty-id row there). The connection's driver handles each
 //! notification as it arrives and keeps of any number of them one flag; the loop reads the log one
@@ -250,7 +251,7 @@ fn heard(shared: &Shared, heard_at: &HeardAt, payload: &str) -> bool {
 
 enum Target {
     One(SessionId),
-    /// The empty id a TRUNCATE logs: every session.
+    /// The empty id a TRUNCATE, or a batch of `revoke_all`, logs: every session.
     All,
 }
 

@@ -318,10 +318,37 @@ impl Registry for PostgresRegistry {
         user_id: &'a str,
         except: Option<SessionId>,
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        Box::pin(self.shared.metrics.observe(
+            Op::RevokeUser,
+            ops::revoke_user(self, user_id, except, None),
+        ))
+    }
+
+    fn revoke_all(
+        &self,
+        signed_in_before: Option<SystemTime>,
+    ) -> BoxFuture<'_, Result<u64, RegistryError>> {
         Box::pin(
             self.shared
                 .metrics
-                .observe(Op::RevokeUser, ops::revoke_user(self, user_id, except)),
+                .observe(Op::RevokeAll, ops::revoke_all(self, signed_in_before)),
+        )
+    }
+
+    fn revoke_user_signed_in_before<'a>(
+        &'a self,
+        user_id: &'a str,
+        signed_in_before: SystemTime,
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        let revoked = ops::revoke_user(self, user_id, None, Some(signed_in_before));
+        Box::pin(self.shared.metrics.observe(Op::RevokeUser, revoked))
+    }
+
+    fn forget_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        Box::pin(
+            self.shared
+                .metrics
+                .observe(Op::ForgetUser, ops::forget_user(self, user_id)),
         )
     }
 

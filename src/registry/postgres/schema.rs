@@ -72,7 +72,8 @@
 //! - **`sessions_deleted`** (AFTER DELETE, per statement) logs every deleted row that is live
 //!   by the server's clock (`now()`) as a revocation, and **`sessions_truncated`** (AFTER
 //!   TRUNCATE) logs an empty id, which means "forget everything": rows removed by hand leave
-//!   every host's cache as revoked ones do. So does a cleanup by a host whose clock runs ahead
+//!   every host's cache as revoked ones do. `revoke_all` logs one such row per batch
+//!   (`write_ops.rs`). So does a cleanup by a host whose clock runs ahead
 //!   of the server's: what it deletes early is logged (see `delete_expired` in `write_ops.rs`).
 
 use std::time::{Duration, SystemTime};

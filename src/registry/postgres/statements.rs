@@ -35,7 +35,8 @@ pub(super) struct Statements {
     pub(super) rotate: Statement,
     /// `$1` id, `$2` user or null; the ids revoked.
     pub(super) revoke: Statement,
-    /// `$1` user, `$2` the id to keep or null; rows of (id, revoked by this statement).
+    /// `$1` user, `$2` the id to keep or null, `$3` only those signed in before, or null;
+    /// rows of (id, revoked by this statement).
     pub(super) revoke_user: Statement,
 }
 
@@ -72,6 +73,7 @@ impl Statements {
             revoke_user: prepare(format!(
                 "WITH revoked AS (UPDATE {s}.sessions SET revoked_at = now() WHERE user_id = $1 \
                  AND revoked_at IS NULL AND ($2::bytea IS NULL OR id <> $2) \
+                 AND ($3::timestamptz IS NULL OR created_at < $3) \
                  RETURNING id, expires_at), \
                  logged AS (INSERT INTO {s}.revocations (id, expires_at) \
                  SELECT id, expires_at FROM revoked) \
@@ -79,7 +81,8 @@ impl Statements {
                  UNION ALL \
                  SELECT id, false FROM {s}.sessions WHERE user_id = $1 \
                  AND revoked_at IS NOT NULL AND expires_at > now() \
-                 AND ($2::bytea IS NULL OR id <> $2)"
+                 AND ($2::bytea IS NULL OR id <> $2) \
+                 AND ($3::timestamptz IS NULL OR created_at < $3)"
             ))
             .await?,
         })

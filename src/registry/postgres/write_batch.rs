@@ -3,8 +3,8 @@
 //! database's), after which the cache is updated and only then are the callers told. The same
 //! loop ticks the periodic work of `maintenance.rs`.
 
-use std::sync::Arc;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 

@@ -142,19 +142,77 @@ pub(super) async fn apply(
                 .map_err(shared.err())?;
             Ok(Outcome::Revoked(ids(&rows, |_| true)))
         }
-        WriteOp::RevokeUser { user_id, except } => {
+        WriteOp::RevokeUser {
+            user_id,
+            except,
+            signed_in_before,
+        } => {
             let except = except.map(|id| id.as_bytes().to_vec());
             let rows = tx
-                .query(&statements.revoke_user, &[user_id, &except])
+                .query(
+                    &statements.revoke_user,
+                    &[user_id, &except, signed_in_before],
+                )
                 .await
                 .map_err(shared.err())?;
             // The user's sessions that another host revoked already are not this statement's,
             // and their notification may not have arrived: evict them too, so that when this
             // returns no session it covers is vouched for here (evicting early is safe).
-            shared
-                .cache
-                .evict(ids(&rows, |row| !row.get::<_, bool>(1)));
+            shared.cache.evict(ids(&rows, |row| !row.get::<_, bool>(1)));
             Ok(Outcome::Revoked(ids(&rows, |row| row.get::<_, bool>(1))))
+        }
+        WriteOp::RevokeAll {
+            signed_in_before,
+            limit,
+            after,
+        } => {
+            // One statement: the batch's revocations, and one log entry for all of them (an
+            // empty id, which every host's listener takes as "forget every cached session",
+            // kept until the last of them expires), so one notification, not one per session.
+            // The cursor is the last picked row's place in the heap: a TID range scan reads on
+            // from there (by id, each batch would fetch its rows from all over the heap), and
+            // the update finds the picked rows by that place too (the same snapshot).
+            let s = &shared.schema;
+            let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            let cursor = match after {
+                Some(ctid) => String::from_utf8_lossy(ctid).into_owned(),
+                None => "(0,0)".to_owned(),
+            };
+            let row = tx
+                .query_one(
+                    &format!(
+                        "WITH picked AS (SELECT id, ctid FROM {s}.sessions \
+                         WHERE ctid > $3::text::tid AND revoked_at IS NULL \
+                         AND expires_at > now() \
+                         AND ($1::timestamptz IS NULL OR created_at < $1) LIMIT $2), \
+                         revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
+                         WHERE ctid IN (SELECT ctid FROM picked) AND revoked_at IS NULL \
+                         RETURNING expires_at), \
+                         logged AS (INSERT INTO {s}.revocations (id, expires_at) \
+                         SELECT ''::bytea, max(expires_at) FROM revoked HAVING count(*) > 0) \
+                         SELECT (SELECT count(*) FROM revoked), \
+                         (SELECT max(ctid)::text FROM picked)"
+                    ),
+                    &[signed_in_before, &limit, &cursor],
+                )
+                .await
+                .map_err(shared.err())?;
+            let revoked = row.get::<_, i64>(0).unsigned_abs();
+            let last: Option<String> = row.get(1);
+            Ok(Outcome::RevokedAll(revoked, last.map(String::into_bytes)))
+        }
+        WriteOp::ForgetUser { user_id } => {
+            // One statement; the `sessions_deleted` trigger logs the live rows as revoked (one
+            // INSERT, one notification), as for any deletion.
+            let s = &shared.schema;
+            let rows = tx
+                .query(
+                    &format!("DELETE FROM {s}.sessions WHERE user_id = $1 RETURNING id"),
+                    &[user_id],
+                )
+                .await
+                .map_err(shared.err())?;
+            Ok(Outcome::Forgotten(ids(&rows, |_| true)))
         }
         WriteOp::DeleteExpired { now } => {
             delete_expired(tx, shared, *now).await.map(Outcome::Deleted)

@@ -17,6 +17,9 @@
 //!     BEGIN INSERT INTO revocations (id, expires_at) VALUES (old.id, old.expires_at); END;
 //! ```
 //!
+//! A log entry with an empty id means "forget every cached session": `revoke_all` writes one
+//! per batch instead of one per session (every poller empties its cache at it).
+//!
 //! Times are integer milliseconds since the Unix epoch. `revocations.seq` is `AUTOINCREMENT` so
 //! that pruning the newest entries can never make a sequence number be handed out twice, which
 //! would hide a revocation from other processes' pollers.

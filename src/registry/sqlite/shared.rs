@@ -79,7 +79,8 @@ impl SyncState {
 }
 
 impl Shared {
-    /// If any other connection committed since the last check, evicts the ids revoked since.
+    /// If any other connection committed since the last check, evicts the ids revoked since
+    /// (and empties the cache at an entry with an empty id, which `revoke_all` logs).
     ///
     /// On success the log has been read to its end as of `began`, which confirms the cache fresh
     /// (see `freshness.rs`).
@@ -134,9 +135,15 @@ impl Shared {
             let mut rows = stmt.query([state.last_seq]).map_err(err)?;
             while let Some(row) = rows.next().map_err(err)? {
                 last_seq = row.get(0).map_err(err)?;
-                if let Some(id) = id_of(row.get_ref(1).map_err(err)?.as_blob().ok()) {
-                    revoked.push(id);
-                    revoked_at.extend(row.get::<_, Option<i64>>(2).ok().flatten());
+                let blob = row.get_ref(1).map_err(err)?.as_blob().ok();
+                match id_of(blob) {
+                    Some(id) => {
+                        revoked.push(id);
+                        revoked_at.extend(row.get::<_, Option<i64>>(2).ok().flatten());
+                    }
+                    // `revoke_all`'s entry: every session it may have cached could be revoked.
+                    None if blob.is_some_and(<[u8]>::is_empty) => cache.clear(),
+                    None => {}
                 }
             }
         }

@@ -245,15 +245,20 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
             log_revocation(tx, *id, expires).map_err(&err)?;
             Ok(Outcome::Revoked(vec![*id]))
         }
-        WriteOp::RevokeUser { user_id, except } => {
+        WriteOp::RevokeUser {
+            user_id,
+            except,
+            signed_in_before,
+        } => {
             let except = except.as_ref().map(|id| id.as_bytes().to_vec());
             let now = to_ms(SystemTime::now());
             let revoked = revoke_rows(
                 tx,
                 shared,
                 "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 \
-                 AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) RETURNING id, expires_at",
-                params![user_id, except, now],
+                 AND revoked_at IS NULL AND (?2 IS NULL OR id <> ?2) \
+                 AND (?4 IS NULL OR created_at < ?4) RETURNING id, expires_at",
+                params![user_id, except, now, signed_in_before.map(to_ms)],
             )?;
             // The user's sessions that another process revoked already are not in RETURNING,
             // and the poller may not have brought their news yet: evict them too, so that when
@@ -278,6 +283,60 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
             };
             shared.cache.evict(elsewhere);
             Ok(Outcome::Revoked(revoked))
+        }
+        WriteOp::RevokeAll {
+            signed_in_before,
+            limit,
+            after,
+        } => {
+            let now = to_ms(SystemTime::now());
+            let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            // The cursor is the last id revoked (the table's key); an empty blob sorts first.
+            let after = after.as_deref().unwrap_or_default();
+            let (mut revoked, mut last) = (0u64, None);
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?1 WHERE id IN (SELECT id FROM sessions \
+                         WHERE id > ?4 AND revoked_at IS NULL AND expires_at > ?1 \
+                         AND (?2 IS NULL OR created_at < ?2) ORDER BY id LIMIT ?3) RETURNING id",
+                    )
+                    .map_err(&err)?;
+                let params = params![now, signed_in_before.map(to_ms), limit, after];
+                let mut rows = stmt.query(params).map_err(&err)?;
+                while let Some(row) = rows.next().map_err(&err)? {
+                    revoked += 1;
+                    let id = row.get_ref(0).map_err(&err)?.as_blob().ok();
+                    last = last.max(id.map(<[u8]>::to_vec));
+                }
+            }
+            if revoked > 0 {
+                // One entry for the batch, not one per session: an empty id, which every
+                // process's poller takes as "forget every cached session". Kept until the last
+                // session that may be cached expires.
+                tx.prepare_cached(
+                    "INSERT INTO revocations (id, expires_at) \
+                     SELECT x'', coalesce(max(expires_at), ?1) FROM sessions",
+                )
+                .and_then(|mut stmt| stmt.execute([now]))
+                .map_err(&err)?;
+            }
+            Ok(Outcome::RevokedAll(revoked, last))
+        }
+        WriteOp::ForgetUser { user_id } => {
+            // One statement; the `sessions_deleted` trigger logs the live rows as revoked, as
+            // for any deletion, so that every process evicts them.
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM sessions WHERE user_id = ?1 RETURNING id")
+                .map_err(&err)?;
+            let rows = stmt
+                .query_map([user_id], |row| Ok(id_of(row.get_ref(0)?.as_blob().ok())))
+                .map_err(&err)?;
+            let mut ids = Vec::new();
+            for row in rows {
+                ids.extend(row.map_err(&err)?);
+            }
+            Ok(Outcome::Forgotten(ids))
         }
         WriteOp::DeleteExpired { now } => {
             let now = to_ms(*now);
