@@ -85,7 +85,7 @@ impl FeedMetrics {
                 "sealed_sessions_feed_reconnects_total",
                 &[],
                 Unit::Count,
-                "Times the revocation feed lost its connection and reconnected",
+                "Times the revocation feed lost a working connection (failed attempts to reconnect are not counted)",
             ),
             flushes: Flush::ALL.map(|reason| {
                 counter(
@@ -116,7 +116,8 @@ impl FeedMetrics {
         self.fresh.set(if fresh { 1.0 } else { 0.0 });
     }
 
-    /// The feed reconnected after losing its connection.
+    /// The feed lost a connection that had caught up with the log (not counted again for each
+    /// failed attempt to reconnect).
     pub(crate) fn reconnect(&self) {
         self.reconnects.increment(1);
     }

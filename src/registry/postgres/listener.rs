@@ -95,7 +95,11 @@ pub(crate) async fn run(
             return;
         }
         shared.freshness.failed(&e);
-        shared.freshness.metrics.reconnect();
+        // A working connection lost, not every failed attempt while the server is down: the
+        // alert on reconnects would otherwise measure how long an outage lasted.
+        if caught_up {
+            shared.freshness.metrics.reconnect();
+        }
         tracing::warn!(
             server = %shared.server,
             error = %e,
