@@ -316,3 +316,126 @@ pub(crate) fn delete_expired(
         }
     })
 }
+
+/// The [`Registry`](crate::registry::Registry) methods that every backend queueing its writes
+/// implements the same way: each forwards to this module's function of the same name, observed
+/// under its operation's label (`self.shared.metrics`). Invoked inside a backend's
+/// `impl Registry` block, so that the two backends cannot drift apart on them.
+macro_rules! queued_write_methods {
+    () => {
+        fn register(
+            &self,
+            session: crate::registry::NewSession,
+        ) -> crate::registry::BoxFuture<'_, Result<(), crate::registry::RegistryError>> {
+            let registered = crate::registry::ops::register(self, session);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::Register, registered),
+            )
+        }
+
+        fn rotate<'a>(
+            &'a self,
+            user_id: &'a str,
+            old: crate::id::SessionId,
+            new: crate::registry::NewSession,
+        ) -> crate::registry::BoxFuture<'a, Result<bool, crate::registry::RegistryError>> {
+            let rotated = crate::registry::ops::rotate(self, user_id, old, new);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::Rotate, rotated),
+            )
+        }
+
+        fn revoke<'a>(
+            &'a self,
+            user_id: &'a str,
+            id: crate::id::SessionId,
+        ) -> crate::registry::BoxFuture<'a, Result<bool, crate::registry::RegistryError>> {
+            let revoked = crate::registry::ops::revoke(self, Some(user_id), id);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::Revoke, revoked),
+            )
+        }
+
+        fn revoke_id(
+            &self,
+            id: crate::id::SessionId,
+        ) -> crate::registry::BoxFuture<'_, Result<bool, crate::registry::RegistryError>> {
+            let revoked = crate::registry::ops::revoke(self, None, id);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::Revoke, revoked),
+            )
+        }
+
+        fn revoke_user<'a>(
+            &'a self,
+            user_id: &'a str,
+            except: Option<crate::id::SessionId>,
+        ) -> crate::registry::BoxFuture<'a, Result<u64, crate::registry::RegistryError>> {
+            let revoked = crate::registry::ops::revoke_user(self, user_id, except, None);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::RevokeUser, revoked),
+            )
+        }
+
+        fn revoke_all(
+            &self,
+            signed_in_before: Option<std::time::SystemTime>,
+        ) -> crate::registry::BoxFuture<'_, Result<u64, crate::registry::RegistryError>> {
+            let revoked = crate::registry::ops::revoke_all(self, signed_in_before);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::RevokeAll, revoked),
+            )
+        }
+
+        fn revoke_user_signed_in_before<'a>(
+            &'a self,
+            user_id: &'a str,
+            signed_in_before: std::time::SystemTime,
+        ) -> crate::registry::BoxFuture<'a, Result<u64, crate::registry::RegistryError>> {
+            let revoked =
+                crate::registry::ops::revoke_user(self, user_id, None, Some(signed_in_before));
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::RevokeUser, revoked),
+            )
+        }
+
+        fn forget_user<'a>(
+            &'a self,
+            user_id: &'a str,
+        ) -> crate::registry::BoxFuture<'a, Result<u64, crate::registry::RegistryError>> {
+            let forgotten = crate::registry::ops::forget_user(self, user_id);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::ForgetUser, forgotten),
+            )
+        }
+
+        fn delete_expired(
+            &self,
+            now: std::time::SystemTime,
+        ) -> crate::registry::BoxFuture<'_, Result<u64, crate::registry::RegistryError>> {
+            let deleted = crate::registry::ops::delete_expired(self, now);
+            Box::pin(
+                self.shared
+                    .metrics
+                    .observe(crate::telemetry::registry::Op::DeleteExpired, deleted),
+            )
+        }
+    };
+}
+pub(crate) use queued_write_methods;

@@ -38,8 +38,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::health::RegistryHealth;
-use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
-use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::registry::ops::{queued_write_methods, Outcome, QueuedWrites, WriteOp};
+use crate::registry::{BoxFuture, Registry, RegistryError, SessionInfo};
 use crate::telemetry::registry::Op;
 
 mod builder;
@@ -218,26 +218,7 @@ impl Drop for PostgresRegistry {
 super::everyday_methods!(PostgresRegistry);
 
 impl Registry for PostgresRegistry {
-    fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Register, ops::register(self, session)),
-        )
-    }
-
-    fn rotate<'a>(
-        &'a self,
-        user_id: &'a str,
-        old: SessionId,
-        new: NewSession,
-    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Rotate, ops::rotate(self, user_id, old, new)),
-        )
-    }
+    queued_write_methods!();
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
         self.shared
@@ -293,65 +274,6 @@ impl Registry for PostgresRegistry {
         Box::pin(self.shared.metrics.observe(Op::List, rows))
     }
 
-    fn revoke<'a>(
-        &'a self,
-        user_id: &'a str,
-        id: SessionId,
-    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Revoke, ops::revoke(self, Some(user_id), id)),
-        )
-    }
-
-    fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Revoke, ops::revoke(self, None, id)),
-        )
-    }
-
-    fn revoke_user<'a>(
-        &'a self,
-        user_id: &'a str,
-        except: Option<SessionId>,
-    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(
-            Op::RevokeUser,
-            ops::revoke_user(self, user_id, except, None),
-        ))
-    }
-
-    fn revoke_all(
-        &self,
-        signed_in_before: Option<SystemTime>,
-    ) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::RevokeAll, ops::revoke_all(self, signed_in_before)),
-        )
-    }
-
-    fn revoke_user_signed_in_before<'a>(
-        &'a self,
-        user_id: &'a str,
-        signed_in_before: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        let revoked = ops::revoke_user(self, user_id, None, Some(signed_in_before));
-        Box::pin(self.shared.metrics.observe(Op::RevokeUser, revoked))
-    }
-
-    fn forget_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::ForgetUser, ops::forget_user(self, user_id)),
-        )
-    }
-
     fn touch(&self, id: SessionId, now: SystemTime) {
         if !self.shared.stopped.load(Ordering::Relaxed) {
             self.shared.touches.touch(&self.shared.cache, id, now);
@@ -360,13 +282,5 @@ impl Registry for PostgresRegistry {
 
     fn health(&self) -> RegistryHealth {
         Self::health(self)
-    }
-
-    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::DeleteExpired, ops::delete_expired(self, now)),
-        )
     }
 }

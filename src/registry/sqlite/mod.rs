@@ -40,9 +40,9 @@ use crate::id::SessionId;
 use crate::registry::cache::ValidationCache;
 use crate::registry::freshness::Freshness;
 use crate::registry::health::RegistryHealth;
-use crate::registry::ops::{self, Outcome, QueuedWrites, WriteOp};
+use crate::registry::ops::{queued_write_methods, Outcome, QueuedWrites, WriteOp};
 use crate::registry::touches::TouchQueue;
-use crate::registry::{BoxFuture, NewSession, Registry, RegistryError, SessionInfo};
+use crate::registry::{BoxFuture, Registry, RegistryError, SessionInfo};
 use crate::telemetry::registry::{Op, RegistryMetrics};
 use file::Identity;
 use schema::{forget_damage, from_ms, map_err, to_ms};
@@ -305,26 +305,7 @@ fn validate_row(
 super::everyday_methods!(SqliteRegistry);
 
 impl Registry for SqliteRegistry {
-    fn register(&self, session: NewSession) -> BoxFuture<'_, Result<(), RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Register, ops::register(self, session)),
-        )
-    }
-
-    fn rotate<'a>(
-        &'a self,
-        user_id: &'a str,
-        old: SessionId,
-        new: NewSession,
-    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Rotate, ops::rotate(self, user_id, old, new)),
-        )
-    }
+    queued_write_methods!();
 
     fn validate_cached(&self, id: SessionId, user_id: &str, now: SystemTime) -> Option<bool> {
         if self.shared.strict && self.shared.sync_revocations().is_err() {
@@ -436,65 +417,6 @@ impl Registry for SqliteRegistry {
         Box::pin(self.shared.metrics.observe(Op::List, rows))
     }
 
-    fn revoke<'a>(
-        &'a self,
-        user_id: &'a str,
-        id: SessionId,
-    ) -> BoxFuture<'a, Result<bool, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Revoke, ops::revoke(self, Some(user_id), id)),
-        )
-    }
-
-    fn revoke_id(&self, id: SessionId) -> BoxFuture<'_, Result<bool, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::Revoke, ops::revoke(self, None, id)),
-        )
-    }
-
-    fn revoke_user<'a>(
-        &'a self,
-        user_id: &'a str,
-        except: Option<SessionId>,
-    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        Box::pin(self.shared.metrics.observe(
-            Op::RevokeUser,
-            ops::revoke_user(self, user_id, except, None),
-        ))
-    }
-
-    fn revoke_all(
-        &self,
-        signed_in_before: Option<SystemTime>,
-    ) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::RevokeAll, ops::revoke_all(self, signed_in_before)),
-        )
-    }
-
-    fn revoke_user_signed_in_before<'a>(
-        &'a self,
-        user_id: &'a str,
-        signed_in_before: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        let revoked = ops::revoke_user(self, user_id, None, Some(signed_in_before));
-        Box::pin(self.shared.metrics.observe(Op::RevokeUser, revoked))
-    }
-
-    fn forget_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::ForgetUser, ops::forget_user(self, user_id)),
-        )
-    }
-
     fn touch(&self, id: SessionId, now: SystemTime) {
         if !self.shared.stopped.load(Ordering::Relaxed) {
             self.shared.touches.touch(&self.shared.cache, id, now);
@@ -504,14 +426,6 @@ impl Registry for SqliteRegistry {
     fn health(&self) -> RegistryHealth {
         Self::health(self)
     }
-
-    fn delete_expired(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, RegistryError>> {
-        Box::pin(
-            self.shared
-                .metrics
-                .observe(Op::DeleteExpired, ops::delete_expired(self, now)),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -519,6 +433,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::registry::NewSession;
 
     /// A poller that cannot read the log (here: stuck behind its own lock, as it would be in a
     /// long busy wait or a hung disk) stops the cache vouching once the staleness bound passed,
