@@ -74,9 +74,14 @@ pub(crate) enum Outcome {
     /// `Some(capped)` if rotated (as `Registered`), `None` if the old id was no longer active.
     Rotated(Option<Vec<SessionId>>),
     Revoked(Vec<SessionId>),
-    /// How many sessions a batch of [`WriteOp::RevokeAll`] revoked, and where the next batch
-    /// starts.
-    RevokedAll(u64, Option<Cursor>),
+    /// What a batch of [`WriteOp::RevokeAll`] did: how many sessions it revoked, how many it
+    /// picked (active when it read them; more than it revoked if some changed meanwhile), and
+    /// where the next batch starts.
+    RevokedAll {
+        revoked: u64,
+        picked: u64,
+        last: Option<Cursor>,
+    },
     /// The ids of the rows [`WriteOp::ForgetUser`] deleted.
     Forgotten(Vec<SessionId>),
     Deleted(u64),
@@ -131,7 +136,7 @@ pub(crate) fn after_commit(
         // sessions were signed in before a time: it keeps no sign-in times. Emptied even when
         // nothing was left to revoke here: another host may have revoked them, and its news
         // may not have arrived yet.
-        (WriteOp::RevokeAll { .. }, Outcome::RevokedAll(..)) => cache.clear(),
+        (WriteOp::RevokeAll { .. }, Outcome::RevokedAll { .. }) => cache.clear(),
         _ => {}
     }
 }
@@ -269,17 +274,25 @@ pub(crate) fn revoke_all<W: QueuedWrites + Sync>(
                 limit: REVOKE_ALL_BATCH,
                 after: after.take(),
             };
-            let Outcome::RevokedAll(n, last) = w.queue(op).await? else {
+            let Outcome::RevokedAll {
+                revoked,
+                picked,
+                last,
+            } = w.queue(op).await?
+            else {
                 return Err(unexpected());
             };
-            total += n;
-            if n == REVOKE_ALL_BATCH {
+            total += revoked;
+            if picked == REVOKE_ALL_BATCH {
                 after = last;
-            } else if from_start {
+            } else if from_start && revoked == picked {
+                // A pass from the start that found fewer than a batch, and revoked all it found:
+                // nothing active is left.
                 drop(in_flight);
                 return Ok(total);
             }
-            // Else the end of the order: once more from the start, for rows behind the cursor.
+            // Else the end of the order, or a pass whose picked rows changed under it: once
+            // more from the start, for rows behind the cursor or skipped.
         }
     })
 }

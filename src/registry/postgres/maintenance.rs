@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use tokio_postgres::error::SqlState;
 
-use super::schema::{cleanup_lock_sql, write_lock_sql};
+use super::schema::{cleanup_lock_sql, storable, write_lock_sql};
 use super::shared::Shared;
 use super::write_ops::delete_expired;
 use super::writer::{write_transaction, Writer};
@@ -32,7 +32,7 @@ impl Writer {
     ) -> Result<(), RegistryError> {
         let (ids, seen): (Vec<Vec<u8>>, Vec<SystemTime>) = touches
             .into_iter()
-            .map(|(id, at)| (id.as_bytes().to_vec(), at))
+            .map(|(id, at)| (id.as_bytes().to_vec(), storable(at)))
             .unzip();
         let s = &shared.schema;
         let err = shared.err();

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use tokio_postgres::Client;
 
 use super::job::Job;
-use super::schema::{table_exists, SCHEMA_VERSION};
+use super::schema::{storable, table_exists, SCHEMA_VERSION};
 use super::shared::Shared;
 use super::PostgresRegistry;
 use crate::registry::operator::{RegistryCheck, RegistryStats};
@@ -31,6 +31,7 @@ pub(crate) async fn stats(
     now: SystemTime,
 ) -> Result<RegistryStats, RegistryError> {
     let s = &shared.schema;
+    let now = storable(now);
     let ago = |d: Duration| now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
     let row = client
         .query_one(

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use tokio_postgres::{Client, Statement};
 
-use super::schema::micros;
+use super::schema::{micros, storable};
 use super::shared::Shared;
 use crate::id::SessionId;
 use crate::registry::{RegistryError, SessionInfo};
@@ -100,7 +100,7 @@ impl Reader {
         let conn = self.conn(shared).await?;
         let rows = conn
             .client
-            .query(&conn.list, &[&user_id, &now])
+            .query(&conn.list, &[&user_id, &storable(now)])
             .await
             .map_err(shared.err())?;
         let mut list: Vec<SessionInfo> = rows

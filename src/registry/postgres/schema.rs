@@ -447,6 +447,18 @@ pub(crate) fn timed_out(server: &str, limit: Duration) -> RegistryError {
     }
 }
 
+/// `t` within what the server and the driver can hold: from 1970 to 200,000 years after it.
+/// tokio-postgres converts a time to microseconds with an unchecked multiplication, which panics
+/// (debug) or wraps (release) about 584,000 years out; PostgreSQL's own range ends in 294276.
+/// A bound before 1970 or far in the future means the same to the registry as these limits.
+pub(super) fn storable(t: SystemTime) -> SystemTime {
+    const LATEST: Duration = Duration::from_secs(200_000 * 31_556_952);
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => SystemTime::UNIX_EPOCH + since.min(LATEST),
+        Err(_) => SystemTime::UNIX_EPOCH,
+    }
+}
+
 /// What the server stores of a time: microseconds.
 pub(super) fn micros(t: SystemTime) -> SystemTime {
     match t.duration_since(SystemTime::UNIX_EPOCH) {

@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use super::schema::map_err;
+use super::schema::{map_err, storable};
 use super::shared::Shared;
 use super::statements::Statements;
 use crate::id::SessionId;
@@ -22,7 +22,7 @@ pub(super) async fn delete_expired(
     let deleted = tx
         .execute(
             &format!("DELETE FROM {s}.sessions WHERE expires_at <= $1"),
-            &[&now],
+            &[&storable(now)],
         )
         .await
         .map_err(&err)?;
@@ -37,7 +37,7 @@ pub(super) async fn delete_expired(
             "DELETE FROM {s}.revocations WHERE expires_at <= least($1, now()) \
              AND seq < (SELECT max(seq) FROM {s}.revocations)"
         ),
-        &[&now],
+        &[&storable(now)],
     )
     .await
     .map_err(&err)?;
@@ -93,9 +93,9 @@ pub(super) async fn apply(
                     &[
                         &session.id.as_bytes().as_slice(),
                         &session.user_id,
-                        &session.created_at,
-                        &session.expires_at,
-                        &session.created_at,
+                        &storable(session.created_at),
+                        &storable(session.expires_at),
+                        &storable(session.created_at),
                         &session.user_agent.as_deref().map(cap_user_agent),
                         &session.ip,
                     ],
@@ -120,9 +120,9 @@ pub(super) async fn apply(
                     &[
                         &old.as_bytes().as_slice(),
                         user_id,
-                        &session.created_at,
+                        &storable(session.created_at),
                         &session.id.as_bytes().as_slice(),
-                        &session.expires_at,
+                        &storable(session.expires_at),
                         &session.user_agent.as_deref().map(cap_user_agent),
                         &session.ip,
                     ],
@@ -151,7 +151,7 @@ pub(super) async fn apply(
             let rows = tx
                 .query(
                     &statements.revoke_user,
-                    &[user_id, &except, signed_in_before],
+                    &[user_id, &except, &signed_in_before.map(storable)],
                 )
                 .await
                 .map_err(shared.err())?;
@@ -170,8 +170,12 @@ pub(super) async fn apply(
             // empty id, which every host's listener takes as "forget every cached session",
             // kept until the last of them expires), so one notification, not one per session.
             // The cursor is the last picked row's place in the heap: a TID range scan reads on
-            // from there (by id, each batch would fetch its rows from all over the heap), and
-            // the update finds the picked rows by that place too (the same snapshot).
+            // from there (by id, each batch would fetch its rows from all over the heap). The
+            // update finds the picked rows by id, not by that place: a row another transaction
+            // updated meanwhile (an application's own `UPDATE` of its columns, which takes no
+            // writers' lock) has moved, and PostgreSQL's re-check follows it by key but would
+            // silently drop it by place. A batch that revoked fewer than it picked makes the
+            // caller pass again from the start.
             let s = &shared.schema;
             let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
             let cursor = match after {
@@ -186,20 +190,23 @@ pub(super) async fn apply(
                          AND expires_at > now() \
                          AND ($1::timestamptz IS NULL OR created_at < $1) LIMIT $2), \
                          revoked AS (UPDATE {s}.sessions SET revoked_at = now() \
-                         WHERE ctid IN (SELECT ctid FROM picked) AND revoked_at IS NULL \
+                         WHERE id IN (SELECT id FROM picked) AND revoked_at IS NULL \
                          RETURNING expires_at), \
                          logged AS (INSERT INTO {s}.revocations (id, expires_at) \
                          SELECT ''::bytea, max(expires_at) FROM revoked HAVING count(*) > 0) \
                          SELECT (SELECT count(*) FROM revoked), \
-                         (SELECT max(ctid)::text FROM picked)"
+                         (SELECT max(ctid)::text FROM picked), (SELECT count(*) FROM picked)"
                     ),
-                    &[signed_in_before, &limit, &cursor],
+                    &[&signed_in_before.map(storable), &limit, &cursor],
                 )
                 .await
                 .map_err(shared.err())?;
-            let revoked = row.get::<_, i64>(0).unsigned_abs();
             let last: Option<String> = row.get(1);
-            Ok(Outcome::RevokedAll(revoked, last.map(String::into_bytes)))
+            Ok(Outcome::RevokedAll {
+                revoked: row.get::<_, i64>(0).unsigned_abs(),
+                picked: row.get::<_, i64>(2).unsigned_abs(),
+                last: last.map(String::into_bytes),
+            })
         }
         WriteOp::ForgetUser { user_id } => {
             // One statement; the `sessions_deleted` trigger logs the live rows as revoked (one
@@ -270,7 +277,7 @@ async fn cap_sessions(
         tx,
         shared,
         &update,
-        &[&session.user_id, &id, &session.created_at, &cap],
+        &[&session.user_id, &id, &storable(session.created_at), &cap],
     )
     .await
 }

@@ -321,7 +321,12 @@ fn apply(tx: &Connection, op: &WriteOp, shared: &Shared) -> Result<Outcome, Regi
                 .and_then(|mut stmt| stmt.execute([now]))
                 .map_err(&err)?;
             }
-            Ok(Outcome::RevokedAll(revoked, last))
+            // One writer: every row it picked is still active when it revokes it.
+            Ok(Outcome::RevokedAll {
+                revoked,
+                picked: revoked,
+                last,
+            })
         }
         WriteOp::ForgetUser { user_id } => {
             // One statement; the `sessions_deleted` trigger logs the live rows as revoked, as
