@@ -485,13 +485,18 @@ async fn a_cleanup_by_a_clock_ahead_stays_in_the_log_for_a_host_cut_off() {
     assert_eq!(answers, [None, None], "a session missed by the catch-up");
 }
 
-/// Polls `pg_locks` (bounded) until some backend waits for a lock: the statement under test has
-/// reached the row or table another connection holds.
-async fn until_someone_waits(admin: &tokio_postgres::Client) {
+/// Polls `pg_locks` (bounded) until a backend running a statement on `schema` waits for a
+/// lock: the statement under test has reached the row or table another connection holds (other
+/// tests, on schemas of their own, may be waiting at the same time).
+async fn until_someone_waits(admin: &tokio_postgres::Client, schema: &str) {
     let start = Instant::now();
     loop {
         let row = admin
-            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE NOT l.granted AND strpos(a.query, $1) > 0",
+                &[&format!("{schema}.")],
+            )
             .await
             .unwrap();
         if row.get::<_, i64>(0) > 0 {
@@ -535,7 +540,7 @@ async fn revoke_all_does_not_lose_a_row_updated_under_it() {
         tokio::spawn(async move { reg.revoke_all(None).await })
     };
     let admin = pg_support::connect(&url).await;
-    until_someone_waits(&admin).await;
+    until_someone_waits(&admin, &s).await;
     other.batch_execute("COMMIT").await.unwrap();
     let revoked = all.await.unwrap().unwrap();
     let active: i64 = admin
@@ -581,4 +586,55 @@ async fn a_time_in_the_far_future_neither_panics_nor_stops_the_registry() {
         reg.revoke_id(SessionId::generate()).await.is_ok(),
         "still running"
     );
+}
+
+/// With a cap of one session per user, a rotation and a sign-in of the same user in one batch
+/// end as on SQLite and as in the batch's order: the sign-in, which came last, is the session
+/// kept (the second review's finding: pipelined, the rotation's cap ran after the sign-in and
+/// kept the rotated-in session, signing the newest sign-in out at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_keeps_the_last_sign_in_of_a_batch() {
+    let Some(url) = pg_support::url("cap_batch") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_cap_batch");
+    let s = schema.name.clone();
+    let reg = Arc::new(schema.builder().max_sessions_per_user(1).open().unwrap());
+    let b = registered(&reg, "alice", HOUR).await;
+    // Holds the writers' lock, so that the next batch waits with a sign-in of bob's in it, and
+    // the two calls below queue behind it into one batch.
+    let holder = pg_support::connect(&url).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE"
+        ))
+        .await
+        .unwrap();
+    let bob = {
+        let reg = reg.clone();
+        tokio::spawn(async move { registered(&reg, "bob", HOUR).await })
+    };
+    let admin = pg_support::connect(&url).await;
+    until_someone_waits(&admin, &s).await;
+    let now = SystemTime::now();
+    let (a, c) = (SessionId::generate(), SessionId::generate());
+    let rotated = reg.rotate("alice", b, NewSession::new(c, "alice", now, now + HOUR));
+    let signed_in = reg.register(NewSession::new(a, "alice", now, now + HOUR));
+    holder.batch_execute("COMMIT").await.unwrap();
+    bob.await.unwrap();
+    assert!(rotated.await.unwrap());
+    signed_in.await.unwrap();
+    let fresh = schema.open(); // an empty cache: the table's answer
+    let valid = |id| {
+        let fresh = &fresh;
+        async move {
+            fresh
+                .validate(id, "alice", SystemTime::now())
+                .await
+                .unwrap()
+        }
+    };
+    let (a, c, b) = (valid(a).await, valid(c).await, valid(b).await);
+    println!("last sign-in {a}, rotated-in {c}, rotated-out {b}");
+    assert_eq!((a, c, b), (true, false, false));
 }

@@ -15,9 +15,10 @@
 //! same batch runs wholly before it, and the rotation then finds the old id revoked, or wholly
 //! after it, and revokes the new one), and `revoke_user` reports in the same statement the
 //! user's sessions that other hosts revoked already (the query reads the snapshot from before its
-//! own update). Only the cap on sessions per user, when one is set, is a second statement sent
-//! once the first has answered; which of the batch's other operations runs before it does not
-//! matter to a cap.
+//! own update). With a cap on sessions per user, a registration or rotation is followed by the
+//! cap's own statement, and which session the cap keeps depends on what ran between the two: so
+//! with a cap they are not pipelined but run alone, in the batch's order, as on SQLite
+//! (`write_ops::pipelined`).
 
 use tokio_postgres::{Client, Statement};
 

@@ -113,7 +113,7 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut rest = ops;
         while let Some(first) = rest.first() {
-            let run = rest.iter().take_while(|op| pipelined(op)).count();
+            let run = rest.iter().take_while(|op| pipelined(op, shared)).count();
             if run == 0 {
                 outcomes.push(apply(&tx, shared, statements, first).await?);
                 rest = &rest[1..];

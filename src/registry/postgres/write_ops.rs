@@ -68,15 +68,15 @@ async fn revoke_rows(
 }
 
 /// Whether `op` runs as one prepared statement, sent before the batch's earlier operations have
-/// answered (see `statements.rs`); others wait for those and run alone.
-pub(super) fn pipelined(op: &WriteOp) -> bool {
-    matches!(
-        op,
-        WriteOp::Register { .. }
-            | WriteOp::Rotate { .. }
-            | WriteOp::Revoke { .. }
-            | WriteOp::RevokeUser { .. }
-    )
+/// answered (see `statements.rs`); others wait for those and run alone. With a cap on sessions
+/// per user, a registration or rotation is two statements (the cap's second): which session the
+/// cap keeps depends on what ran between them, so they run alone too, as on SQLite.
+pub(super) fn pipelined(op: &WriteOp, shared: &Shared) -> bool {
+    match op {
+        WriteOp::Register { .. } | WriteOp::Rotate { .. } => shared.max_sessions_per_user.is_none(),
+        WriteOp::Revoke { .. } | WriteOp::RevokeUser { .. } => true,
+        _ => false,
+    }
 }
 
 pub(super) async fn apply(
