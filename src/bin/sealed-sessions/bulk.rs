@@ -120,7 +120,8 @@ pub async fn forget_user(
     );
     if forgotten == 0 {
         return Err(Failure::nothing(format!(
-            "{user} has no session in the registry"
+            "{} has no session in the registry",
+            escape(user)
         )));
     }
     Ok(())

@@ -71,12 +71,15 @@ pub fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    // Checked both ways: a platform's `SystemTime` may not reach a year RFC 3339 allows
+    // (Windows' starts in 1601).
     let at = if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))
     } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
     };
-    Ok(at + Duration::from_nanos(u64::from(nanos)))
+    at.and_then(|at| at.checked_add(Duration::from_nanos(u64::from(nanos))))
+        .ok_or_else(|| bad("the time is outside what this system can represent"))
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
