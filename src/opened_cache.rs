@@ -52,12 +52,10 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use zeroize::Zeroize;
-
 use crate::claims::ClaimsCore;
 use std::sync::Arc;
 
-use crate::envelope_bytes::Envelope;
+use crate::envelope_bytes::{wipe, Envelope};
 
 /// The number of shards; shards keep two cores from waiting on one lock.
 const SHARDS: usize = 16;
@@ -101,7 +99,7 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        self.value.zeroize();
+        wipe(&mut self.value);
     }
 }
 
@@ -187,7 +185,7 @@ impl OpenedCache {
             .as_mut()
             .map(|old| std::mem::take(&mut old.value))
             .unwrap_or_default();
-        buf.zeroize();
+        wipe(&mut buf);
         if buf.capacity() < value.len() {
             // Exactly the length (growing would double), which keeps the bound on memory.
             buf = Vec::with_capacity(value.len());

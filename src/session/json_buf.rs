@@ -11,6 +11,8 @@ use std::io;
 
 use zeroize::Zeroize;
 
+use crate::envelope_bytes::wipe;
+
 /// JSON this long or shorter stays on the stack.
 const INLINE: usize = 128;
 
@@ -68,7 +70,7 @@ impl Drop for JsonBuf {
             used.zeroize();
         }
         if self.heap.capacity() > 0 {
-            self.heap.zeroize();
+            wipe(&mut self.heap);
         }
     }
 }
