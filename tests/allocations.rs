@@ -207,7 +207,7 @@ fn registry_validated_request_allocates_at_most_4_times() {
 }
 
 #[test]
-fn write_request_allocates_at_most_n_times() {
+fn write_request_allocates_at_most_8_times() {
     // The smallest cache of opened values (one slot per shard, 16 in all), so that after the
     // warm-up every slot is filled and every counted write replaces an entry, as in a busy
     // server: a write into an empty slot is the exception. (Each write's new value lands in a
@@ -231,6 +231,15 @@ fn write_request_allocates_at_most_n_times() {
         true,
         2_000,
     );
+    // The four of a read (the state, the extension map's box and table, the boxed `Session`),
+    // and four more:
+    // - the session data's own copy of its entries, made by the first change (`data.rs`);
+    // - the envelope in clear that the cache of opened values keeps for the next request,
+    // - and its `Arc`, shared with that request (`opened_cache.rs`);
+    // - the `Set-Cookie` line, which the value is sealed straight into (`session/save.rs`).
+    // None for the value's JSON (on the stack, `session/json_buf.rs`), the envelope being
+    // encrypted (on the stack, `seal.rs`), the value on its own (written into the line), or
+    // the cache's copy of the value (in the evicted entry's buffer). Before issue 26: 12.
     println!("write (re-seal, Set-Cookie, cache insert): {write} allocations");
-    assert!(write <= 100, "{write} allocations");
+    assert!(write <= 8, "{write} allocations");
 }
