@@ -227,7 +227,13 @@ impl Data {
                 break;
             };
             rest = after_value;
-            match k.cmp(key.as_bytes()) {
+            // Keys nearly always differ in their first byte: compare that before calling
+            // `memcmp` (the same order: byte-wise lexicographic).
+            let order = match (k.first(), key.as_bytes().first()) {
+                (Some(a), Some(b)) if a != b => a.cmp(b),
+                _ => k.cmp(key.as_bytes()),
+            };
+            match order {
                 Ordering::Less => {}
                 Ordering::Equal => {
                     return Place {
