@@ -23,7 +23,7 @@
 //! mode (the cache belongs to one [`SessionConfig`](crate::SessionConfig), whose ring and name
 //! never change), or that this configuration's sealer produced, together with exactly what
 //! opening it gives (the decrypted envelope, and the claims `ClaimsCore::decode` would read
-//! from it; `Sealer::seal_core_as_opened`, and a property test that opens every such value to
+//! from it; `Sealer::seal_core_into`, and a property test that opens every such value to
 //! check both). Opening is deterministic in the value, except for the expiry check, which the
 //! caller repeats on every hit. Everything after opening (the registry's verdict on a user-bound
 //! session, in particular) runs as for any other request, so revocation is unaffected.
@@ -344,7 +344,12 @@ mod tests {
         let cache = OpenedCache::new(1).unwrap();
         let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}-xyz")).collect();
         for v in &values {
-            cache.insert(v.as_bytes(), envelope(v.as_bytes()), with_end(claims()), false);
+            cache.insert(
+                v.as_bytes(),
+                envelope(v.as_bytes()),
+                with_end(claims()),
+                false,
+            );
         }
         let hits = values
             .iter()
@@ -370,7 +375,10 @@ mod tests {
             // What the buffer held before, or might still hold past the new value, never counts.
             let longer = format!("{value}v");
             assert!(cache.get(longer.as_bytes(), UNIX_EPOCH).is_none(), "{i}");
-            assert!(cache.get(&value.as_bytes()[1..], UNIX_EPOCH).is_none(), "{i}");
+            assert!(
+                cache.get(&value.as_bytes()[1..], UNIX_EPOCH).is_none(),
+                "{i}"
+            );
         }
         for shard in cache.shards.iter() {
             for entry in shard.lock().unwrap().iter().flatten() {

@@ -162,9 +162,6 @@ pub(crate) struct SealedSize {
     pub(crate) value_len: usize,
 }
 
-/// What opening a sealed value would give, if it is kept ([`AsOpened`]).
-type AsOpenedIfKept = Option<AsOpened>;
-
 /// Seals claims into cookie values and opens them again, with one [`KeyRing`] and one [`Mode`].
 ///
 /// ```
@@ -268,7 +265,11 @@ impl Sealer {
     /// `name`, or the error it would return: known before sealing, so that the middleware can
     /// size the `Set-Cookie` line and seal straight into it ([`Self::seal_core_into`]).
     #[cfg(feature = "hyper")]
-    pub(crate) fn sealed_len(&self, name: &str, claims: &ClaimsCore) -> Result<SealedSize, SealError> {
+    pub(crate) fn sealed_len(
+        &self,
+        name: &str,
+        claims: &ClaimsCore,
+    ) -> Result<SealedSize, SealError> {
         self.check_size(name, claims)
     }
 
@@ -287,21 +288,9 @@ impl Sealer {
         buf: &[u8],
         keep_up_to: Option<usize>,
         out: &mut String,
-    ) -> AsOpenedIfKept {
+    ) -> Option<AsOpened> {
         let nonce = self.fresh_nonce();
         self.seal_sized(name, claims, buf, &nonce, size, keep_up_to, out)
-    }
-
-    /// [`Self::seal_core_into`] into a value of its own.
-    #[cfg(all(test, feature = "hyper"))]
-    pub(crate) fn seal_core_as_opened(
-        &self,
-        name: &str,
-        claims: &ClaimsCore,
-        buf: &[u8],
-        keep_up_to: usize,
-    ) -> Result<(String, Option<AsOpened>), SealError> {
-        self.seal_with_nonce(name, claims, buf, &self.fresh_nonce(), Some(keep_up_to))
     }
 
     /// A random nonce in private mode; zeros (unused) in signed mode.
@@ -340,7 +329,15 @@ impl Sealer {
     ) -> Result<(String, Option<AsOpened>), SealError> {
         let size = self.check_size(name, claims)?;
         let mut value = String::new();
-        let opened = self.seal_sized(name, claims, buf, nonce, size, keep_opened_up_to, &mut value);
+        let opened = self.seal_sized(
+            name,
+            claims,
+            buf,
+            nonce,
+            size,
+            keep_opened_up_to,
+            &mut value,
+        );
         Ok((value, opened))
     }
 
@@ -362,7 +359,7 @@ impl Sealer {
         SealedSize { raw_len, value_len }: SealedSize,
         keep_opened_up_to: Option<usize>,
         out: &mut String,
-    ) -> AsOpenedIfKept {
+    ) -> Option<AsOpened> {
         let keys = self.keys.primary();
         // What follows the claims (the nonce, in private mode, precedes them).
         let tag_len = match self.mode {
@@ -425,12 +422,10 @@ impl Sealer {
         // writes what it can read from `buf`; were those ever to disagree (a core paired with
         // the wrong buffer: a bug), the value will not open, and neither may its claims be
         // remembered as opened.
-        let opened = plain
-            .filter(|_| raw.len() == raw_len)
-            .map(|raw| AsOpened {
-                raw,
-                claims: as_opened,
-            });
+        let opened = plain.filter(|_| raw.len() == raw_len).map(|raw| AsOpened {
+            raw,
+            claims: as_opened,
+        });
         out.reserve(value_len);
         URL_SAFE_NO_PAD.encode_append(&*raw, out);
         opened

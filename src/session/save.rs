@@ -21,8 +21,8 @@ use http::HeaderValue;
 use super::flash::{append_flashes, sealed_len};
 use super::{Registration, Session, SessionError, State};
 use crate::claims::ClaimsCore;
-use crate::envelope_bytes::Envelope;
 use crate::config::Shared;
+use crate::envelope_bytes::Envelope;
 use crate::opened_cache::{OpenedCache, MAX_RAW_LEN};
 use crate::seal::{AsOpened, SealError};
 use crate::telemetry::set_cookies::SetCookie;
@@ -197,7 +197,12 @@ impl Session {
 /// Remembers that `value`, just sealed, opens into `opened` (see `opened_cache.rs`).
 fn remember(s: &Shared, cache: &OpenedCache, value: &[u8], opened: AsOpened) {
     let end = s.session_end(&opened.claims);
-    cache.insert(value, Arc::new(Envelope::new(opened.raw)), (opened.claims, end), false);
+    cache.insert(
+        value,
+        Arc::new(Envelope::new(opened.raw)),
+        (opened.claims, end),
+        false,
+    );
 }
 
 /// Stores `json` under `key` in `c` (reading from `buf`) if the claims, with the flash
