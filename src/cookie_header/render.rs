@@ -190,7 +190,13 @@ impl CookieSettings {
             }
             End::Removal => line.push_str(REMOVAL),
         }
-        debug_assert_eq!(line.len(), len, "attributes_len counts what line writes");
+        // (Against what `write` wrote, which only a bug elsewhere would make differ from
+        // `value_len`: the line is then as long as it needs to be, and correct.)
+        debug_assert_eq!(
+            line.len() - value.len(),
+            len - value_len,
+            "attributes_len counts what line writes"
+        );
         // Checks every byte: the value comes from the sealer, not the config builder.
         HeaderValue::try_from(line).ok().map(|line| (line, value))
     }

@@ -332,7 +332,11 @@ impl Sealer {
         let size = self.sealed_len(name, claims)?;
         let mut value = String::new();
         let kept = self.seal_core_into(name, (claims, size), buf, Some(keep_up_to), &mut value);
-        assert_eq!(value.len(), size.value_len);
+        // As long as said, unless the claims were paired with the wrong buffer (a bug, which
+        // `claims_read_against_the_wrong_buffer_fail_closed` plants).
+        if kept.is_some() {
+            assert_eq!(value.len(), size.value_len);
+        }
         Ok((value, kept))
     }
 }
