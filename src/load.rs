@@ -394,7 +394,12 @@ fn open(
             let ((claims, needs_reseal, raw, end), value) =
                 open_afresh(shared, value, now, opened_afresh)?;
             let raw = Arc::new(raw);
-            cache.insert(value, Arc::clone(&raw), (claims.clone(), end), needs_reseal);
+            cache.insert(
+                value.as_bytes(),
+                Arc::clone(&raw),
+                (claims.clone(), end),
+                needs_reseal,
+            );
             (claims, needs_reseal, raw)
         }
     };

@@ -23,7 +23,7 @@
 //! mode (the cache belongs to one [`SessionConfig`](crate::SessionConfig), whose ring and name
 //! never change), or that this configuration's sealer produced, together with exactly what
 //! opening it gives (the decrypted envelope, and the claims `ClaimsCore::decode` would read
-//! from it; `Sealer::seal_core_as_opened`, and a property test that opens every such value to
+//! from it; `Sealer::seal_core_into`, and a property test that opens every such value to
 //! check both). Opening is deterministic in the value, except for the expiry check, which the
 //! caller repeats on every hit. Everything after opening (the registry's verdict on a user-bound
 //! session, in particular) runs as for any other request, so revocation is unaffected.
@@ -40,8 +40,8 @@
 //!   memory is bounded whatever the traffic: about 150 bytes per slot up front, and at most
 //!   about 1.4 KB more per filled slot. [`MAX_ENTRIES`] caps the number of slots.
 //! - An entry holds a bearer credential (the value) and the session's data in clear (the
-//!   decoded envelope). The value is zeroized when the slot is overwritten, when a hit finds
-//!   the session expired, and when the cache is dropped; the envelope is shared with the
+//!   decoded envelope). The value is zeroized when the slot is overwritten (its buffer then
+//!   takes the new value), when a hit finds the session expired, and when the cache is dropped; the envelope is shared with the
 //!   requests that hit it (`cookie_buf.rs`: a hit costs a reference count, not a copy) and is
 //!   zeroized when the last of them is done with it.
 //! - The comparison is written out rather than taken from `subtle`: `subtle`'s slice comparison
@@ -52,12 +52,10 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use zeroize::Zeroize;
-
 use crate::claims::ClaimsCore;
 use std::sync::Arc;
 
-use crate::envelope_bytes::Envelope;
+use crate::envelope_bytes::{wipe, Envelope};
 
 /// The number of shards; shards keep two cores from waiting on one lock.
 const SHARDS: usize = 16;
@@ -87,7 +85,8 @@ pub(crate) type Hit = (ClaimsCore, bool, Arc<Envelope>);
 pub(crate) struct Expired;
 
 struct Entry {
-    value: Box<[u8]>,
+    /// The value, in a buffer the next value to take the slot reuses (zeroized first).
+    value: Vec<u8>,
     /// The decoded envelope, which `claims` reads its user and data from.
     raw: Arc<Envelope>,
     claims: ClaimsCore,
@@ -100,7 +99,7 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        self.value.zeroize();
+        wipe(&mut self.value);
     }
 }
 
@@ -164,30 +163,45 @@ impl OpenedCache {
     /// the configuration says: `Shared::session_end`), which every hit checks.
     pub(crate) fn insert(
         &self,
-        value: &str,
+        value: &[u8],
         raw: Arc<Envelope>,
         (claims, expires): (ClaimsCore, SystemTime),
         needs_reseal: bool,
     ) {
-        let Some((shard, slot)) = self.slot_of(value.as_bytes()) else {
+        let Some((shard, slot)) = self.slot_of(value) else {
             return;
-        };
-        let entry = Entry {
-            value: value.as_bytes().into(),
-            raw,
-            expires,
-            claims,
-            needs_reseal,
         };
         let mut slots = self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = slots.get_mut(slot) {
-            // The entry it replaces is zeroized when dropped, after the lock is released.
-            let old = s.replace(entry);
-            drop(slots);
-            drop(old);
+        let Some(cell) = slots.get_mut(slot) else {
+            return;
+        };
+        // The value goes into the buffer of the one it replaces, zeroized first: a free and a
+        // fresh allocation spared (the values of one configuration are of much the same
+        // length), and the old value is gone as surely as when its buffer was freed.
+        let mut old = cell.take();
+        let mut buf = old
+            .as_mut()
+            .map(|old| std::mem::take(&mut old.value))
+            .unwrap_or_default();
+        wipe(&mut buf);
+        if buf.capacity() < value.len() {
+            // Exactly the length (growing would double), which keeps the bound on memory.
+            buf = Vec::with_capacity(value.len());
         }
+        buf.extend_from_slice(value);
+        *cell = Some(Entry {
+            value: buf,
+            raw,
+            expires,
+            claims,
+            needs_reseal,
+        });
+        // The rest of the entry it replaces (its envelope, zeroized when the last holder drops
+        // it) is dropped after the lock is released.
+        drop(slots);
+        drop(old);
     }
 
     /// Where `value` lives, or `None` if it is too long to be kept.
@@ -280,7 +294,7 @@ mod tests {
         let value = "AQFt0XGtQnB8nIdbGb0fDTLmgW3wBrMm5JHUnDvnP7bN7IJKeTkXcLZz";
         let c = claims();
         cache.insert(
-            value,
+            value.as_bytes(),
             envelope(b"decoded envelope"),
             with_end(c.clone()),
             true,
@@ -314,7 +328,7 @@ mod tests {
     fn an_expired_hit_is_refused_and_dropped() {
         let cache = OpenedCache::new(64).unwrap();
         let c = claims();
-        cache.insert("a-value", envelope(b"raw"), with_end(c.clone()), false);
+        cache.insert(b"a-value", envelope(b"raw"), with_end(c.clone()), false);
         let after = c.idle_deadline();
         assert!(matches!(
             cache.get("a-value".as_bytes(), after),
@@ -330,7 +344,12 @@ mod tests {
         let cache = OpenedCache::new(1).unwrap();
         let values: Vec<String> = (0..200).map(|i| format!("value-{i:04}-xyz")).collect();
         for v in &values {
-            cache.insert(v, envelope(v.as_bytes()), with_end(claims()), false);
+            cache.insert(
+                v.as_bytes(),
+                envelope(v.as_bytes()),
+                with_end(claims()),
+                false,
+            );
         }
         let hits = values
             .iter()
@@ -346,16 +365,39 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_reused_for_longer_and_shorter_values_holds_exactly_the_new_one() {
+        // Sixteen slots, so values keep replacing each other, in buffers of other lengths.
+        let cache = OpenedCache::new(1).unwrap();
+        for i in 0..300 {
+            let value = format!("{}-{i:04}", "v".repeat((i * 37) % 300 + 1));
+            cache.insert(value.as_bytes(), envelope(b"x"), with_end(claims()), false);
+            assert!(cache.get(value.as_bytes(), UNIX_EPOCH).is_some(), "{i}");
+            // What the buffer held before, or might still hold past the new value, never counts.
+            let longer = format!("{value}v");
+            assert!(cache.get(longer.as_bytes(), UNIX_EPOCH).is_none(), "{i}");
+            assert!(
+                cache.get(&value.as_bytes()[1..], UNIX_EPOCH).is_none(),
+                "{i}"
+            );
+        }
+        for shard in cache.shards.iter() {
+            for entry in shard.lock().unwrap().iter().flatten() {
+                assert!(entry.value.capacity() <= MAX_VALUE_LEN);
+            }
+        }
+    }
+
+    #[test]
     fn long_and_empty_values_are_not_kept_and_zero_turns_it_off() {
         assert!(OpenedCache::new(0).is_none());
         let cache = OpenedCache::new(64).unwrap();
         let long = "A".repeat(MAX_VALUE_LEN + 1);
-        cache.insert(&long, envelope(b"x"), with_end(claims()), false);
-        cache.insert("", envelope(b"x"), with_end(claims()), false);
+        cache.insert(long.as_bytes(), envelope(b"x"), with_end(claims()), false);
+        cache.insert(b"", envelope(b"x"), with_end(claims()), false);
         assert!(cache.get(long.as_bytes(), UNIX_EPOCH).is_none());
         assert!(cache.get("".as_bytes(), UNIX_EPOCH).is_none());
         let fits = "A".repeat(MAX_VALUE_LEN);
-        cache.insert(&fits, envelope(b"x"), with_end(claims()), false);
+        cache.insert(fits.as_bytes(), envelope(b"x"), with_end(claims()), false);
         assert!(cache.get(fits.as_bytes(), UNIX_EPOCH).is_some());
     }
 

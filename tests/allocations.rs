@@ -85,7 +85,8 @@ where
 }
 
 /// Allocations the service adds over the bare handler for `path` with `cookie`, after warming
-/// up (lazy one-time initialisation is not per request). Checks that the count is stable.
+/// up (lazy one-time initialisation is not per request). Checks that the count is stable, and
+/// that the response sets no cookie.
 fn added_allocations<S, B>(
     svc: &mut S,
     bare: &mut B,
@@ -97,13 +98,32 @@ where
     S::Error: std::fmt::Debug,
     B: Service<Req, Response = Res, Error = Infallible>,
 {
+    added_allocations_setting(svc, bare, path, cookie, false, 3)
+}
+
+/// [`added_allocations`], for a response that sets a cookie (`sets_cookie`) or not, after
+/// `warm_up` requests of each.
+fn added_allocations_setting<S, B>(
+    svc: &mut S,
+    bare: &mut B,
+    path: &str,
+    cookie: Option<&HeaderValue>,
+    sets_cookie: bool,
+    warm_up: usize,
+) -> usize
+where
+    S: Service<Req, Response = Res>,
+    S::Error: std::fmt::Debug,
+    B: Service<Req, Response = Res, Error = Infallible>,
+{
     let run = |svc: &mut S| {
         let req = request(path, cookie);
         let (n, res) = allocations(|| now_or_never(svc.call(req)).unwrap());
         assert!(res.status().is_success());
-        assert!(
-            res.headers().get(SET_COOKIE).is_none(),
-            "{path} set a cookie"
+        assert_eq!(
+            res.headers().get(SET_COOKIE).is_some(),
+            sets_cookie,
+            "{path}: Set-Cookie"
         );
         n
     };
@@ -111,7 +131,7 @@ where
         let req = request(path, cookie);
         allocations(|| now_or_never(bare.call(req)).unwrap()).0
     };
-    for _ in 0..3 {
+    for _ in 0..warm_up {
         run(svc);
         base(bare);
     }
@@ -184,4 +204,42 @@ fn registry_validated_request_allocates_at_most_4_times() {
     println!("registry-validated read (cache hit): {read} allocations");
     assert!(read <= 4, "{read} allocations");
     registry.stop();
+}
+
+#[test]
+fn write_request_allocates_at_most_8_times() {
+    // The smallest cache of opened values (one slot per shard, 16 in all), so that after the
+    // warm-up every slot is filled and every counted write replaces an entry, as in a busy
+    // server: a write into an empty slot is the exception. (Each write's new value lands in a
+    // slot picked by its random tag; the chance that 2,000 writes leave one of 16 slots empty
+    // is 16 * (15/16)^2000, about 1e-55.)
+    let config = SessionConfig::builder(KeyRing::new(Key::generate()))
+        .opened_cookie_cache(1)
+        .build()
+        .unwrap();
+    let mut svc = SessionLayer::new(config).layer(tower::service_fn(handler::<String>));
+    let cookie = cookie_of(&block_on(&mut svc, request("/setup", None)));
+
+    // `/write` reads a number and stores it plus one, so the session is re-sealed and the
+    // response sets a cookie. Every request sends the same cookie (its value is in the cache),
+    // so every counted write does the same work.
+    let write = added_allocations_setting(
+        &mut svc,
+        &mut tower::service_fn(handler::<String>),
+        "/write",
+        Some(&cookie),
+        true,
+        2_000,
+    );
+    // The four of a read (the state, the extension map's box and table, the boxed `Session`),
+    // and four more:
+    // - the session data's own copy of its entries, made by the first change (`data.rs`);
+    // - the envelope in clear that the cache of opened values keeps for the next request,
+    // - and its `Arc`, shared with that request (`opened_cache.rs`);
+    // - the `Set-Cookie` line, which the value is sealed straight into (`session/save.rs`).
+    // None for the value's JSON (on the stack, `session/json_buf.rs`), the envelope being
+    // encrypted (on the stack, `seal.rs`), the value on its own (written into the line), or
+    // the cache's copy of the value (in the evicted entry's buffer). Before issue 26: 12.
+    println!("write (re-seal, Set-Cookie, cache insert): {write} allocations");
+    assert!(write <= 8, "{write} allocations");
 }

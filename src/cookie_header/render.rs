@@ -13,6 +13,7 @@
 //! getter strips it), `Max-Age` as an `i64` of seconds (longer is capped), and a removal's
 //! `Max-Age=0` followed by the epoch as `Expires`.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -78,9 +79,23 @@ fn push_decimal(line: &mut String, mut n: u64) {
 
 impl CookieSettings {
     /// The `Set-Cookie` value for a sealed `value`; `max_age` for a persistent cookie, `None`
-    /// for a browser-session cookie.
+    /// for a browser-session cookie. (The middleware seals into the line: [`Self::render_with`].)
+    #[cfg(test)]
     pub(crate) fn render(&self, value: &str, max_age: Option<Duration>) -> Option<HeaderValue> {
         self.render_as(&self.name, value, max_age)
+    }
+
+    /// [`Self::render`] for a value of `value_len` characters that `write` appends to the line
+    /// (the sealer, straight from its encrypted envelope: no copy of the value of its own).
+    /// Returns the line and where the value is in it; `None` if the line is not a valid header
+    /// value.
+    pub(crate) fn render_with(
+        &self,
+        value_len: usize,
+        max_age: Option<Duration>,
+        write: impl FnOnce(&mut String),
+    ) -> Option<(HeaderValue, Range<usize>)> {
+        self.line_with(&self.name, value_len, End::max_age(max_age), write)
     }
 
     /// [`Self::render`] under the cookie name `name` (a chunk's).
@@ -134,11 +149,26 @@ impl CookieSettings {
     }
 
     fn line(&self, name: &str, value: &str, end: End) -> Option<HeaderValue> {
-        let len = name.len() + 1 + value.len() + self.attributes_len(end);
+        self.line_with(name, value.len(), end, |line| line.push_str(value))
+            .map(|(line, _)| line)
+    }
+
+    /// The line for `name` and a value of `value_len` characters that `write` appends, and
+    /// where the value is in it.
+    fn line_with(
+        &self,
+        name: &str,
+        value_len: usize,
+        end: End,
+        write: impl FnOnce(&mut String),
+    ) -> Option<(HeaderValue, Range<usize>)> {
+        let len = name.len() + 1 + value_len + self.attributes_len(end);
         let mut line = String::with_capacity(len);
         line.push_str(name);
         line.push('=');
-        line.push_str(value);
+        let start = line.len();
+        write(&mut line);
+        let value = start..line.len();
         if self.http_only {
             line.push_str(HTTP_ONLY);
         }
@@ -160,9 +190,15 @@ impl CookieSettings {
             }
             End::Removal => line.push_str(REMOVAL),
         }
-        debug_assert_eq!(line.len(), len, "attributes_len counts what line writes");
-        // Checks every byte: `value` comes from the sealer, not the config builder.
-        HeaderValue::try_from(line).ok()
+        // (Against what `write` wrote, which only a bug elsewhere would make differ from
+        // `value_len`: the line is then as long as it needs to be, and correct.)
+        debug_assert_eq!(
+            line.len() - value.len(),
+            len - value_len,
+            "attributes_len counts what line writes"
+        );
+        // Checks every byte: the value comes from the sealer, not the config builder.
+        HeaderValue::try_from(line).ok().map(|line| (line, value))
     }
 }
 

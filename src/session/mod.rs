@@ -34,10 +34,12 @@ use crate::cookie_buf::CookieBuf;
 use crate::id::SessionId;
 use crate::registry::RegistryError;
 use crate::telemetry::set_cookies::SetCookie;
+use json_buf::JsonBuf;
 
 mod csrf;
 mod devices;
 mod flash;
+mod json_buf;
 mod lifetime;
 mod loading;
 mod login;
@@ -260,13 +262,15 @@ impl Session {
     pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         // Serialize before taking the lock: a `Serialize` impl that reads the session must not
         // deadlock, and one that fails must change nothing.
-        let json = serde_json::to_vec(value)?;
+        let mut json = JsonBuf::new();
+        serde_json::to_writer(&mut json, value)?;
+        let json = json.as_slice();
         let max = self.max_claims_len();
         self.with_claims(|state| {
             let flashes = &state.new_flashes;
             let c = state.claims.as_mut();
             let c = c.unwrap_or_else(|| unreachable!("with_claims creates the claims"));
-            save::insert_within(c, self.buf(), key, &json, max, flashes)?;
+            save::insert_within(c, self.buf(), key, json, max, flashes)?;
             state.dirty = true;
             Ok(())
         })

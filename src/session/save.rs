@@ -21,9 +21,10 @@ use http::HeaderValue;
 use super::flash::{append_flashes, sealed_len};
 use super::{Registration, Session, SessionError, State};
 use crate::claims::ClaimsCore;
+use crate::config::Shared;
 use crate::envelope_bytes::Envelope;
-use crate::opened_cache::MAX_RAW_LEN;
-use crate::seal::SealError;
+use crate::opened_cache::{OpenedCache, MAX_RAW_LEN};
+use crate::seal::{AsOpened, SealError};
 use crate::telemetry::set_cookies::SetCookie;
 use crate::wire::varint_len;
 
@@ -135,46 +136,38 @@ impl Session {
             _ => SetCookie::IdleRefresh,
         };
         c.touch(now, limits.idle);
-        let value = match s.opened.as_ref().filter(|_| state.cookie_opened) {
-            // This client returns our cookie, so its next request will carry this value:
-            // remember what it opens to, so that that request does not pay for opening it
-            // (see `opened_cache.rs`).
-            Some(cache) => {
-                let (value, opened) = s
-                    .sealer
-                    .seal_core_as_opened(&s.cookie.name, c, buf, MAX_RAW_LEN)
-                    .map_err(SaveError::Seal)?;
-                if let Some(opened) = opened {
-                    let raw = Arc::new(Envelope::new(opened.raw));
-                    let end = s.session_end(&opened.claims);
-                    cache.insert(&value, raw, (opened.claims, end), false);
-                }
-                value
-            }
-            None => s
-                .sealer
-                .seal_core(&s.cookie.name, c, buf)
-                .map_err(SaveError::Seal)?,
-        };
         // Sealed times are whole seconds; count Max-Age the same way.
         let max_age = c.is_persistent().then(|| {
             let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Duration::from_secs(secs(c.idle_deadline()).saturating_sub(secs(now)))
         });
-        let too_large = || {
+        let name = &s.cookie.name;
+        let size = s.sealer.sealed_len(name, c).map_err(SaveError::Seal)?;
+        let value_len = size.value_len;
+        let n = s.cookie.layout.chunks_for(value_len).ok_or_else(|| {
             SaveError::Seal(SealError::CookieTooLarge {
-                size: s.cookie.name.len() + 1 + value.len(),
+                size: name.len() + 1 + value_len,
                 limit: s.cookie.seal_limit(),
             })
-        };
-        let n = s
-            .cookie
-            .layout
-            .chunks_for(value.len())
-            .ok_or_else(too_large)?;
+        })?;
+        // This client returns our cookie, so its next request will carry this value: remember
+        // what it opens to, so that that request does not pay for opening it (see
+        // `opened_cache.rs`).
+        let cache = s.opened.as_ref().filter(|_| state.cookie_opened);
+        let keep = cache.map(|_| MAX_RAW_LEN);
+        let seal = |out: &mut String| s.sealer.seal_core_into(name, (c, size), buf, keep, out);
         s.set_cookies.count(why);
         if n == 1 {
-            let line = s.cookie.render(&value, max_age).ok_or(SaveError::Render)?;
+            // The usual case: the value is sealed straight into the `Set-Cookie` line.
+            let mut opened = None;
+            let (line, at) = s
+                .cookie
+                .render_with(value_len, max_age, |out| opened = seal(out))
+                .ok_or(SaveError::Render)?;
+            if let (Some(cache), Some(opened)) = (cache, opened) {
+                let value = line.as_bytes().get(at).unwrap_or_default();
+                remember(s, cache, value, opened);
+            }
             // Nothing to remove in the usual case, and no allocation for it.
             let stale = if chunks == 0 {
                 Vec::new()
@@ -182,6 +175,11 @@ impl Session {
                 s.cookie.render_chunk_removals(chunks, 1)
             };
             return Ok(Some((line, stale)));
+        }
+        let mut value = String::with_capacity(value_len);
+        let opened = seal(&mut value);
+        if let (Some(cache), Some(opened)) = (cache, opened) {
+            remember(s, cache, value.as_bytes(), opened);
         }
         let mut lines = s
             .cookie
@@ -194,6 +192,17 @@ impl Session {
         let first = lines.remove(0);
         Ok(Some((first, lines)))
     }
+}
+
+/// Remembers that `value`, just sealed, opens into `opened` (see `opened_cache.rs`).
+fn remember(s: &Shared, cache: &OpenedCache, value: &[u8], opened: AsOpened) {
+    let end = s.session_end(&opened.claims);
+    cache.insert(
+        value,
+        Arc::new(Envelope::new(opened.raw)),
+        (opened.claims, end),
+        false,
+    );
 }
 
 /// Stores `json` under `key` in `c` (reading from `buf`) if the claims, with the flash
