@@ -19,6 +19,7 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
+use crate::envelope_bytes::ClearBytes;
 use crate::wire::{put_varint, varint_array, varint_len, DecodeError, Reader};
 
 /// `count` entries, each `len(key) || key || len(value) || value` (LEB128 lengths), in strictly
@@ -29,14 +30,15 @@ pub(crate) enum Data {
     /// Entries still where they were decoded: in `buf[entries]`, their framing checked by
     /// [`Data::parse`].
     Sealed { entries: Range<usize>, count: usize },
-    /// Entries changed since (or never sealed): the same encoding, in a buffer of their own.
-    Owned { entries: Vec<u8>, count: usize },
+    /// Entries changed since (or never sealed): the same encoding, in a buffer of their own,
+    /// zeroized when dropped or moved by growth (the session's data in clear).
+    Owned { entries: ClearBytes, count: usize },
 }
 
 impl Default for Data {
     fn default() -> Self {
         Data::Owned {
-            entries: Vec::new(),
+            entries: ClearBytes::default(),
             count: 0,
         }
     }
@@ -98,7 +100,7 @@ impl Data {
             Data::Sealed { entries, count } => {
                 (buf.get(entries.clone()).unwrap_or_default(), *count)
             }
-            Data::Owned { entries, count } => (entries, *count),
+            Data::Owned { entries, count } => (entries.as_slice(), *count),
         }
     }
 
@@ -170,7 +172,7 @@ impl Data {
                 }
                 out.extend_from_slice(after);
                 *self = Data::Owned {
-                    entries: out,
+                    entries: ClearBytes::new(out),
                     count: *count + added,
                 };
             }
@@ -178,7 +180,7 @@ impl Data {
                 let total = entries.len();
                 let old_len = end - at;
                 if len > old_len {
-                    entries.resize(total + (len - old_len), 0);
+                    entries.grow_to(total + (len - old_len));
                     entries.copy_within(end..total, at + len);
                 } else if len < old_len {
                     entries.copy_within(end..total, at + len);
@@ -254,12 +256,12 @@ impl Data {
     fn owned(&mut self, buf: &[u8]) -> (&mut Vec<u8>, &mut usize) {
         if let Data::Sealed { entries, count } = self {
             *self = Data::Owned {
-                entries: buf.get(entries.clone()).unwrap_or_default().to_vec(),
+                entries: ClearBytes::new(buf.get(entries.clone()).unwrap_or_default().to_vec()),
                 count: *count,
             };
         }
         match self {
-            Data::Owned { entries, count } => (entries, count),
+            Data::Owned { entries, count } => (&mut **entries, count),
             Data::Sealed { .. } => unreachable!("made owned just above"),
         }
     }
