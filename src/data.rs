@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
-use crate::envelope_bytes::ClearBytes;
+use crate::clear_bytes::ClearBytes;
 use crate::wire::{put_varint, varint_array, varint_len, DecodeError, Reader};
 
 /// `count` entries, each `len(key) || key || len(value) || value` (LEB128 lengths), in strictly

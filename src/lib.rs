@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 
 mod claims;
+mod clear_bytes;
 mod data;
 mod id;
 mod key;

@@ -55,7 +55,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::claims::ClaimsCore;
 use std::sync::Arc;
 
-use crate::envelope_bytes::{wipe, Envelope};
+use crate::clear_bytes::wipe;
+use crate::envelope_bytes::Envelope;
 
 /// The number of shards; shards keep two cores from waiting on one lock.
 const SHARDS: usize = 16;

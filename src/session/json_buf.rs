@@ -11,7 +11,7 @@ use std::io;
 
 use zeroize::Zeroize;
 
-use crate::envelope_bytes::wipe;
+use crate::clear_bytes::wipe;
 
 /// JSON this long or shorter stays on the stack.
 const INLINE: usize = 128;
