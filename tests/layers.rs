@@ -37,6 +37,7 @@ const LAYERS: &[Layer] = &[
             "data.rs",
             "claims/",
             "envelope_bytes.rs",
+            "clear_bytes.rs",
         ],
         may_import: &[
             "key",
@@ -48,6 +49,7 @@ const LAYERS: &[Layer] = &[
             "data",
             "claims",
             "envelope_bytes",
+            "clear_bytes",
         ],
         must_not_name: HTTP,
     },
@@ -72,6 +74,7 @@ const LAYERS: &[Layer] = &[
             "config",
             "cookie_buf",
             "envelope_bytes",
+            "clear_bytes",
             "id",
             "opened_cache",
             "random",
