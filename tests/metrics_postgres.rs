@@ -167,17 +167,7 @@ async fn a_terminated_listener_is_counted_as_a_reconnect() {
     app.get("/login/alice", &[]).await;
     app.changes();
     let admin = pg_support::connect(&url).await;
-    let killed = admin
-        .execute(
-            &format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE query LIKE '%{}.%' AND pid <> pg_backend_pid()",
-                schema.name
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    let killed = pg_support::terminate_connections_of(&admin, &schema.name).await;
     assert!(killed >= 1, "no connection of the registry was found");
     let seen = app
         .wait_for("sealed_sessions_feed_reconnects_total{}")

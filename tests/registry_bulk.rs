@@ -163,22 +163,12 @@ fn ms(t: SystemTime) -> i64 {
 /// inside the test's runtime).
 #[cfg(feature = "postgres")]
 fn pg_query(url: &str, sql: String, param: Option<String>) -> Vec<tokio_postgres::Row> {
-    let url = url.to_owned();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = pg_support::connect(&url).await;
-            match &param {
-                Some(p) => client.query(&sql, &[p]).await.unwrap(),
-                None => client.query(&sql, &[]).await.unwrap(),
-            }
-        })
+    pg_support::blocking(url, move |client| async move {
+        match &param {
+            Some(p) => client.query(&sql, &[p]).await.unwrap(),
+            None => client.query(&sql, &[]).await.unwrap(),
+        }
     })
-    .join()
-    .unwrap()
 }
 
 /// Registers a session of `user` signed in at `at`, with an address and a user agent.

@@ -147,17 +147,7 @@ async fn a_terminated_listener_reconnects_and_catches_up() {
     // Every connection of this schema's registries goes; the first revocation is made while
     // host b has no listener.
     let admin = pg_support::connect(&url).await;
-    let killed = admin
-        .execute(
-            &format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE query LIKE '%{}.%' AND pid <> pg_backend_pid()",
-                schema.name
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    let killed = pg_support::terminate_connections_of(&admin, &schema.name).await;
     assert!(killed >= 1, "no connection of the registries was found");
     let revoked = loop {
         // a's own connections reconnect on use; a failure here is the moment they notice.

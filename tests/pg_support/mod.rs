@@ -88,19 +88,7 @@ impl Schema {
     /// Runs `sql` on a connection of its own (on a thread of its own, so that it works from
     /// inside a test's runtime too).
     pub fn execute(&self, sql: &str) {
-        let (url, sql) = (self.url.clone(), sql.to_owned());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let client = connect(&url).await;
-                client.batch_execute(&sql).await.unwrap();
-            });
-        })
-        .join()
-        .unwrap();
+        run_blocking(&self.url, sql);
     }
 }
 
@@ -278,19 +266,44 @@ impl Drop for Role {
 /// Runs `sql` as the admin of `url` on a thread and runtime of its own (so that it works from
 /// inside a test's runtime too).
 pub fn run_blocking(url: &str, sql: &str) {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
+    let sql = sql.to_owned();
+    blocking(url, |client| async move {
+        client.batch_execute(&sql).await.unwrap()
+    });
+}
+
+/// `f` with a client of `url`'s admin, on a thread and runtime of their own (so that it works
+/// from inside a test's runtime too); its result.
+pub fn blocking<T, F>(url: &str, f: impl FnOnce(tokio_postgres::Client) -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    let url = url.to_owned();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async {
-            let client = connect(&url).await;
-            client.batch_execute(&sql).await.unwrap();
-        });
+        rt.block_on(async { f(connect(&url).await).await })
     })
     .join()
-    .unwrap();
+    .unwrap()
+}
+
+/// Ends every server connection running a statement on `schema` (the registries' writers,
+/// readers and listeners), but the caller's own; how many.
+pub async fn terminate_connections_of(admin: &tokio_postgres::Client, schema: &str) -> u64 {
+    admin
+        .execute(
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE query LIKE '%{schema}.%' AND pid <> pg_backend_pid()"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
 }
 
 /// A client whose notifications (from `LISTEN`) arrive on the returned channel.
