@@ -549,6 +549,95 @@ async fn sign_out_others_also_drops_sessions_another_host_revoked_first() {
     );
 }
 
+/// "Sign out everywhere" reads the user's rows through an index, never the whole table. Its
+/// report of the sessions other hosts revoked already (the test above) read revoked rows, which
+/// the index of active sessions (schema version 3) did not cover: a scan of every row under the
+/// writers' lock, for every call (8 ms at 100,000 rows, so writes stalled as the table grew).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_everywhere_reads_no_other_users_rows() {
+    let Some(url) = pg_support::url("user_index") else {
+        return;
+    };
+    let schema = Schema::new(&url, "user_index");
+    let s = &schema.name;
+    let first = schema.open();
+    let revoked_elsewhere = cached(&first, "dora").await;
+    cached(&first, "dora").await;
+    cached(&first, "dora").await;
+    schema.revoke_unannounced(revoked_elsewhere);
+    schema.execute(&format!(
+        "INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at) \
+         SELECT substring(sha224(g::text::bytea) FROM 1 FOR 16), 'user' || (g / 5), now(), \
+         now() + interval '1 hour', now() FROM generate_series(1, 20000) g; \
+         ANALYZE {s}.sessions;"
+    ));
+    // The server counts scans per backend and reports them when a backend goes idle (or, if it
+    // reported less than a second before, ten seconds later) and when it exits. So every
+    // connection that read the table so far is closed, and their counts are in, before the
+    // count this test compares against.
+    first.stop();
+    let admin = pg_support::connect(&url).await;
+    let start = Instant::now();
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+             AND query LIKE '%' || $1 || '%'",
+            &[s],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the stopped host's connections stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // (whole-table scans, updates) of `sessions`, once the server counts `updated` updates.
+    let counters = async |updated: i64| -> i64 {
+        let start = Instant::now();
+        loop {
+            let row = admin
+                .query_one(
+                    "SELECT seq_scan, n_tup_upd FROM pg_stat_user_tables \
+                     WHERE relid = $1::text::regclass",
+                    &[&format!("{s}.sessions")],
+                )
+                .await
+                .unwrap();
+            let (scans, updates): (i64, i64) = (row.get(0), row.get(1));
+            if updates >= updated {
+                return scans;
+            }
+            assert!(
+                start.elapsed() < 3 * DEADLINE,
+                "the server never counted the updates"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let before = counters(1).await;
+    let host = schema.open();
+    // The writer's first batch prepares its statements (and reports); a second later it reports
+    // the revocation at once, not ten seconds later. Only to keep the test short.
+    let now = SystemTime::now();
+    let other = NewSession::new(SessionId::generate(), "erin", now, now + HOUR);
+    host.register(other).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(host.revoke_user("dora", None).await.unwrap(), 2);
+    let after = counters(3).await;
+    println!(
+        "whole-table scans of sessions during sign-out-everywhere: {}",
+        after - before
+    );
+    assert_eq!(
+        after, before,
+        "revoke_user scanned the whole sessions table"
+    );
+}
+
 fn hex(id: SessionId) -> String {
     id.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -647,7 +736,8 @@ async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
         let old = schema.open();
         cached(&old, "dora").await
     };
-    // Back to version 1: what an earlier release created.
+    // Back to version 1: what an earlier release created, plus version 4's index, as an
+    // operator who built it beforehand (`CREATE INDEX CONCURRENTLY`) leaves it.
     schema.execute(&format!(
         "DROP TRIGGER sessions_revoked ON {s}.sessions;
          DROP TRIGGER sessions_update_ordered ON {s}.sessions;
@@ -658,6 +748,8 @@ async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
              RETURN NULL;
          END $$;
          DROP TABLE {s}.write_lock;
+         CREATE INDEX sessions_user_active ON {s}.sessions (user_id, created_at DESC)
+             WHERE revoked_at IS NULL;
          UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version';"
     ));
     let (a, b) = (schema.open(), schema.open());
@@ -670,7 +762,23 @@ async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
+    // Version 4: one index of a user's sessions, revoked ones included.
+    let indexes: Vec<String> = admin
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 \
+             AND tablename = 'sessions' ORDER BY 1",
+            &[s],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        ["sessions_expires_at", "sessions_pkey", "sessions_user"]
+    );
     assert!(
         b.validate(id, "dora", SystemTime::now()).await.unwrap(),
         "kept"

@@ -291,6 +291,9 @@ fn back_to_version_2(schema: &Schema) {
              RETURN NULL;
          END $$;
          DROP TABLE {s}.write_lock;
+         CREATE INDEX sessions_user_active ON {s}.sessions (user_id, created_at DESC)
+             WHERE revoked_at IS NULL;
+         DROP INDEX {s}.sessions_user;
          UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';"
     ));
 }
@@ -373,7 +376,7 @@ async fn only_the_owner_migrates_and_hosts_starting_together_apply_it_once() {
             .unwrap();
     }
     // Another host is migrating (by hand here, so that the test holds it open): it holds the
-    // migration's lock and has applied version 3 but not committed.
+    // migration's lock and has applied versions 3 and 4 but not committed.
     let admin = pg_support::connect(&url).await;
     let other = pg_support::connect(&url).await;
     let v3 = PostgresRegistry::schema_sql(&s).unwrap();
@@ -399,7 +402,7 @@ async fn only_the_owner_migrates_and_hosts_starting_together_apply_it_once() {
     let started = starting.join().unwrap();
     println!("a host starting during another's migration: {started:?}");
     assert!(started.is_ok(), "{started:?}");
-    assert_eq!(version(&url, &s).await, "3");
+    assert_eq!(version(&url, &s).await, "4");
 
     // A fresh schema: another host is creating it (not committed yet).
     let fresh = Schema::new(&url, "migrations_fresh");
@@ -420,7 +423,7 @@ async fn only_the_owner_migrates_and_hosts_starting_together_apply_it_once() {
     let started = starting.join().unwrap();
     println!("a host starting while another creates the schema: {started:?}");
     assert!(started.is_ok(), "{started:?}");
-    assert_eq!(version(&url, &fresh.name).await, "3");
+    assert_eq!(version(&url, &fresh.name).await, "4");
 }
 
 /// `REVOKE CONNECT ON DATABASE ... FROM PUBLIC` keeps an outsider out altogether (no LISTEN, no
