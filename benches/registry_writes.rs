@@ -13,7 +13,17 @@
 //! PostgreSQL, its own connections and listener), as a process of its own would have; here they
 //! share one process, so they also share its two cores with the database. PostgreSQL's
 //! `fsync` and `synchronous_commit` are printed: a durable figure needs both on.
-//! `REGISTRY_WRITES_SECONDS` sets each cell's length (default 3).
+//! `REGISTRY_WRITES_SECONDS` sets each cell's length (default 3). Arguments that are not flags
+//! pick rows: `cargo bench --bench registry_writes -- postgres revoke_user` runs the rows whose
+//! backend or operation contains one of them (`sqlite`, `postgres`; `register`, `pairs`,
+//! `revoke_user`, `revoke_user_only`).
+//!
+//! "Sign out everywhere" is measured two ways. `revoke_user`: each caller signs a user in 5
+//! times, then revokes them, again and again; the rate is revocations per second of the callers'
+//! time spent in `revoke_user`, which shares its batches with other callers' sign-ins.
+//! `revoke_user_only`: 40 users a caller are signed in first (untimed), then every caller
+//! revokes its users one after another; the rate is revocations per second of wall time, from
+//! the first to the last: the throughput of `revoke_user` alone.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,20 +44,33 @@ enum Workload {
     Register,
     RegisterRevoke,
     RevokeUser,
+    RevokeUserOnly,
 }
 
 impl Workload {
-    const ALL: [Workload; 3] = [
+    const ALL: [Workload; 4] = [
         Workload::Register,
         Workload::RegisterRevoke,
         Workload::RevokeUser,
+        Workload::RevokeUserOnly,
     ];
+
+    /// The name an argument picks it by.
+    fn key(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::RegisterRevoke => "pairs",
+            Workload::RevokeUser => "revoke_user",
+            Workload::RevokeUserOnly => "revoke_user_only",
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
             Workload::Register => "register (sign-ins/s)",
             Workload::RegisterRevoke => "register + revoke (pairs/s)",
-            Workload::RevokeUser => "revoke_user, 5 sessions each (/s)",
+            Workload::RevokeUser => "revoke_user, 5 sessions each, among sign-ins (/s)",
+            Workload::RevokeUserOnly => "revoke_user, 5 sessions each, alone (/s)",
         }
     }
 }
@@ -82,6 +105,7 @@ async fn caller(
                 host.register(new).await.expect("register");
                 assert!(host.revoke(&user, id).await.expect("revoke"));
             }
+            Workload::RevokeUserOnly => unreachable!("measured by `revoke_users_only`"),
             Workload::RevokeUser => {
                 // The sessions are signed in untimed, then the revocation is timed alone.
                 let pending: Vec<_> = (0..SESSIONS_PER_USER)
@@ -111,6 +135,9 @@ fn measure(
     workload: Workload,
     seconds: f64,
 ) -> f64 {
+    if let Workload::RevokeUserOnly = workload {
+        return revoke_users_only(rt, hosts, if seconds < 1.0 { 2 } else { 40 });
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     TIMED_NANOS.store(0, Ordering::Relaxed);
@@ -149,10 +176,74 @@ fn measure(
     }
 }
 
+/// `revoke_user` alone: `users` users a caller, each signed in `SESSIONS_PER_USER` times
+/// first, untimed; then every caller revokes its users one after another. Revocations a second
+/// of wall time, from the first call to the last answer.
+fn revoke_users_only(
+    rt: &tokio::runtime::Runtime,
+    hosts: &[Arc<dyn Registry>],
+    users: usize,
+) -> f64 {
+    let run = Instant::now().elapsed().as_nanos();
+    let names = |h: usize, c: usize| -> Vec<String> {
+        (0..users)
+            .map(|u| format!("only-{run}-h{h}-c{c}-u{u}"))
+            .collect()
+    };
+    rt.block_on(async {
+        let mut signing_in = Vec::new();
+        for (h, host) in hosts.iter().enumerate() {
+            for c in 0..CALLERS_PER_HOST {
+                let host = Arc::clone(host);
+                let users = names(h, c);
+                signing_in.push(tokio::spawn(async move {
+                    for user in &users {
+                        for _ in 0..SESSIONS_PER_USER {
+                            host.register(session(user)).await.expect("register");
+                        }
+                    }
+                }));
+            }
+        }
+        for task in signing_in {
+            task.await.expect("a sign-in panicked");
+        }
+    });
+    let started = Instant::now();
+    let revoking: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(h, host)| (0..CALLERS_PER_HOST).map(move |c| (h, c, Arc::clone(host))))
+        .map(|(h, c, host)| {
+            let users = names(h, c);
+            rt.spawn(async move {
+                for user in &users {
+                    let revoked = host.revoke_user(user, None).await.expect("revoke_user");
+                    assert_eq!(revoked, SESSIONS_PER_USER as u64);
+                }
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        for task in revoking {
+            task.await.expect("a caller panicked");
+        }
+    });
+    (hosts.len() * CALLERS_PER_HOST * users) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// `hosts` registries on one fresh database, and what closes them and removes it.
 type Hosts = (Vec<Arc<dyn Registry>>, Box<dyn FnOnce()>);
 
-fn row(backend: &str, open: &dyn Fn(usize) -> Hosts, seconds: f64) {
+fn row(
+    backend: &str,
+    open: &dyn Fn(usize) -> Hosts,
+    seconds: f64,
+    picked: &dyn Fn(&str, Workload) -> bool,
+) {
+    if !Workload::ALL.into_iter().any(|w| picked(backend, w)) {
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,7 +256,7 @@ fn row(backend: &str, open: &dyn Fn(usize) -> Hosts, seconds: f64) {
             .join(" | ")
     );
     println!("|---|{}", "---|".repeat(HOST_COUNTS.len()));
-    for workload in Workload::ALL {
+    for workload in Workload::ALL.into_iter().filter(|w| picked(backend, *w)) {
         let mut cells = Vec::new();
         for hosts in HOST_COUNTS {
             let (registries, close) = open(hosts);
@@ -191,6 +282,18 @@ fn main() {
         } else {
             0.2
         });
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let backends = ["sqlite", "postgresql", "postgres"];
+    let (for_backend, for_workload): (Vec<&String>, Vec<&String>) =
+        filters.iter().partition(|f| backends.contains(&f.as_str()));
+    let picked = |backend: &str, workload: Workload| {
+        let backend = backend.to_lowercase();
+        (for_backend.is_empty() || for_backend.iter().any(|f| backend.starts_with(f.as_str())))
+            && (for_workload.is_empty() || for_workload.iter().any(|f| *f == workload.key()))
+    };
 
     row(
         "SQLite",
@@ -203,6 +306,7 @@ fn main() {
             (registries, Box::new(move || drop(dir)))
         },
         seconds,
+        &picked,
     );
 
     match std::env::var("SEALED_SESSIONS_POSTGRES_URL") {
@@ -227,6 +331,7 @@ fn main() {
                     )
                 },
                 seconds,
+                &picked,
             );
         }
         Err(_) => eprintln!("PostgreSQL skipped: set SEALED_SESSIONS_POSTGRES_URL to measure it"),
