@@ -69,7 +69,7 @@ impl Writer {
                 tx.batch_execute(&write_lock_sql(&shared.schema))
                     .await
                     .map_err(&err)?;
-                let deleted = delete_expired(&tx, shared, now).await?;
+                let deleted = delete_expired(tx.client(), shared, now).await?;
                 tx.commit().await.map_err(&err)?;
                 Ok(deleted)
             })

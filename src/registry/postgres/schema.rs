@@ -87,12 +87,22 @@ pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// The transaction-local setting with which the registry's own writers say that they log their
 /// revocations themselves (see `sessions_revoked` in the module docs).
-pub(crate) const SELF_LOGGED: &str = "sealed_sessions.self_logged";
+const SELF_LOGGED: &str = "sealed_sessions.self_logged";
 
 /// The writers' lock on `schema`: the first statement of every write transaction (see the
 /// module documentation).
 pub(crate) fn write_lock_sql(schema: &str) -> String {
     format!("LOCK TABLE {schema}.write_lock IN EXCLUSIVE MODE")
+}
+
+/// What every write transaction of the registry runs first, in one message: the writers' lock,
+/// and that this transaction logs its revocations itself, so that the `sessions_revoked`
+/// trigger does not log them twice.
+pub(crate) fn write_transaction_sql(schema: &str) -> String {
+    format!(
+        "{}; SELECT set_config('{SELF_LOGGED}', 'on', true)",
+        write_lock_sql(schema)
+    )
 }
 
 /// The cleanup's lock on `schema`: one host at a time, the others skip their turn. SHARE UPDATE

@@ -22,11 +22,15 @@
 
 use tokio_postgres::{Client, Statement};
 
+use super::schema::write_transaction_sql;
 use super::shared::Shared;
 use crate::registry::RegistryError;
 
 /// The writer's prepared statements, for one connection.
 pub(super) struct Statements {
+    /// The batch's first message, as text: `BEGIN` and what every write transaction runs first
+    /// (`schema::write_transaction_sql`).
+    pub(super) begin: String,
     /// `$1` id, `$2` user, `$3` created (the row's sign-in time), `$4` expires, `$5` last seen,
     /// `$6` user agent, `$7` address.
     pub(super) register: Statement,
@@ -46,6 +50,7 @@ impl Statements {
         let s = &shared.schema;
         let prepare = |sql: String| async move { client.prepare(&sql).await.map_err(shared.err()) };
         Ok(Statements {
+            begin: format!("BEGIN; {}", write_transaction_sql(s)),
             register: prepare(format!(
                 "INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at, \
                  user_agent, ip) VALUES ($1, $2, $3, $4, $5, $6, $7)"

@@ -4,6 +4,7 @@
 //! loop ticks the periodic work of `maintenance.rs`.
 
 use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use super::job::Reply;
 use super::schema::micros;
 use super::shared::Shared;
 use super::write_ops::{apply, pipelined};
-use super::writer::{write_transaction, Writer};
+use super::writer::Writer;
 use crate::registry::ops::{after_commit, Outcome, WriteOp};
 use crate::registry::touches::TOUCH_FLUSH;
 use crate::registry::RegistryError;
@@ -97,11 +98,20 @@ impl Writer {
         }
     }
 
-    /// Runs `ops` in one transaction under the writers' lock, pipelined: every operation
-    /// that is one prepared statement is sent, in the batch's order, before any answer is
-    /// awaited (see `statements.rs`), so the lock is held for about one round trip and the
-    /// commit. Any other operation waits for everything before it and runs alone, so the
-    /// batch's order is the order its operations run in, whatever they are.
+    /// Runs `ops` in one transaction under the writers' lock, pipelined: the `BEGIN` with the
+    /// lock, every operation that is one prepared statement, and the `COMMIT` go out in the
+    /// batch's order before any answer is awaited (see `statements.rs`). The server runs a
+    /// connection's messages in the order they come, so the lock is taken first, and once it is
+    /// granted the batch runs and commits without waiting for this side: the lock passes from
+    /// host to host inside the server, with no round trip to a host while it is held. Any
+    /// other operation waits for everything before it and runs alone, so the batch's order is
+    /// the order its operations run in, whatever they are.
+    ///
+    /// The `COMMIT` is sent only once every operation has been sent (an operation that fails
+    /// before it is sent, on this side, would otherwise leave the rest to be committed without
+    /// it); after that, an operation can fail only on the server, which aborts the transaction
+    /// and turns that `COMMIT` into a rollback. A batch that fails before its `COMMIT` was sent
+    /// is rolled back explicitly.
     async fn transaction(
         &mut self,
         shared: &Shared,
@@ -109,45 +119,90 @@ impl Writer {
     ) -> Result<Vec<Outcome>, RegistryError> {
         let err = shared.err();
         let (client, statements) = self.prepared(shared).await?;
-        let tx = write_transaction(client, shared).await?;
+        let client = &*client;
+        let mut begin = pin!(client.batch_execute(&statements.begin));
+        let mut commit = pin!(client.batch_execute("COMMIT"));
+        let began = start(&mut begin).await;
+        let mut commit_sent = None;
         let mut outcomes = Vec::with_capacity(ops.len());
+        let mut failed = None;
         let mut rest = ops;
         while let Some(first) = rest.first() {
             let run = rest.iter().take_while(|op| pipelined(op, shared)).count();
             if run == 0 {
-                outcomes.push(apply(&tx, shared, statements, first).await?);
+                match apply(client, shared, statements, first).await {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
                 rest = &rest[1..];
                 continue;
             }
             let mut pending: Vec<_> = rest[..run]
                 .iter()
-                .map(|op| Box::pin(apply(&tx, shared, statements, op)))
+                .map(|op| Box::pin(apply(client, shared, statements, op)))
                 .collect();
-            // One poll each, in order: tokio-postgres sends a statement's message when its
-            // future is first polled, and the server runs a connection's messages in the order
-            // they come.
-            let mut answered: Vec<Option<Result<Outcome, RegistryError>>> =
-                std::iter::repeat_with(|| None).take(run).collect();
-            std::future::poll_fn(|cx| {
-                for (op, answer) in pending.iter_mut().zip(&mut answered) {
-                    if let Poll::Ready(result) = op.as_mut().poll(cx) {
-                        *answer = Some(result);
+            let mut answered = Vec::with_capacity(run);
+            for op in &mut pending {
+                answered.push(start(op).await);
+            }
+            let all_sent = !answered.iter().any(|a| matches!(a, Some(Err(_))));
+            if run == rest.len() && all_sent {
+                commit_sent = Some(start(&mut commit).await);
+            }
+            for (op, answer) in pending.iter_mut().zip(answered) {
+                let result = match answer {
+                    Some(result) => result,
+                    None => op.await,
+                };
+                match result {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => {
+                        failed.get_or_insert(e);
                     }
                 }
-                Poll::Ready(())
-            })
-            .await;
-            for (op, answer) in pending.iter_mut().zip(answered) {
-                outcomes.push(match answer {
-                    Some(result) => result?,
-                    None => op.as_mut().await?,
-                });
+            }
+            if failed.is_some() {
+                break;
             }
             rest = &rest[run..];
         }
-        tx.commit().await.map_err(&err)?;
-        Ok(outcomes)
+        // The lock's answer comes first: if it failed, so did everything after it, and its
+        // error is the one that says why.
+        let began = match began {
+            Some(result) => result,
+            None => begin.await,
+        };
+        let failed = match (began, failed) {
+            (Err(e), _) => Some(err(e)),
+            (Ok(()), failed) => failed,
+        };
+        let ended = match commit_sent {
+            Some(Some(result)) => result,
+            Some(None) => commit.await,
+            None if failed.is_none() => commit.await,
+            None => client.batch_execute("ROLLBACK").await,
+        };
+        match (failed, ended) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(err(e)),
+            (None, Ok(())) => Ok(outcomes),
+        }
     }
+}
+
+/// Polls `future` once, which sends a statement's message (tokio-postgres sends it when the
+/// future is first polled); its output if it is already done.
+async fn start<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match Pin::new(&mut *future).poll(cx) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// A copy of an error, for every operation of a failed batch.

@@ -1,6 +1,6 @@
-//! The SQL of each write operation, run inside the writers' transaction: registering (with the
-//! cap on sessions per user), rotating, revoking (logged in the same statement) and deleting
-//! expired sessions. Its own file because the batching (`write_batch.rs`) and the cleanup
+//! The SQL of each write operation, run inside the writers' transaction (on its connection,
+//! `tx`, which is in that transaction): registering (with the cap on sessions per user),
+//! rotating, revoking (logged in the same statement) and deleting expired sessions. Its own file because the batching (`write_batch.rs`) and the cleanup
 //! (`maintenance.rs`) both call it, and it knows neither.
 
 use std::time::SystemTime;
@@ -13,7 +13,7 @@ use crate::registry::ops::{Outcome, WriteOp};
 use crate::registry::{cap_user_agent, RegistryError};
 
 pub(super) async fn delete_expired(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &tokio_postgres::Client,
     shared: &Shared,
     now: SystemTime,
 ) -> Result<u64, RegistryError> {
@@ -47,7 +47,7 @@ pub(super) async fn delete_expired(
 /// An `UPDATE {s}.sessions SET revoked_at ... RETURNING id, expires_at` wrapped so that the
 /// rows it revoked are logged in the same statement; returns their ids.
 async fn revoke_rows(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &tokio_postgres::Client,
     shared: &Shared,
     update: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -80,7 +80,7 @@ pub(super) fn pipelined(op: &WriteOp, shared: &Shared) -> bool {
 }
 
 pub(super) async fn apply(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &tokio_postgres::Client,
     shared: &Shared,
     statements: &Statements,
     op: &WriteOp,
@@ -114,8 +114,10 @@ pub(super) async fn apply(
             // One statement: the old id revoked (and logged) and the new one inserted only if
             // the old one was still active; the same sign-in under a new id keeps its creation
             // time (see the SQLite registry).
-            let row = tx
-                .query_one(
+            // `query`, not `query_one`: once the server has run a statement of a pipelined
+            // batch, nothing on this side may fail it (the batch's COMMIT may be on its way).
+            let rows = tx
+                .query(
                     &statements.rotate,
                     &[
                         &old.as_bytes().as_slice(),
@@ -129,7 +131,7 @@ pub(super) async fn apply(
                 )
                 .await
                 .map_err(|e| insert_error(shared, session, e))?;
-            if row.get::<_, i64>(0) == 0 {
+            if rows.first().is_none_or(|row| row.get::<_, i64>(0) == 0) {
                 return Ok(Outcome::Rotated(None));
             }
             let capped = cap_sessions(tx, shared, session).await?;
@@ -258,7 +260,7 @@ fn insert_error(
 /// With a cap on sessions per user, revokes the user's oldest active sessions beyond it (never
 /// the one just registered).
 async fn cap_sessions(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &tokio_postgres::Client,
     shared: &Shared,
     session: &crate::registry::NewSession,
 ) -> Result<Vec<SessionId>, RegistryError> {

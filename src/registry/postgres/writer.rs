@@ -5,7 +5,7 @@
 
 use tokio_postgres::Client;
 
-use super::schema::{write_lock_sql, SELF_LOGGED};
+use super::schema::write_transaction_sql;
 use super::shared::Shared;
 use super::statements::Statements;
 use crate::registry::RegistryError;
@@ -77,13 +77,8 @@ pub(super) async fn write_transaction<'c>(
 ) -> Result<tokio_postgres::Transaction<'c>, RegistryError> {
     let err = shared.err();
     let tx = client.transaction().await.map_err(&err)?;
-    // One round trip: the lock, and that this transaction logs its revocations itself, so that
-    // the `sessions_revoked` trigger does not log them twice.
-    tx.batch_execute(&format!(
-        "{}; SELECT set_config('{SELF_LOGGED}', 'on', true)",
-        write_lock_sql(&shared.schema)
-    ))
-    .await
-    .map_err(&err)?;
+    tx.batch_execute(&write_transaction_sql(&shared.schema))
+        .await
+        .map_err(&err)?;
     Ok(tx)
 }
