@@ -1,8 +1,8 @@
 //! [`Envelope`]: a cookie value's decoded bytes (the sealed envelope), zeroized when dropped.
 //!
-//! `Sealer::open_envelope` (`seal.rs`) decodes a value into one and decrypts it in place; the
-//! claims then read their user and data from it. The middleware keeps it for the request
-//! (`cookie_buf.rs`) and shares it through an `Arc` with the cache of opened values
+//! `Sealer::open_envelope` (`seal/opening.rs`) decodes a value into one and decrypts it in
+//! place; the claims then read their user and data from it. The middleware keeps it for the
+//! request (`cookie_buf.rs`) and shares it through an `Arc` with the cache of opened values
 //! (`opened_cache.rs`), so a cache hit copies nothing.
 //!
 //! It is a file of its own, below both the envelope (`seal.rs`) and the middleware, because the

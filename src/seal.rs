@@ -28,21 +28,27 @@
 //! section 5.6), and does so silently. [`Sealer::seal`] therefore refuses to produce such a cookie
 //! with [`SealError::CookieTooLarge`], counting the bytes reserved for attributes with
 //! [`Sealer::reserve_for_attributes`] so that the whole `Set-Cookie` line fits as well.
+//!
+//! The code: [`Sealer`], [`Mode`] and the framing both directions share (the associated data,
+//! the MAC) here; sealing in `seal/sealing.rs`, opening in `seal/opening.rs`, the errors in
+//! `seal/error.rs`.
 
 use std::fmt;
-use std::ops::Range;
-use std::time::SystemTime;
 
-use base64_simd::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::claims::{Claims, ClaimsCore};
-#[cfg(feature = "hyper")]
-use crate::envelope_bytes::Envelope;
-use crate::key::{DerivedKeys, KeyId, KeyRing};
-use crate::wire::DecodeError;
+use crate::key::{DerivedKeys, KeyRing};
 use crate::xaes::{NONCE_LEN, TAG_LEN};
+
+mod error;
+mod opening;
+mod sealing;
+
+pub use error::{OpenError, SealError};
+pub use opening::Opened;
+#[cfg(feature = "hyper")]
+pub(crate) use sealing::AsOpened;
 
 /// The envelope format version written by this crate.
 pub const VERSION: u8 = 1;
@@ -52,9 +58,6 @@ pub const MAX_COOKIE_LEN: usize = 4096;
 const AAD_LABEL: &[u8] = b"sealed-sessions/v1";
 const HEADER_LEN: usize = 6;
 const MAC_LEN: usize = 32;
-/// The longest envelope sealed on the stack: the longest the cache of opened values keeps
-/// (`opened_cache::MAX_RAW_LEN`), whose copy in clear needs a separate buffer to encrypt in.
-const STACK_ENVELOPE_LEN: usize = 512;
 
 /// How the claims are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -84,82 +87,6 @@ impl Mode {
             _ => None,
         }
     }
-}
-
-/// Why a cookie value did not open. For logs: callers treat every case as "no session".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// Not unpadded base64url, or too short to hold a header and a tag.
-    #[error("the cookie is not a sealed session (bad encoding or length)")]
-    Malformed,
-    /// A format version this crate does not read.
-    #[error("the cookie has envelope version {0}, which this version cannot read")]
-    UnsupportedVersion(u8),
-    /// A mode byte that names no mode, or the mode this sealer does not use.
-    #[error("the cookie's mode byte {found} does not match this sealer's mode {expected:?}")]
-    WrongMode {
-        /// The mode this sealer seals and opens.
-        expected: Mode,
-        /// The mode byte in the cookie.
-        found: u8,
-    },
-    /// The cookie was sealed with a key that is not in the ring (retired, or foreign).
-    #[error("the cookie was sealed with unknown key {0}")]
-    UnknownKey(KeyId),
-    /// The tag does not verify: the cookie was changed, renamed, or forged.
-    #[error("the cookie failed authentication")]
-    Tampered,
-    /// The tag verified but the claims do not decode: a bug or a newer writer, never an attacker
-    /// without the key.
-    #[error("the cookie's claims do not decode: {0}")]
-    BadClaims(#[from] DecodeError),
-    /// The session is past its absolute expiry or its idle deadline.
-    #[error("the session has expired")]
-    Expired,
-}
-
-/// Why a cookie could not be sealed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SealError {
-    /// The `Set-Cookie` line would be longer than browsers keep; store less in the session.
-    #[error("the session cookie would be {size} bytes, over the {limit}-byte limit")]
-    CookieTooLarge {
-        /// The bytes the line would have.
-        size: usize,
-        /// The most it may have.
-        limit: usize,
-    },
-}
-
-/// A cookie that opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Opened {
-    /// The session inside it.
-    pub claims: Claims,
-    /// It was sealed with an old key of the ring: seal it again, with the primary key, on the
-    /// way out.
-    pub needs_reseal: bool,
-}
-
-/// What opening a value that [`Sealer`] just sealed would give, known without opening it.
-#[cfg_attr(not(feature = "hyper"), allow(dead_code))] // read by the middleware's cache
-pub(crate) struct AsOpened {
-    /// The decoded envelope, with the claims in clear in place of the ciphertext.
-    pub(crate) raw: Vec<u8>,
-    /// The claims, reading their user and data from `raw`.
-    pub(crate) claims: ClaimsCore,
-}
-
-/// The size of a sealed value, known before sealing ([`Sealer::sealed_len`]): its decoded
-/// envelope's bytes and its characters.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SealedSize {
-    raw_len: usize,
-    /// The characters of the value.
-    pub(crate) value_len: usize,
 }
 
 /// Seals claims into cookie values and opens them again, with one [`KeyRing`] and one [`Mode`].
@@ -243,281 +170,6 @@ impl Sealer {
     pub fn mode(&self) -> Mode {
         self.mode
     }
-
-    /// Seals `claims` for the cookie `name` with the primary key and a fresh random nonce.
-    pub fn seal(&self, name: &str, claims: &Claims) -> Result<String, SealError> {
-        let (core, buf) = claims.parts();
-        self.seal_core(name, core, buf)
-    }
-
-    /// [`Self::seal`] for claims whose bytes are kept apart from them (the session state).
-    pub(crate) fn seal_core(
-        &self,
-        name: &str,
-        claims: &ClaimsCore,
-        buf: &[u8],
-    ) -> Result<String, SealError> {
-        self.seal_with_nonce(name, claims, buf, &self.fresh_nonce(), None)
-            .map(|(value, _)| value)
-    }
-
-    /// The length of the value [`Self::seal_core`] would make of `claims` for the cookie
-    /// `name`, or the error it would return: known before sealing, so that the middleware can
-    /// size the `Set-Cookie` line and seal straight into it ([`Self::seal_core_into`]).
-    #[cfg(feature = "hyper")]
-    pub(crate) fn sealed_len(
-        &self,
-        name: &str,
-        claims: &ClaimsCore,
-    ) -> Result<SealedSize, SealError> {
-        self.check_size(name, claims)
-    }
-
-    /// [`Self::seal_core`], appending the value to `out`; with `keep_up_to`, also what
-    /// [`Self::open`] would make of it, for the cache of opened values: the decoded envelope
-    /// with the claims in clear, and the claims decoded from it (`None` for an envelope over
-    /// `keep_up_to` bytes, which is not kept).
-    ///
-    /// `size` is what [`Self::sealed_len`] said of the same claims (checked against the limit
-    /// there, and not counted again).
-    #[cfg(feature = "hyper")]
-    pub(crate) fn seal_core_into(
-        &self,
-        name: &str,
-        (claims, size): (&ClaimsCore, SealedSize),
-        buf: &[u8],
-        keep_up_to: Option<usize>,
-        out: &mut String,
-    ) -> Option<AsOpened> {
-        let nonce = self.fresh_nonce();
-        self.seal_sized(name, claims, buf, &nonce, size, keep_up_to, out)
-    }
-
-    /// A random nonce in private mode; zeros (unused) in signed mode.
-    fn fresh_nonce(&self) -> [u8; NONCE_LEN] {
-        let mut nonce = [0u8; NONCE_LEN];
-        if self.mode == Mode::Private {
-            crate::random::fill(&mut nonce);
-        }
-        nonce
-    }
-
-    /// The decoded envelope's length and the value's, if the cookie fits the limit.
-    fn check_size(&self, name: &str, claims: &ClaimsCore) -> Result<SealedSize, SealError> {
-        let raw_len = HEADER_LEN + self.tag_len() + claims.encoded_len();
-        let value_len = base64_len(raw_len);
-        let size = name.len() + 1 + value_len + self.attribute_reserve;
-        if size > self.limit {
-            return Err(SealError::CookieTooLarge {
-                size,
-                limit: self.limit,
-            });
-        }
-        Ok(SealedSize { raw_len, value_len })
-    }
-
-    /// [`Self::seal`] with a given nonce (ignored in signed mode); the golden tests pin one.
-    /// With `keep_opened_up_to`, also returns what opening the value would give, if its
-    /// envelope has at most that many bytes.
-    fn seal_with_nonce(
-        &self,
-        name: &str,
-        claims: &ClaimsCore,
-        buf: &[u8],
-        nonce: &[u8; NONCE_LEN],
-        keep_opened_up_to: Option<usize>,
-    ) -> Result<(String, Option<AsOpened>), SealError> {
-        let size = self.check_size(name, claims)?;
-        let mut value = String::new();
-        let opened = self.seal_sized(
-            name,
-            claims,
-            buf,
-            nonce,
-            size,
-            keep_opened_up_to,
-            &mut value,
-        );
-        Ok((value, opened))
-    }
-
-    /// [`Self::seal_with_nonce`] of claims of `size` (checked against the limit), appending
-    /// the value to `out`.
-    ///
-    /// An envelope that is kept as opened is written once in clear, into the buffer the cache
-    /// keeps, and copied into a buffer on the stack to be encrypted in place there and encoded
-    /// into `out` (a heap buffer if it is longer than any the cache keeps); one that is not
-    /// kept is written into a heap buffer and encrypted there. Either way nothing in clear is
-    /// left behind in private mode: the copy is overwritten by the ciphertext.
-    #[allow(clippy::too_many_arguments)] // private; two public doors lead here
-    fn seal_sized(
-        &self,
-        name: &str,
-        claims: &ClaimsCore,
-        buf: &[u8],
-        nonce: &[u8; NONCE_LEN],
-        SealedSize { raw_len, value_len }: SealedSize,
-        keep_opened_up_to: Option<usize>,
-        out: &mut String,
-    ) -> Option<AsOpened> {
-        let keys = self.keys.primary();
-        // What follows the claims (the nonce, in private mode, precedes them).
-        let tag_len = match self.mode {
-            Mode::Private => TAG_LEN,
-            Mode::Signed => MAC_LEN,
-        };
-
-        // The envelope as opening leaves it (the claims in clear) if it is kept; otherwise the
-        // buffer that is encrypted in place.
-        let mut plain = keep_opened_up_to
-            .is_some_and(|keep| raw_len <= keep)
-            .then(|| Vec::with_capacity(raw_len));
-        let mut heap = Vec::new();
-        let target = plain.as_mut().unwrap_or(&mut heap);
-        if target.capacity() == 0 {
-            target.reserve_exact(raw_len);
-        }
-        target.extend_from_slice(&header(self.mode, keys.id));
-        if self.mode == Mode::Private {
-            target.extend_from_slice(nonce);
-        }
-        let as_opened = claims.encode_into(buf, target);
-        let body_end = target.len();
-        let mut stack = [0u8; STACK_ENVELOPE_LEN];
-        let raw: &mut [u8] = match &plain {
-            Some(plain) if body_end + tag_len <= STACK_ENVELOPE_LEN => {
-                let raw = &mut stack[..body_end + tag_len];
-                raw[..body_end].copy_from_slice(plain);
-                raw
-            }
-            Some(plain) => {
-                heap.extend_from_slice(plain);
-                heap.resize(body_end + tag_len, 0);
-                &mut heap
-            }
-            None => {
-                heap.resize(body_end + tag_len, 0);
-                &mut heap
-            }
-        };
-        let (sealed, tag_out) = raw.split_at_mut(body_end);
-        let (head, body) = sealed.split_at_mut(HEADER_LEN);
-        match self.mode {
-            Mode::Private => {
-                let tag = with_aad(head, name, |aad| {
-                    keys.aead
-                        .encrypt_in_place(nonce, aad, &mut body[NONCE_LEN..])
-                });
-                tag_out.copy_from_slice(&tag);
-            }
-            Mode::Signed => {
-                let tag = mac(keys, head, name, body).finalize().into_bytes();
-                tag_out.copy_from_slice(&tag);
-            }
-        }
-        if let Some(plain) = plain.as_mut() {
-            plain.extend_from_slice(tag_out);
-        }
-        // `encoded_len` counts the user and data by their recorded lengths and `encode_into`
-        // writes what it can read from `buf`; were those ever to disagree (a core paired with
-        // the wrong buffer: a bug), the value will not open, and neither may its claims be
-        // remembered as opened.
-        let opened = plain.filter(|_| raw.len() == raw_len).map(|raw| AsOpened {
-            raw,
-            claims: as_opened,
-        });
-        out.reserve(value_len);
-        URL_SAFE_NO_PAD.encode_append(&*raw, out);
-        opened
-    }
-
-    /// Opens a cookie `value` found under the cookie `name`, and checks its expiry at `now`.
-    pub fn open(&self, name: &str, value: &str, now: SystemTime) -> Result<Opened, OpenError> {
-        self.check_lengths(name, value)?;
-        let mut raw = URL_SAFE_NO_PAD
-            .decode_to_vec(value)
-            .map_err(|_| OpenError::Malformed)?;
-        let (core, needs_reseal) = self.open_decoded(name, &mut raw, now)?;
-        Ok(Opened {
-            claims: Claims::from_parts(core, raw),
-            needs_reseal,
-        })
-    }
-
-    /// [`Self::open`], with the decoded envelope (the claims read their user and data from it)
-    /// in an [`Envelope`], which zeroizes it when dropped. Returns the claims, whether to
-    /// re-seal them, and the envelope.
-    #[cfg(feature = "hyper")]
-    pub(crate) fn open_envelope(
-        &self,
-        name: &str,
-        value: &str,
-        now: SystemTime,
-    ) -> Result<(ClaimsCore, bool, Envelope), OpenError> {
-        self.check_lengths(name, value)?;
-        let mut raw = Envelope::decode(value).ok_or(OpenError::Malformed)?;
-        let (claims, needs_reseal) = self.open_decoded(name, raw.as_mut_slice(), now)?;
-        Ok((claims, needs_reseal, raw))
-    }
-
-    /// Authenticates (and decrypts, in place) the decoded envelope `raw`, then decodes and
-    /// checks the claims in it.
-    fn open_decoded(
-        &self,
-        name: &str,
-        raw: &mut [u8],
-        now: SystemTime,
-    ) -> Result<(ClaimsCore, bool), OpenError> {
-        if raw.len() < HEADER_LEN {
-            return Err(OpenError::Malformed);
-        }
-        let version = raw[0];
-        if version != VERSION {
-            return Err(OpenError::UnsupportedVersion(version));
-        }
-        if Mode::from_byte(raw[1]) != Some(self.mode) {
-            return Err(OpenError::WrongMode {
-                expected: self.mode,
-                found: raw[1],
-            });
-        }
-        let key_id = KeyId([raw[2], raw[3], raw[4], raw[5]]);
-        let keys = self.keys.get(key_id).ok_or(OpenError::UnknownKey(key_id))?;
-
-        let total = raw.len();
-        let (head, body) = raw.split_at_mut(HEADER_LEN);
-        match self.mode {
-            Mode::Private => {
-                if body.len() < NONCE_LEN + TAG_LEN {
-                    return Err(OpenError::Malformed);
-                }
-                let (nonce, rest) = body.split_at_mut(NONCE_LEN);
-                let (ciphertext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-                let nonce: &[u8; NONCE_LEN] =
-                    (&*nonce).try_into().map_err(|_| OpenError::Malformed)?;
-                let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| OpenError::Malformed)?;
-                with_aad(head, name, |aad| {
-                    keys.aead.decrypt_in_place(nonce, aad, ciphertext, tag)
-                })
-                .map_err(|_| OpenError::Tampered)?;
-            }
-            Mode::Signed => {
-                if body.len() < MAC_LEN {
-                    return Err(OpenError::Malformed);
-                }
-                let (plaintext, tag) = body.split_at(body.len() - MAC_LEN);
-                mac(keys, head, name, plaintext)
-                    .verify_slice(tag)
-                    .map_err(|_| OpenError::Tampered)?;
-            }
-        }
-        // The claims read their user and data entries from the decrypted buffer in place.
-        let claims = ClaimsCore::decode(raw, claims_range(self.mode, total))?;
-        if claims.is_expired(now) {
-            return Err(OpenError::Expired);
-        }
-        Ok((claims, key_id != self.keys.primary_id()))
-    }
 }
 
 impl fmt::Debug for Sealer {
@@ -529,36 +181,6 @@ impl fmt::Debug for Sealer {
             .field("limit", &self.limit)
             .finish()
     }
-}
-
-impl Sealer {
-    /// Anything longer than this sealer's limit (by default, longer than a browser would keep)
-    /// was not written by [`Sealer::seal`].
-    fn check_lengths(&self, name: &str, value: &str) -> Result<(), OpenError> {
-        if value.len() > self.limit || name.len() > MAX_COOKIE_LEN {
-            return Err(OpenError::Malformed);
-        }
-        Ok(())
-    }
-}
-
-/// Where the claims lie in a decoded envelope of `total` bytes (checked long enough to hold
-/// the header and the tag).
-fn claims_range(mode: Mode, total: usize) -> Range<usize> {
-    match mode {
-        Mode::Private => HEADER_LEN + NONCE_LEN..total - TAG_LEN,
-        Mode::Signed => HEADER_LEN..total - MAC_LEN,
-    }
-}
-
-fn header(mode: Mode, id: KeyId) -> [u8; HEADER_LEN] {
-    let [a, b, c, d] = id.to_bytes();
-    [VERSION, mode.byte(), a, b, c, d]
-}
-
-/// Length of unpadded base64 for `n` bytes.
-const fn base64_len(n: usize) -> usize {
-    (n * 4).div_ceil(3)
 }
 
 /// Runs `f` with the associated data, built on the stack for the usual short cookie names.

@@ -24,6 +24,11 @@
 //! Only the `aes` and `aes-gcm` crates do block-cipher and GHASH work; this file only wires them
 //! together. The AES key schedule of `K` is kept (and zeroized on drop by the `aes` crate); the
 //! per-message key `Kx` is wiped as soon as the GCM instance has been built from it.
+//!
+//! `ring`'s assembly AES-GCM was measured in place of `aes-gcm` and not taken: its aggregated
+//! GHASH is cheaper, but its per-key setup more than undoes that on a cookie-sized message
+//! (+115 instructions a seal), and it zeroizes no key (`docs/performance.md`, issue 26, third
+//! part).
 
 use aes::cipher::consts::U12;
 use aes::cipher::{BlockEncrypt, KeyInit};

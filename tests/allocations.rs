@@ -249,7 +249,7 @@ fn write_request_allocates_at_most_8_times() {
     // - and its `Arc`, shared with that request (`opened_cache.rs`);
     // - the `Set-Cookie` line, which the value is sealed straight into (`session/save.rs`).
     // None for the value's JSON (on the stack, `session/json_buf.rs`), the envelope being
-    // encrypted (on the stack, `seal.rs`), the value on its own (written into the line), or
+    // encrypted (on the stack, `seal/sealing.rs`), the value on its own (written into the line), or
     // the cache's copy of the value (in the evicted entry's buffer). Before issue 26: 12.
     println!("write (re-seal, Set-Cookie, cache insert): {write} allocations");
     assert!(write <= 8, "{write} allocations");

@@ -1,9 +1,13 @@
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64_simd::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 
 use super::*;
-use crate::key::Key;
+use crate::claims::Claims;
+#[cfg(feature = "hyper")]
+use crate::claims::ClaimsCore;
+use crate::key::{Key, KeyId};
 
 const NAME: &str = "session";
 
