@@ -23,7 +23,16 @@
 //!
 //! Only the `aes` and `aes-gcm` crates do block-cipher and GHASH work; this file only wires them
 //! together. The AES key schedule of `K` is kept (and zeroized on drop by the `aes` crate); the
-//! per-message key `Kx` is wiped as soon as the GCM instance has been built from it.
+//! per-message key `Kx` is wiped as soon as the GCM instance has been built from it, and the
+//! instance's AES key schedule when it is dropped (the `aes` crate again).
+//!
+//! One value is not wiped: the instance's GHASH key, `H = AES-256_Kx(0^128)`, inside `polyval`
+//! 0.6, whose CPU-dispatch wrapper (x86-64, AArch64) has no `Drop`, and whose backends' own
+//! `Drop` needs a `zeroize` feature that `aes-gcm` 0.10 does not pass on. It stays in the
+//! dropped stack frame until the stack is reused. Whoever reads it can forge tags under that one
+//! derived key (cookies whose nonce starts with the same 12 bytes), nothing more; wiping it needs
+//! `unsafe` here, which the crate forbids, or a `polyval` that wipes its state. A reader of this
+//! process's memory finds the master key's schedule anyway, which lives as long as the ring.
 //!
 //! `ring`'s assembly AES-GCM was measured in place of `aes-gcm` and not taken: its aggregated
 //! GHASH is cheaper, but its per-key setup more than undoes that on a cookie-sized message
