@@ -194,6 +194,57 @@ mod tests {
         );
     }
 
+    /// C2SP's accumulated randomized test: `iterations` messages whose key, nonce, plaintext
+    /// and associated data (each up to 255 bytes) come from one SHAKE-128 stream of the empty
+    /// input, each sealed, its ciphertext and tag hashed by a second SHAKE-128, and opened again.
+    fn accumulated(iterations: usize) -> String {
+        use sha3::digest::{ExtendableOutput, Update, XofReader};
+        let mut stream = sha3::Shake128::default().finalize_xof();
+        let mut hash = sha3::Shake128::default();
+        let mut read = |n: usize| {
+            let mut bytes = vec![0u8; n];
+            stream.read(&mut bytes);
+            bytes
+        };
+        for _ in 0..iterations {
+            let key: [u8; 32] = read(32).try_into().unwrap();
+            let nonce: [u8; NONCE_LEN] = read(NONCE_LEN).try_into().unwrap();
+            let len = read(1)[0];
+            let plaintext = read(len.into());
+            let len = read(1)[0];
+            let aad = read(len.into());
+            let xaes = Xaes256Gcm::new(&key);
+            let mut buf = plaintext.clone();
+            let tag = xaes.encrypt_in_place(&nonce, &aad, &mut buf);
+            hash.update(&buf);
+            hash.update(&tag);
+            assert_eq!(xaes.decrypt_in_place(&nonce, &aad, &mut buf, &tag), Ok(()));
+            assert_eq!(buf, plaintext);
+        }
+        let mut out = [0u8; 32];
+        hash.finalize_xof().read(&mut out);
+        hex::encode(out)
+    }
+
+    #[test]
+    fn c2sp_accumulated_10_000() {
+        assert_eq!(
+            accumulated(10_000),
+            "e6b9edf2df6cec60c8cbd864e2211b597fb69a529160cd040d56c0c210081939"
+        );
+    }
+
+    /// A million messages take minutes in a debug build: run it optimized,
+    /// `cargo test --release --lib xaes -- --ignored`.
+    #[test]
+    #[ignore = "a million messages; run with --release --ignored"]
+    fn c2sp_accumulated_1_000_000() {
+        assert_eq!(
+            accumulated(1_000_000),
+            "2163ae1445985a30b60585ee67daa55674df06901b890593e824b8a7c885ab15"
+        );
+    }
+
     #[test]
     fn open_checks_key_nonce_aad_and_every_byte() {
         let xaes = Xaes256Gcm::new(&[0x01; 32]);
