@@ -794,3 +794,97 @@ async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
     evicted(&b, id, "dora").await;
     assert!(!b.validate(id, "dora", SystemTime::now()).await.unwrap());
 }
+
+/// The migration to version 4 must leave a usable index of a user's sessions. The upgrade notes
+/// (docs/registry.md) tell operators to build `sessions_user` beforehand with
+/// `CREATE INDEX CONCURRENTLY IF NOT EXISTS`; a concurrent build that fails (a lock timeout, a
+/// cancel, a deadlock) leaves an INVALID index of that name behind, which the server keeps but
+/// never uses, and which `IF NOT EXISTS` (the docs' command run again, and the migration's
+/// own) takes for the index. The migration then drops `sessions_user_active`, and nothing
+/// indexes a user's sessions any more: sign-ins under a cap, "sign out everywhere",
+/// `forget_user` and the devices list each read the whole table (under the writers' lock, for
+/// the writes). Review of schema version 4 (branch review/flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_built_user_index_does_not_pass_for_version_4s() {
+    let Some(url) = pg_support::url("half_built_index") else {
+        return;
+    };
+    let schema = Schema::new(&url, "half_built_index");
+    let s = &schema.name;
+    {
+        let old = schema.open();
+        cached(&old, "dora").await;
+    }
+    // Back to version 3: its index of active sessions instead of version 4's.
+    schema.execute(&format!(
+        "CREATE INDEX sessions_user_active ON {s}.sessions (user_id, created_at DESC)
+             WHERE revoked_at IS NULL;
+         DROP INDEX {s}.sessions_user;
+         UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';"
+    ));
+    // The operator builds the new index as the upgrade notes say, while a transaction that
+    // wrote to sessions is still open; the build gives up waiting for it (lock_timeout here;
+    // a cancel or a deadlock does the same) and leaves its index behind, marked invalid.
+    let writing = pg_support::connect(&url).await;
+    writing
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {s}.sessions SET user_agent = user_agent WHERE false"
+        ))
+        .await
+        .unwrap();
+    let operator = pg_support::connect(&url).await;
+    operator
+        .batch_execute("SET lock_timeout = '200ms'")
+        .await
+        .unwrap();
+    let build = format!(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS sessions_user \
+         ON {s}.sessions (user_id, created_at DESC)"
+    );
+    let failed = operator.batch_execute(&build).await;
+    println!(
+        "the concurrent build: {:?}",
+        failed
+            .as_ref()
+            .map_err(|e| e.as_db_error().map(|d| d.message().to_owned()))
+    );
+    assert!(failed.is_err(), "the build was to give up waiting");
+    writing.batch_execute("ROLLBACK").await.unwrap();
+    // Run again, as an operator would: "already exists, skipping", and success.
+    operator.batch_execute(&build).await.unwrap();
+    // The first host of the new release migrates.
+    let host = schema.open();
+    let admin = pg_support::connect(&url).await;
+    let version: String = admin
+        .query_one(
+            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "4");
+    let indexes: Vec<(String, bool)> = admin
+        .query(
+            "SELECT c.relname::text, i.indisvalid FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = $1::text::regclass ORDER BY 1",
+            &[&format!("{s}.sessions")],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    println!("indexes of sessions after the migration (name, valid): {indexes:?}");
+    // The registry still works (on a full scan): the loss is one of speed, under the lock.
+    assert_eq!(host.revoke_user("dora", None).await.unwrap(), 1);
+    // Nor does the operator's health check say anything (it checks tables and triggers only).
+    println!("check: {:?}", host.check().await.unwrap().problems);
+    assert!(
+        indexes
+            .iter()
+            .any(|(name, valid)| name.starts_with("sessions_user") && *valid),
+        "after the migration no valid index covers a user's sessions: {indexes:?}"
+    );
+}
