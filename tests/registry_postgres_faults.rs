@@ -638,3 +638,140 @@ async fn a_cap_keeps_the_last_sign_in_of_a_batch() {
     println!("last sign-in {a}, rotated-in {c}, rotated-out {b}");
     assert_eq!((a, c, b), (true, false, false));
 }
+
+/// How many lock requests on `schema.write_lock` wait.
+async fn write_lock_waiters(admin: &tokio_postgres::Client, schema: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::text::regclass",
+            &[&format!("{schema}.write_lock")],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Polls (bounded) until exactly `n` lock requests on the writers' lock wait.
+async fn until_write_lock_waiters(admin: &tokio_postgres::Client, schema: &str, n: i64) {
+    let start = Instant::now();
+    while write_lock_waiters(admin, schema).await != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never {n} waiting for the writers' lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A connection of its own that asks for the writers' lock in a transaction; the task ends,
+/// handing the connection back, once the lock is granted.
+async fn lock_when_free(
+    url: &str,
+    schema: &str,
+) -> tokio::task::JoinHandle<tokio_postgres::Client> {
+    let client = pg_support::connect(url).await;
+    let sql = format!("BEGIN; LOCK TABLE {schema}.write_lock IN EXCLUSIVE MODE");
+    tokio::spawn(async move {
+        client.batch_execute(&sql).await.unwrap();
+        client
+    })
+}
+
+/// An operation retried alone after its batch failed, and given up on by the host (its
+/// operation timeout), must not leave the writer's connection inside its transaction: the
+/// caller is told it failed, so the next batch on that connection must not commit it. Before
+/// the batch went out in one flight, `tokio_postgres::Transaction` sent a ROLLBACK when the
+/// dropped transaction went (and `Client::transaction` guards its BEGIN the same way); now the
+/// BEGIN goes out as a plain statement and a future dropped between it and the COMMIT sends
+/// neither COMMIT nor ROLLBACK. The retry loop in `commit()` goes on with the same connection
+/// (only a failed batch reconnects), so the next batch's BEGIN only warns and its COMMIT commits
+/// the abandoned operation too; until then the connection sits idle in its transaction holding
+/// the writers' lock, and every host's writes wait.
+///
+/// Staged with the writers' lock handed from connection to connection (PostgreSQL grants it in
+/// the order it was asked for), so that the batch [sign-in with a taken id, forget_user] fails
+/// and its second operation, retried alone, waits for the lock; a row lock then holds its
+/// DELETE until the host gives up. Two margins of time, both of seconds: the lock wait (3 s)
+/// must stay under the server's lock timeout (6 s), and must exceed the 1 s by which the
+/// host's own bound (operation timeout + 1 s) outlasts the server's; else the server ends the
+/// statement before the host gives up. Review of d6b4fe8 (branch review/flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_given_up_on_is_not_committed_by_the_next_batch() {
+    let Some(url) = pg_support::url("leftover") else {
+        return;
+    };
+    const TIMEOUT: Duration = Duration::from_secs(6);
+    let schema = Schema::new(&url, "pf_leftover");
+    let s = schema.name.clone();
+    let b = schema.builder().operation_timeout(TIMEOUT).open().unwrap();
+    registered(&b, "x", HOUR).await;
+    let taken = registered(&b, "d", HOUR).await;
+    let admin = pg_support::connect(&url).await;
+    let x_rows = format!("SELECT count(*) FROM {s}.sessions WHERE user_id = 'x'");
+    // Holds the row of x's session, so that a DELETE of it waits.
+    let row = pg_support::connect(&url).await;
+    row.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM {s}.sessions WHERE user_id = 'x' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+
+    // The writer waits for the lock with one operation; two more queue behind it: one batch.
+    let l1 = lock_when_free(&url, &s).await.await.unwrap();
+    let blocker = b.revoke_id(SessionId::generate());
+    until_write_lock_waiters(&admin, &s, 1).await;
+    let now = SystemTime::now();
+    let signed_in = b.register(NewSession::new(taken, "d", now, now + HOUR));
+    let forgot = b.forget_user("x");
+    // Hand the lock on: each holder's successor asks while the writer waits, so it is next.
+    let l2 = lock_when_free(&url, &s).await;
+    until_write_lock_waiters(&admin, &s, 2).await;
+    l1.batch_execute("COMMIT").await.unwrap();
+    assert!(!blocker.await.unwrap());
+    let l2 = l2.await.unwrap();
+    until_write_lock_waiters(&admin, &s, 1).await; // the batch [sign-in, forget_user]
+    let l3 = lock_when_free(&url, &s).await;
+    until_write_lock_waiters(&admin, &s, 2).await;
+    l2.batch_execute("COMMIT").await.unwrap(); // the batch fails on the taken id, rolls back
+    let l3 = l3.await.unwrap();
+    until_write_lock_waiters(&admin, &s, 1).await; // the sign-in alone
+    let l4 = lock_when_free(&url, &s).await;
+    until_write_lock_waiters(&admin, &s, 2).await;
+    l3.batch_execute("COMMIT").await.unwrap(); // the sign-in alone fails again
+    let l4 = l4.await.unwrap();
+    until_write_lock_waiters(&admin, &s, 1).await; // forget_user alone: its bound runs
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    l4.batch_execute("COMMIT").await.unwrap(); // its DELETE now waits for `row`
+
+    let forgot = forgot.await;
+    println!("forget_user, given up on: {forgot:?}");
+    assert!(
+        matches!(forgot, Err(RegistryError::Unreachable { .. })),
+        "{forgot:?}"
+    );
+    assert!(matches!(
+        signed_in.await,
+        Err(RegistryError::DuplicateId(_))
+    ));
+    row.batch_execute("ROLLBACK").await.unwrap(); // the abandoned DELETE runs now
+    let state: Vec<String> = admin
+        .query(
+            "SELECT coalesce(state, '') FROM pg_stat_activity WHERE strpos(query, $1) > 0",
+            &[&format!("DELETE FROM {s}.sessions WHERE user_id")],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    println!("the writer's connection after forget_user failed: {state:?}");
+    // A later sign-in on the same host.
+    let later = registered(&b, "f", HOUR).await;
+    assert!(b.validate(later, "f", SystemTime::now()).await.unwrap());
+    let left: i64 = admin.query_one(&x_rows, &[]).await.unwrap().get(0);
+    println!("x's sessions left after forget_user failed and a later sign-in: {left}");
+    assert_eq!(
+        left, 1,
+        "forget_user was reported failed (Unreachable), yet a later batch committed it"
+    );
+}
