@@ -775,3 +775,64 @@ async fn an_operation_given_up_on_is_not_committed_by_the_next_batch() {
         "forget_user was reported failed (Unreachable), yet a later batch committed it"
     );
 }
+
+/// A renewal the host gave up on (its operation timeout) and reported failed must not commit
+/// afterwards: after a failed `Session::renew` the response is a 503 without a cookie, so the
+/// browser keeps the old id, and if the rotation committed anyway that id is revoked and the
+/// user is signed out. With the transaction driven step by step, a batch given up on before
+/// its COMMIT went out was rolled back (the dropped `tokio_postgres::Transaction` sent
+/// ROLLBACK): only a timeout during the COMMIT's own round trip left the outcome open. With the
+/// batch in one flight the COMMIT is on the wire from the start, so any batch of pipelined
+/// operations the host gives up on after the server granted its lock commits.
+///
+/// The rotation waits for the writers' lock (3 s, under the server's 6 s lock timeout) and then
+/// for a row lock until the host gives up (6 s + 1 s after it started); the same two margins
+/// as the test above. Review of d6b4fe8 (branch review/flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_reported_failed_does_not_commit_afterwards() {
+    let Some(url) = pg_support::url("renew_given_up") else {
+        return;
+    };
+    const TIMEOUT: Duration = Duration::from_secs(6);
+    let schema = Schema::new(&url, "pf_renew_given_up");
+    let s = schema.name.clone();
+    let b = schema.builder().operation_timeout(TIMEOUT).open().unwrap();
+    let old = registered(&b, "u", HOUR).await;
+    let admin = pg_support::connect(&url).await;
+    let row = pg_support::connect(&url).await;
+    row.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM {s}.sessions WHERE id = '\\x{}' FOR UPDATE",
+        hex(old)
+    ))
+    .await
+    .unwrap();
+    let l1 = lock_when_free(&url, &s).await.await.unwrap();
+    let now = SystemTime::now();
+    let new = SessionId::generate();
+    let renewed = b.rotate("u", old, NewSession::new(new, "u", now, now + HOUR));
+    until_write_lock_waiters(&admin, &s, 1).await; // the rotation's bound runs
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    l1.batch_execute("COMMIT").await.unwrap(); // its UPDATE now waits for `row`
+    let renewed = renewed.await;
+    println!("rotate, given up on: {renewed:?}");
+    assert!(
+        matches!(renewed, Err(RegistryError::Unreachable { .. })),
+        "{renewed:?}"
+    );
+    row.batch_execute("ROLLBACK").await.unwrap(); // the rotation runs now
+                                                  // Whatever the abandoned transaction does, it has done once the writers' lock is free.
+    let probe = lock_when_free(&url, &s).await.await.unwrap();
+    probe.batch_execute("ROLLBACK").await.unwrap();
+    let fresh = schema.open(); // an empty cache: the table's answer
+    let (old_valid, new_valid) = (
+        fresh.validate(old, "u", SystemTime::now()).await.unwrap(),
+        fresh.validate(new, "u", SystemTime::now()).await.unwrap(),
+    );
+    println!("after the failed renewal: old id valid {old_valid}, new id valid {new_valid}");
+    assert_eq!(
+        (old_valid, new_valid),
+        (true, false),
+        "the renewal was reported failed, yet it committed: the old id, which the browser \
+         keeps, is revoked"
+    );
+}
