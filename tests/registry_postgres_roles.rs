@@ -470,3 +470,64 @@ async fn revoking_connect_from_public_keeps_outsiders_out() {
         .unwrap();
     assert_eq!(code, Some(SqlState::INSUFFICIENT_PRIVILEGE));
 }
+
+/// When the batch's first statement fails (here: the role may not take the writers' lock), the
+/// caller is told why, not "current transaction is aborted" (what every later statement of the
+/// batch, sent in the same flight, answers), for a pipelined operation and for one that runs
+/// alone; and nothing is left half-done on the connection (the owner's later writes work).
+/// Review of d6b4fe8 (branch review/flight): passes on main.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_lock_is_told_so() {
+    let Some(url) = pg_support::url_for_roles("no_lock_role").await else {
+        return;
+    };
+    let schema = Schema::new(&url, "no_lock_role");
+    let s = &schema.name;
+    let owner_reg = schema.open();
+    let keep = cached(&owner_reg, "alice").await;
+    let app = Role::new(&url, "nolock");
+    let without_lock: String = grants(s, &app.name)
+        .lines()
+        .filter(|l| !l.contains("write_lock"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    schema.execute(&without_lock);
+    let reg = PostgresRegistry::builder(&app.url)
+        .schema(s)
+        .migrate(false)
+        .cleanup_interval(Duration::ZERO)
+        .operation_timeout(Duration::from_secs(2))
+        .open()
+        .unwrap();
+    let now = SystemTime::now();
+    let signed_in = reg
+        .register(NewSession::new(
+            SessionId::generate(),
+            "bob",
+            now,
+            now + HOUR,
+        ))
+        .await;
+    let forgot = reg.forget_user("alice").await;
+    let both = reg.revoke_all(None).await;
+    for (what, result) in [
+        ("register", signed_in.map(|_| 0)),
+        ("forget_user", forgot),
+        ("revoke_all", both),
+    ] {
+        let message = format!("{result:?}");
+        println!("{what}: {message}");
+        assert!(
+            message.contains("write_lock") && !message.contains("aborted"),
+            "{what}: {message}"
+        );
+    }
+    assert!(owner_reg
+        .validate(keep, "alice", SystemTime::now())
+        .await
+        .unwrap());
+    assert!(reg
+        .validate(keep, "alice", SystemTime::now())
+        .await
+        .unwrap());
+}
