@@ -836,3 +836,47 @@ async fn a_renewal_reported_failed_does_not_commit_afterwards() {
          keeps, is revoked"
     );
 }
+
+/// A batch that meets a held writers' lock fails with `Busy` for every operation in it, those
+/// sent in the same flight as the lock (pipelined) and those that run alone after them, not
+/// with the "current transaction is aborted" the later statements answer; and the connection
+/// is usable at once afterwards. Review of d6b4fe8 (branch review/flight): passes on main.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_of_a_batch_that_meets_a_held_lock_is_told_busy() {
+    let Some(url) = pg_support::url("busy_kinds") else {
+        return;
+    };
+    let schema = Schema::new(&url, "pf_busy_kinds");
+    let s = schema.name.clone();
+    let b = schema
+        .builder()
+        .operation_timeout(Duration::from_millis(500))
+        .open()
+        .unwrap();
+    let x = registered(&b, "x", HOUR).await;
+    let admin = pg_support::connect(&url).await;
+    let holder = lock_when_free(&url, &s).await.await.unwrap();
+    let blocker = b.revoke_id(SessionId::generate());
+    until_write_lock_waiters(&admin, &s, 1).await;
+    // Queued behind the waiting batch: the next batch mixes pipelined and lone operations.
+    let now = SystemTime::now();
+    let revoked = b.revoke_id(x);
+    let forgot = b.forget_user("x");
+    let signed_in = b.register(NewSession::new(SessionId::generate(), "y", now, now + HOUR));
+    let first = blocker.await;
+    let results = [
+        revoked.await.map(|_| ()),
+        forgot.await.map(|_| ()),
+        signed_in.await.map(|_| ()),
+    ];
+    println!("the waiting batch: {first:?}; the next: {results:?}");
+    assert!(matches!(first, Err(RegistryError::Busy)), "{first:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(RegistryError::Busy))),
+        "{results:?}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert!(b.revoke_id(x).await.unwrap(), "usable at once");
+}
