@@ -888,3 +888,91 @@ async fn a_half_built_user_index_does_not_pass_for_version_4s() {
         "after the migration no valid index covers a user's sessions: {indexes:?}"
     );
 }
+
+/// The migration to version 4 on a live database: hosts of the new release keep signing in and
+/// signing out everywhere while another host of it migrates a version 3 schema of 100,000
+/// sessions. Their writes may be held back (the index build) and fail as `Busy` at worst:
+/// never a deadlock, a plan gone stale or any other error; and the migration is done once.
+/// Review of schema version 4 (branch review/flight): passes on main.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_to_version_4_under_writes_fails_no_write_but_busy() {
+    let Some(url) = pg_support::url("v4_live") else {
+        return;
+    };
+    let schema = Schema::new(&url, "v4_live");
+    let s = &schema.name;
+    let hosts: Vec<Arc<PostgresRegistry>> = (0..2).map(|_| Arc::new(schema.open())).collect();
+    cached(&hosts[0], "warm").await;
+    schema.execute(&format!(
+        "INSERT INTO {s}.sessions (id, user_id, created_at, expires_at, last_seen_at) \
+         SELECT substring(sha224(g::text::bytea) FROM 1 FOR 16), 'user' || (g / 5), now(), \
+         now() + interval '1 hour', now() FROM generate_series(1, 100000) g;
+         CREATE INDEX sessions_user_active ON {s}.sessions (user_id, created_at DESC)
+             WHERE revoked_at IS NULL;
+         DROP INDEX {s}.sessions_user;
+         UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';"
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (n, host) in hosts.iter().enumerate() {
+        let (host, stop) = (host.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut done, mut errors) = (0u64, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let user = format!("w{n}_{}", done % 7);
+                let now = SystemTime::now();
+                let id = SessionId::generate();
+                if let Err(e) = host
+                    .register(NewSession::new(id, &user, now, now + HOUR))
+                    .await
+                {
+                    errors.push(format!("{e:?}"));
+                }
+                if let Err(e) = host.revoke_user(&user, Some(id)).await {
+                    errors.push(format!("{e:?}"));
+                }
+                done += 1;
+            }
+            (done, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let migrating = {
+        let url = url.clone();
+        let s = s.clone();
+        tokio::task::spawn_blocking(move || {
+            PostgresRegistry::builder(&url)
+                .schema(&s)
+                .cleanup_interval(Duration::ZERO)
+                .open()
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}"))
+        })
+    };
+    let migrated = migrating.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut unexpected = Vec::new();
+    for w in writers {
+        let (done, errors) = w.await.unwrap();
+        let busy = errors.iter().filter(|e| e.as_str() == "Busy").count();
+        println!(
+            "a writing host: {done} rounds, {busy} Busy, others {:?}",
+            errors.len() - busy
+        );
+        unexpected.extend(errors.into_iter().filter(|e| e != "Busy"));
+    }
+    println!("the migration: {migrated:?}");
+    assert!(migrated.is_ok(), "{migrated:?}");
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    let admin = pg_support::connect(&url).await;
+    let version: String = admin
+        .query_one(
+            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "4");
+}
