@@ -291,9 +291,7 @@ fn back_to_version_2(schema: &Schema) {
              RETURN NULL;
          END $$;
          DROP TABLE {s}.write_lock;
-         CREATE INDEX sessions_user_active ON {s}.sessions (user_id, created_at DESC)
-             WHERE revoked_at IS NULL;
-         DROP INDEX {s}.sessions_user;
+         DROP INDEX {s}.sessions_user_revoked;
          UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';"
     ));
 }

@@ -121,6 +121,33 @@ pub(crate) async fn check(
             Some(_) => {}
         }
     }
+    // An index a failed `CREATE INDEX CONCURRENTLY` left behind exists but is never used: the
+    // queries it serves then read the whole table, some under the writers' lock.
+    for index in [
+        "sessions_pkey",
+        "sessions_user_active",
+        "sessions_user_revoked",
+        "sessions_expires_at",
+        "revocations_pkey",
+        "revocations_expires_at",
+    ] {
+        let valid: Option<bool> = client
+            .query_opt(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
+                &[&format!("{s}.{index}")],
+            )
+            .await
+            .map_err(&err)?
+            .map(|row| row.get(0));
+        match valid {
+            None => problems.push(format!("the index `{s}.{index}` is missing")),
+            Some(false) => problems.push(format!(
+                "the index `{s}.{index}` is invalid (a failed or cancelled build): rebuild it \
+                 with `REINDEX INDEX CONCURRENTLY {s}.{index}`"
+            )),
+            Some(true) => {}
+        }
+    }
     Ok(RegistryCheck {
         schema_version,
         problems,

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::job::Reply;
 use super::schema::micros;
 use super::shared::Shared;
+use super::statements::Statements;
 use super::write_ops::{apply, pipelined};
 use super::writer::Writer;
 use crate::registry::ops::{after_commit, Outcome, WriteOp};
@@ -60,20 +61,22 @@ impl Writer {
     /// reason of the database's; updates the cache, then replies.
     async fn commit(&mut self, shared: &Shared, batch: Vec<(WriteOp, Reply<Outcome>)>) {
         let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
-        let results = match shared.bounded(self.transaction(shared, &ops)).await {
+        let (result, in_doubt) = self.attempt(shared, &ops).await;
+        let results = match result {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             // Only an error of one operation's own (a duplicate id, a value the server refused)
-            // is worth trying each alone; a lock timeout or an unreachable server would only
-            // make every caller wait once per operation.
+            // is worth trying each alone, and only once the batch is known to be rolled back
+            // (a COMMIT whose answer never came may have committed it); a lock timeout or an
+            // unreachable server would only make every caller wait once per operation.
             Err(e @ (RegistryError::DuplicateId(_) | RegistryError::Backend(_)))
-                if ops.len() > 1 =>
+                if ops.len() > 1 && !in_doubt =>
             {
                 if matches!(e, RegistryError::Backend(_)) {
                     self.prepare_again();
                 }
                 let mut results = Vec::with_capacity(ops.len());
                 for op in &ops {
-                    let alone = shared.bounded(self.transaction(shared, &[op])).await;
+                    let (alone, _) = self.attempt(shared, &[op]).await;
                     results.push(alone.and_then(|mut o| o.pop().ok_or_else(|| copy(&e))));
                 }
                 results
@@ -98,97 +101,115 @@ impl Writer {
         }
     }
 
+    /// [`transaction`](Self::transaction) within the operation timeout; whether its end went
+    /// unseen, in which case the connection has been dropped (see `Writer::in_doubt`).
+    async fn attempt(
+        &mut self,
+        shared: &Shared,
+        ops: &[&WriteOp],
+    ) -> (Result<Vec<Outcome>, RegistryError>, bool) {
+        let result = shared.bounded(self.transaction(shared, ops)).await;
+        let in_doubt = self.drop_if_in_doubt();
+        (result, in_doubt)
+    }
+
     /// Runs `ops` in one transaction under the writers' lock, pipelined: the `BEGIN` with the
-    /// lock, every operation that is one prepared statement, and the `COMMIT` go out in the
-    /// batch's order before any answer is awaited (see `statements.rs`). The server runs a
-    /// connection's messages in the order they come, so the lock is taken first, and once it is
-    /// granted the batch runs and commits without waiting for this side: the lock passes from
-    /// host to host inside the server, with no round trip to a host while it is held. Any
-    /// other operation waits for everything before it and runs alone, so the batch's order is
-    /// the order its operations run in, whatever they are.
+    /// lock and every operation that is one prepared statement go out in the batch's order
+    /// before any answer is awaited (see `statements.rs`), and the server runs a connection's
+    /// messages in the order they come, so the lock is taken first and, once it is granted,
+    /// the batch's statements run without waiting for this side. Any other operation waits for
+    /// everything before it and runs alone, so the batch's order is the order its operations
+    /// run in, whatever they are.
     ///
-    /// The `COMMIT` is sent only once every operation has been sent (an operation that fails
-    /// before it is sent, on this side, would otherwise leave the rest to be committed without
-    /// it); after that, an operation can fail only on the server, which aborts the transaction
-    /// and turns that `COMMIT` into a rollback. A batch that fails before its `COMMIT` was sent
-    /// is rolled back explicitly.
+    /// The `COMMIT` goes out only once every answer is in and none failed (else a `ROLLBACK`):
+    /// a batch given up on before then (the operation timeout) must not commit afterwards,
+    /// since its callers are told it failed. Until that last answer is seen, the connection is
+    /// in doubt, and a batch that ends in doubt closes it (`Writer::in_doubt`).
     async fn transaction(
         &mut self,
         shared: &Shared,
         ops: &[&WriteOp],
     ) -> Result<Vec<Outcome>, RegistryError> {
-        let err = shared.err();
-        let (client, statements) = self.prepared(shared).await?;
-        let client = &*client;
-        let mut begin = pin!(client.batch_execute(&statements.begin));
-        let mut commit = pin!(client.batch_execute("COMMIT"));
-        let began = start(&mut begin).await;
-        let mut commit_sent = None;
-        let mut outcomes = Vec::with_capacity(ops.len());
-        let mut failed = None;
-        let mut rest = ops;
-        while let Some(first) = rest.first() {
-            let run = rest.iter().take_while(|op| pipelined(op, shared)).count();
-            if run == 0 {
-                match apply(client, shared, statements, first).await {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-                rest = &rest[1..];
-                continue;
-            }
-            let mut pending: Vec<_> = rest[..run]
-                .iter()
-                .map(|op| Box::pin(apply(client, shared, statements, op)))
-                .collect();
-            let mut answered = Vec::with_capacity(run);
-            for op in &mut pending {
-                answered.push(start(op).await);
-            }
-            let all_sent = !answered.iter().any(|a| matches!(a, Some(Err(_))));
-            if run == rest.len() && all_sent {
-                commit_sent = Some(start(&mut commit).await);
-            }
-            for (op, answer) in pending.iter_mut().zip(answered) {
-                let result = match answer {
-                    Some(result) => result,
-                    None => op.await,
-                };
-                match result {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
+        let (client, statements, in_doubt) = self.prepared(shared).await?;
+        *in_doubt = true;
+        let (result, ended) = run(client, statements, shared, ops).await;
+        *in_doubt = !ended;
+        result
+    }
+}
+
+/// The body of [`Writer::transaction`]: its result, and whether the transaction's end (the
+/// answer to its `COMMIT` or `ROLLBACK`) was seen.
+async fn run(
+    client: &tokio_postgres::Client,
+    statements: &Statements,
+    shared: &Shared,
+    ops: &[&WriteOp],
+) -> (Result<Vec<Outcome>, RegistryError>, bool) {
+    let err = shared.err();
+    let mut begin = pin!(client.batch_execute(&statements.begin));
+    let began = start(&mut begin).await;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut failed = None;
+    let mut rest = ops;
+    while let Some(first) = rest.first() {
+        let piped = rest.iter().take_while(|op| pipelined(op, shared)).count();
+        if piped == 0 {
+            match apply(client, shared, statements, first).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
             }
-            if failed.is_some() {
-                break;
-            }
-            rest = &rest[run..];
+            rest = &rest[1..];
+            continue;
         }
-        // The lock's answer comes first: if it failed, so did everything after it, and its
-        // error is the one that says why.
-        let began = match began {
-            Some(result) => result,
-            None => begin.await,
-        };
-        let failed = match (began, failed) {
-            (Err(e), _) => Some(err(e)),
-            (Ok(()), failed) => failed,
-        };
-        let ended = match commit_sent {
-            Some(Some(result)) => result,
-            Some(None) => commit.await,
-            None if failed.is_none() => commit.await,
-            None => client.batch_execute("ROLLBACK").await,
-        };
-        match (failed, ended) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(err(e)),
-            (None, Ok(())) => Ok(outcomes),
+        let mut pending: Vec<_> = rest[..piped]
+            .iter()
+            .map(|op| Box::pin(apply(client, shared, statements, op)))
+            .collect();
+        let mut answered = Vec::with_capacity(piped);
+        for op in &mut pending {
+            answered.push(start(op).await);
+        }
+        for (op, answer) in pending.iter_mut().zip(answered) {
+            let result = match answer {
+                Some(result) => result,
+                None => op.await,
+            };
+            match result {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if failed.is_some() {
+            break;
+        }
+        rest = &rest[piped..];
+    }
+    // The lock's answer came first: if it failed, so did everything after it, and its error is
+    // the one that says why.
+    let began = match began {
+        Some(result) => result,
+        None => begin.await,
+    };
+    let failed = match (began, failed) {
+        (Err(e), _) => Some(err(e)),
+        (Ok(()), failed) => failed,
+    };
+    match failed {
+        None => match client.batch_execute("COMMIT").await {
+            Ok(()) => (Ok(outcomes), true),
+            // Committed or not: only the server knows (a connection lost on the way back, a
+            // standby that never confirmed).
+            Err(e) => (Err(err(e)), false),
+        },
+        Some(e) => {
+            let ended = client.batch_execute("ROLLBACK").await.is_ok();
+            (Err(e), ended)
         }
     }
 }

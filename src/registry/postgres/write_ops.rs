@@ -1,6 +1,7 @@
 //! The SQL of each write operation, run inside the writers' transaction (on its connection,
 //! `tx`, which is in that transaction): registering (with the cap on sessions per user),
-//! rotating, revoking (logged in the same statement) and deleting expired sessions. Its own file because the batching (`write_batch.rs`) and the cleanup
+//! rotating, revoking (logged in the same statement) and deleting expired sessions. Its own
+//! file because the batching (`write_batch.rs`) and the cleanup
 //! (`maintenance.rs`) both call it, and it knows neither.
 
 use std::time::SystemTime;

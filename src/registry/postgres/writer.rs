@@ -15,6 +15,11 @@ use crate::registry::RegistryError;
 pub(super) struct Writer {
     client: Option<Client>,
     statements: Option<Statements>,
+    /// Whether a transaction of the batch writer began on `client` and its end (the answer to
+    /// its COMMIT or ROLLBACK) was not seen: given up on, the connection may still be inside
+    /// it, holding the writers' lock, and a later COMMIT on it would commit what a caller was
+    /// told failed. Such a connection is closed, never reused (the server then rolls back).
+    in_doubt: bool,
 }
 
 impl Writer {
@@ -22,10 +27,12 @@ impl Writer {
         Writer {
             client: Some(client),
             statements: None,
+            in_doubt: false,
         }
     }
 
     pub(super) async fn client(&mut self, shared: &Shared) -> Result<&mut Client, RegistryError> {
+        self.drop_if_in_doubt();
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.statements = None;
@@ -36,13 +43,18 @@ impl Writer {
             .ok_or_else(|| RegistryError::Backend("no writer connection".into()))
     }
 
-    /// The connection and its prepared statements, preparing them first if need be.
+    /// The connection, its prepared statements (prepared first if need be), and its
+    /// [`in_doubt`](Writer::in_doubt) flag, for a transaction to set and clear.
     pub(super) async fn prepared(
         &mut self,
         shared: &Shared,
-    ) -> Result<(&mut Client, &Statements), RegistryError> {
+    ) -> Result<(&mut Client, &Statements, &mut bool), RegistryError> {
         self.client(shared).await?;
-        let Writer { client, statements } = self;
+        let Writer {
+            client,
+            statements,
+            in_doubt,
+        } = self;
         let client = client
             .as_mut()
             .ok_or_else(|| RegistryError::Backend("no writer connection".into()))?;
@@ -52,7 +64,18 @@ impl Writer {
         let statements = statements
             .as_ref()
             .ok_or_else(|| RegistryError::Backend("no prepared statements".into()))?;
-        Ok((client, statements))
+        Ok((client, statements, in_doubt))
+    }
+
+    /// Whether the last transaction's end went unseen (see [`in_doubt`](Writer::in_doubt)); if
+    /// so, the connection is dropped here, so that the server rolls the transaction back and
+    /// the next batch opens a new one.
+    pub(super) fn drop_if_in_doubt(&mut self) -> bool {
+        let in_doubt = self.in_doubt;
+        if in_doubt {
+            self.reconnect();
+        }
+        in_doubt
     }
 
     /// Forgets the connection (the next batch opens a new one), as after a timeout: it may be
@@ -60,6 +83,7 @@ impl Writer {
     pub(super) fn reconnect(&mut self) {
         self.client = None;
         self.statements = None;
+        self.in_doubt = false;
     }
 
     /// Forgets the prepared statements: after a failed batch, in case they were the cause (a
