@@ -755,7 +755,18 @@ async fn an_operation_given_up_on_is_not_committed_by_the_next_batch() {
         signed_in.await,
         Err(RegistryError::DuplicateId(_))
     ));
-    row.batch_execute("ROLLBACK").await.unwrap(); // the abandoned DELETE runs now
+    // Given up on, the writer cancels what its connection still runs: the writers' lock is free
+    // again while `row` still holds the row the abandoned DELETE waits for. (Without the cancel,
+    // the DELETE kept the lock until the server's own lock timeout ended it, 5 s later.)
+    let probe = pg_support::connect(&url).await;
+    probe
+        .batch_execute(&format!(
+            "SET lock_timeout = '4s'; BEGIN; LOCK TABLE {s}.write_lock IN EXCLUSIVE MODE"
+        ))
+        .await
+        .expect("the abandoned transaction still holds the writers' lock");
+    probe.batch_execute("ROLLBACK").await.unwrap();
+    row.batch_execute("ROLLBACK").await.unwrap(); // the abandoned DELETE runs now, if alive
     let state: Vec<String> = admin
         .query(
             "SELECT coalesce(state, '') FROM pg_stat_activity WHERE strpos(query, $1) > 0",

@@ -83,6 +83,10 @@ use tokio_postgres::error::SqlState;
 
 use crate::registry::RegistryError;
 
+/// The longest a migration's statements may run (the start-up that migrates waits as long):
+/// building version 4's index takes ~0.9 s a million sessions on a small machine.
+pub(crate) const MIGRATION_LIMIT: Duration = Duration::from_secs(600);
+
 /// The newest schema version this library creates and understands.
 pub(crate) const SCHEMA_VERSION: i64 = 4;
 
@@ -191,11 +195,14 @@ UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
 -- Partial, as the index of active sessions is, so that queries of active sessions do not read
 -- a user's revoked history. IF NOT EXISTS: an operator may build it beforehand with CREATE
 -- INDEX CONCURRENTLY, so that the migration does not hold up writes while it builds; one that
--- such a build left invalid (it failed or was cancelled) is built again here.
+-- such a build left invalid (it failed or was cancelled) is built again here; one still
+-- being built is left to finish.
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_index
                WHERE indexrelid = to_regclass('{s}.sessions_user_revoked') AND NOT indisvalid)
+       AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index
+               WHERE index_relid = to_regclass('{s}.sessions_user_revoked'))
     THEN
         DROP INDEX {s}.sessions_user_revoked;
     END IF;
@@ -351,6 +358,15 @@ pub(crate) async fn migrate(
                 .await
                 .map_err(|e| migration_refused(server, found, e))?;
             let found = version(&tx, schema).await.map_err(err)?.unwrap_or(found);
+            // A migration may build an index (version 4: ~0.9 s a million sessions), longer
+            // than the operation timeout that bounds everything else; waiting for a lock stays
+            // bounded by it.
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {}",
+                MIGRATION_LIMIT.as_millis()
+            ))
+            .await
+            .map_err(err)?;
             for version in found.max(1) + 1..=SCHEMA_VERSION {
                 tx.batch_execute(&migration_sql(schema, version))
                     .await

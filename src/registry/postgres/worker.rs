@@ -31,7 +31,7 @@ use super::job::Job;
 use super::listener;
 use super::operator;
 use super::reader::Reader;
-use super::schema::migrate;
+use super::schema::{migrate, timed_out, MIGRATION_LIMIT};
 use super::shared::{shared_state, Shared};
 use super::writer::Writer;
 use crate::registry::RegistryError;
@@ -94,9 +94,14 @@ async fn run(
 ) {
     let started = async {
         let mut writer = shared.connect().await?;
-        shared
-            .bounded(migrate(&mut writer, &shared.schema, create, &shared.server))
-            .await?;
+        // Bounded by the migration's own limit: it may build an index (see `schema.rs`).
+        let limit = MIGRATION_LIMIT + Duration::from_secs(1);
+        tokio::time::timeout(
+            limit,
+            migrate(&mut writer, &shared.schema, create, &shared.server),
+        )
+        .await
+        .unwrap_or_else(|_| Err(timed_out(&shared.server, limit)))?;
         let writer = Writer::new(writer);
         let reader = Reader::connect(&shared).await?;
         let (first, first_rx) = oneshot::channel();

@@ -109,7 +109,7 @@ impl Writer {
         ops: &[&WriteOp],
     ) -> (Result<Vec<Outcome>, RegistryError>, bool) {
         let result = shared.bounded(self.transaction(shared, ops)).await;
-        let in_doubt = self.drop_if_in_doubt();
+        let in_doubt = self.drop_if_in_doubt(shared);
         (result, in_doubt)
     }
 

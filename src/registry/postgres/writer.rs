@@ -32,7 +32,7 @@ impl Writer {
     }
 
     pub(super) async fn client(&mut self, shared: &Shared) -> Result<&mut Client, RegistryError> {
-        self.drop_if_in_doubt();
+        self.drop_if_in_doubt(shared);
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.statements = None;
@@ -70,9 +70,24 @@ impl Writer {
     /// Whether the last transaction's end went unseen (see [`in_doubt`](Writer::in_doubt)); if
     /// so, the connection is dropped here, so that the server rolls the transaction back and
     /// the next batch opens a new one.
-    pub(super) fn drop_if_in_doubt(&mut self) -> bool {
+    ///
+    /// Dropping the client is not enough on its own: tokio-postgres closes the connection only
+    /// once every answer it is owed has come, and a statement still waiting for a lock keeps
+    /// the transaction, and the writers' lock with it, until then. So the statement running
+    /// is cancelled first; the transaction then fails, the statements queued behind it fail at
+    /// once, and the connection closes.
+    pub(super) fn drop_if_in_doubt(&mut self, shared: &Shared) -> bool {
         let in_doubt = self.in_doubt;
         if in_doubt {
+            if let Some(client) = &self.client {
+                let cancel = client.cancel_token();
+                let tls = shared.tls.clone();
+                // Best effort: if the cancel cannot reach the server, the server's own lock
+                // and statement timeouts end the transaction.
+                tokio::spawn(async move {
+                    let _ = cancel.cancel_query(tls).await;
+                });
+            }
             self.reconnect();
         }
         in_doubt
