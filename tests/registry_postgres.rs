@@ -752,15 +752,7 @@ async fn a_version_1_schema_is_migrated_to_announce_updates_by_hand() {
     ));
     let (a, b) = (schema.open(), schema.open());
     let admin = pg_support::connect(&url).await;
-    let version: String = admin
-        .query_one(
-            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, "4");
+    assert_eq!(pg_support::schema_version(&admin, s).await, "4");
     // Version 4: an index of a user's revoked sessions beside that of active ones.
     let indexes: Vec<String> = admin
         .query(
@@ -855,15 +847,7 @@ async fn a_half_built_user_index_does_not_pass_for_version_4s() {
     // The first host of the new release migrates.
     let host = schema.open();
     let admin = pg_support::connect(&url).await;
-    let version: String = admin
-        .query_one(
-            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, "4");
+    assert_eq!(pg_support::schema_version(&admin, s).await, "4");
     let indexes: Vec<(String, bool)> = admin
         .query(
             "SELECT c.relname::text, i.indisvalid FROM pg_index i \
@@ -987,13 +971,5 @@ async fn migrating_to_version_4_under_writes_fails_no_write_but_busy() {
     assert!(migrated.is_ok(), "{migrated:?}");
     assert!(unexpected.is_empty(), "{unexpected:?}");
     let admin = pg_support::connect(&url).await;
-    let version: String = admin
-        .query_one(
-            &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, "4");
+    assert_eq!(pg_support::schema_version(&admin, s).await, "4");
 }

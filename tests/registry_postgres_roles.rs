@@ -297,14 +297,7 @@ fn back_to_version_2(schema: &Schema) {
 }
 
 async fn version(url: &str, s: &str) -> String {
-    let c = pg_support::connect(url).await;
-    c.query_one(
-        &format!("SELECT value FROM {s}.meta WHERE key = 'schema_version'"),
-        &[],
-    )
-    .await
-    .unwrap()
-    .get(0)
+    pg_support::schema_version(&pg_support::connect(url).await, s).await
 }
 
 /// Waits until a backend of the registry (application name `sealed-sessions`) waits for a lock

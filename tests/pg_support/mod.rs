@@ -353,3 +353,15 @@ pub async fn url_for_roles(test: &str) -> Option<String> {
     }
     Some(url)
 }
+
+/// The registry schema's version as `meta` records it.
+pub async fn schema_version(client: &tokio_postgres::Client, schema: &str) -> String {
+    client
+        .query_one(
+            &format!("SELECT value FROM {schema}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
