@@ -148,13 +148,19 @@ async fn run(
 ) -> (Result<Vec<Outcome>, RegistryError>, bool) {
     let err = shared.err();
     let mut begin = pin!(client.batch_execute(&statements.begin));
-    let began = start(&mut begin).await;
+    let mut began = start(&mut begin).await;
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut failed = None;
     let mut rest = ops;
     while let Some(first) = rest.first() {
         let piped = rest.iter().take_while(|op| pipelined(op, shared)).count();
         if piped == 0 {
+            // Answers are awaited in the order they come: tokio-postgres holds back every
+            // answer behind one whose receiver is full (two chunks), so the lock's answer is
+            // taken before any later statement's.
+            if began.is_none() {
+                began = Some(begin.as_mut().await);
+            }
             match apply(client, shared, statements, first).await {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(e) => {
@@ -172,6 +178,9 @@ async fn run(
         let mut answered = Vec::with_capacity(piped);
         for op in &mut pending {
             answered.push(start(op).await);
+        }
+        if began.is_none() {
+            began = Some(begin.as_mut().await);
         }
         for (op, answer) in pending.iter_mut().zip(answered) {
             let result = match answer {
@@ -194,7 +203,7 @@ async fn run(
     // the one that says why.
     let began = match began {
         Some(result) => result,
-        None => begin.await,
+        None => begin.as_mut().await,
     };
     let failed = match (began, failed) {
         (Err(e), _) => Some(err(e)),
