@@ -6,9 +6,9 @@
 //! operations ran one after another: a batch of 64 sign-outs everywhere held the lock for some
 //! 200 round trips. Prepared once per connection, each operation is one message that
 //! tokio-postgres sends when its future is first polled, so the batch sends its `BEGIN` with the
-//! lock, every operation in its order and its `COMMIT` before awaiting any answer
-//! (`write_batch.rs`), and the server runs them in that order: once the lock is granted, the
-//! batch runs and commits without a round trip to the host, whatever its size.
+//! lock and every operation in its order before awaiting any answer (`write_batch.rs`), and the
+//! server runs them in that order: once the lock is granted, the batch's statements run without
+//! a round trip to the host, whatever its size; the `COMMIT` follows their answers.
 //!
 //! Each operation is one statement so that the order it is sent in is the order it runs in, and
 //! no other operation of the batch can run between two of its parts: the rotation revokes the
